@@ -1,0 +1,117 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Doc-info kernels: the EOS scan over a token batch and the row builder.
+
+Written in Cython because both are single passes with data-dependent control flow that numpy can
+only express as several full-size temporaries (measured in benchmarks/bench_docinfo.py).
+"""
+
+import numpy as np
+
+from libc.stdint cimport int64_t, uint32_t
+
+
+def scan_batch(const uint32_t[:, ::1] batch, uint32_t eos, uint32_t core0, Py_ssize_t capacity=0):
+    """Flat positions (``seq * L + pos``) of every EOS token and of every token equal to ``core0``,
+    the first token of the split-EOS core pattern (candidates, verified by the caller)."""
+    cdef Py_ssize_t S = batch.shape[0], L = batch.shape[1]
+    cdef Py_ssize_t s, i, ne = 0, nc = 0
+    cdef uint32_t t
+    if capacity <= 0:
+        capacity = S * L // 64 + 64
+    eos_pos = np.empty(capacity, dtype=np.int64)
+    cand_pos = np.empty(64, dtype=np.int64)
+    cdef int64_t[::1] ev = eos_pos
+    cdef int64_t[::1] cv = cand_pos
+    for s in range(S):
+        for i in range(L):
+            t = batch[s, i]
+            if t == eos:
+                if ne == ev.shape[0]:
+                    eos_pos = np.resize(eos_pos, 2 * ne)
+                    ev = eos_pos
+                ev[ne] = s * L + i
+                ne += 1
+            elif t == core0:
+                if nc == cv.shape[0]:
+                    cand_pos = np.resize(cand_pos, 2 * nc)
+                    cv = cand_pos
+                cv[nc] = s * L + i
+                nc += 1
+    return eos_pos[:ne], cand_pos[:nc]
+
+
+cdef inline Py_ssize_t _ceil_half(Py_ssize_t k):
+    return (k + 1) // 2
+
+
+def build_rows(const int64_t[::1] ustart, const int64_t[::1] uend, Py_ssize_t S, Py_ssize_t L,
+               int64_t batch_index):
+    """Doc-info rows of one batch from its EOS units (sorted, inclusive flat spans).
+
+    Documents are the non-EOS spans. Empty rows reproduce how the paper's text decoding
+    (join sequences with the EOS string, collapse doubled EOS strings left to right, split)
+    yields empty lines: a run of k consecutive EOS units in the joined stream becomes ceil(k/2)
+    EOS strings, i.e. ceil(k/2) - 1 empty lines inside the batch and ceil(k/2) at its start or end.
+    Rows: (batch, seq, start, end) inclusive; empty rows are (b, 0, 0, 0) at the start and
+    (b, s, L, L) elsewhere, as in the paper. A run of 3+ units inside one sequence is an error.
+    """
+    cdef Py_ssize_t n_units = ustart.shape[0]
+    cdef Py_ssize_t u = 0, s, pos, a, e, k = 0, run_seq = 0, j, n = 0, cap
+    cdef bint at_start = True, run_inside = True
+    cap = 2 * n_units + 2 * S + 8
+    rows = np.empty((cap, 4), dtype=np.int64)
+    cdef int64_t[:, ::1] r = rows
+
+    for s in range(S):
+        pos = 0
+        while u < n_units and ustart[u] < (s + 1) * L:
+            a = ustart[u] - s * L
+            e = uend[u] - s * L
+            if e >= L:
+                e = L - 1
+            if a > pos:
+                # close the run before this document
+                if at_start:
+                    for j in range(_ceil_half(k)):
+                        r[n, 0] = batch_index; r[n, 1] = 0; r[n, 2] = 0; r[n, 3] = 0; n += 1
+                else:
+                    if k >= 3 and run_inside:
+                        raise ValueError(
+                            f"batch {batch_index}, sequence {s}: three or more EOS in a row before token {a}")
+                    for j in range(_ceil_half(k) - 1):
+                        r[n, 0] = batch_index; r[n, 1] = run_seq; r[n, 2] = L; r[n, 3] = L; n += 1
+                at_start = False
+                r[n, 0] = batch_index; r[n, 1] = s; r[n, 2] = pos; r[n, 3] = a - 1; n += 1
+                k = 0
+            if k == 0:
+                run_seq = s
+                run_inside = True
+            k += 1
+            pos = e + 1
+            u += 1
+        if pos < L:
+            if at_start:
+                for j in range(_ceil_half(k)):
+                    r[n, 0] = batch_index; r[n, 1] = 0; r[n, 2] = 0; r[n, 3] = 0; n += 1
+            else:
+                if k >= 3 and run_inside:
+                    raise ValueError(f"batch {batch_index}, sequence {s}: three or more EOS in a row")
+                for j in range(_ceil_half(k) - 1):
+                    r[n, 0] = batch_index; r[n, 1] = run_seq; r[n, 2] = L; r[n, 3] = L; n += 1
+            at_start = False
+            r[n, 0] = batch_index; r[n, 1] = s; r[n, 2] = pos; r[n, 3] = L - 1; n += 1
+            k = 0
+        if s < S - 1:
+            # the decoder joins sequences with one EOS string
+            if k == 0:
+                run_seq = s
+            k += 1
+            run_inside = False
+    # the run at the end of the batch
+    if at_start:
+        for j in range(_ceil_half(k)):
+            r[n, 0] = batch_index; r[n, 1] = 0; r[n, 2] = 0; r[n, 3] = 0; n += 1
+    else:
+        for j in range(_ceil_half(k)):
+            r[n, 0] = batch_index; r[n, 1] = S - 1; r[n, 2] = L; r[n, 3] = L; n += 1
+    return rows[:n]

@@ -1,0 +1,247 @@
+"""OLMo's data and schedule semantics, re-implemented without depending on the OLMo repo.
+
+Facts (not code) from allenai/OLMo ``main``: ``olmo/data/memmap_dataset.py`` (raw memmaps, instance
+layout), ``olmo/data/iterable_dataset.py`` (``_build_global_indices``: PCG64(seed + epoch) shuffle of
+``arange(N, uint32)``, drop_last to the world size), ``olmo/optim.py`` (``CosWithWarmup``) and
+``olmo/config.py`` (defaults). See ``../shared/reference/olmo-facts.md`` §1, §2, §7 of the design notes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from intervene.atomic import atomic_path
+
+#: OLMo's ``DataConfig.memmap_dtype`` default (OLMo 2 configs override it with uint32).
+DEFAULT_MEMMAP_DTYPE = "uint16"
+
+
+class DataError(ValueError):
+    """Input data that does not match what the configuration says (names the file and the problem)."""
+
+
+def instance_counts(file_sizes_bytes: Sequence[int] | np.ndarray, dtype, seq_len: int) -> np.ndarray:
+    """Instances per token file: ``floor(n_tokens / seq_len)``; OLMo ignores trailing tokens."""
+    itemsize = np.dtype(dtype).itemsize
+    sizes = np.asarray(file_sizes_bytes, dtype=np.int64)
+    if (sizes < 0).any():
+        raise ValueError("file sizes must be non-negative")
+    return sizes // (itemsize * int(seq_len))
+
+
+def global_indices(
+    num_instances: int,
+    seed: int,
+    epoch: int = 0,
+    world_size: int = 1,
+    drop_last: bool = True,
+    *,
+    out: str | os.PathLike | None = None,
+    shuffle: bool = True,
+) -> np.ndarray:
+    """OLMo's global data order (``IterableDataset._build_global_indices``).
+
+    ``np.arange(N, uint32)`` shuffled in place by ``Generator(PCG64(seed + epoch))``; with
+    ``drop_last`` truncated to the largest multiple of ``world_size`` (not of the batch size), else
+    padded by repeating the head. With ``out`` the array is built in a raw uint32 memmap at that path
+    (OLMo's ``global_indices.npy`` format: no header), so N ~ 1e9 never needs a second in-memory copy;
+    the file appears only when complete.
+    """
+    n = int(num_instances)
+    if n < 0 or n >= 2**32 - 1:
+        raise ValueError(f"num_instances={n} out of range for uint32 indices")
+    if drop_last and n % world_size != 0:
+        num_samples = math.ceil((n - world_size) / world_size)
+    else:
+        num_samples = math.ceil(n / world_size)
+    total = num_samples * world_size
+
+    def fill(arr: np.ndarray) -> np.ndarray:
+        chunk = 1 << 24
+        for lo in range(0, n, chunk):
+            hi = min(n, lo + chunk)
+            arr[lo:hi] = np.arange(lo, hi, dtype=np.uint32)
+        if shuffle:
+            np.random.Generator(np.random.PCG64(seed + epoch)).shuffle(arr[:n])
+        if total > n:  # pad by repeating the head (OLMo without drop_last)
+            pad = total - n
+            reps = np.resize(arr[:n], pad) if pad > n else arr[:pad]
+            arr[n:total] = reps
+        return arr
+
+    if out is None:
+        arr = np.empty(max(n, total), dtype=np.uint32)
+        return fill(arr)[:total]
+    with atomic_path(out) as tmp:
+        mm = np.memmap(tmp, dtype=np.uint32, mode="w+", shape=(max(n, total, 1),))
+        fill(mm)
+        mm.flush()
+        del mm
+        if total != max(n, total, 1):
+            os.truncate(tmp, total * 4)
+    return np.memmap(out, dtype=np.uint32, mode="r") if total else np.zeros(0, np.uint32)
+
+
+def lr_at(
+    step: int,
+    *,
+    lr0: float,
+    warmup_tokens: float,
+    t_max_tokens: float,
+    alpha_f: float,
+    tokens_per_step: int,
+    tokens_before: int | None = None,
+    warmup_min_lr: float = 0.0,
+) -> float:
+    """LR of optimizer step ``step`` (1-based) under OLMo's ``cosine_with_warmup`` in token units.
+
+    OLMo increments the token counter before the step, so step s sees ``x = s * tokens_per_step``
+    (or ``tokens_before + k * tokens_per_step`` for the k-th step after a restore that read its
+    counter from ``train.pt``).
+    """
+    x = step * tokens_per_step if tokens_before is None else tokens_before
+    w, t_max = int(warmup_tokens), int(t_max_tokens)
+    eta_min = lr0 * alpha_f
+    if x < w:
+        return warmup_min_lr + (lr0 - warmup_min_lr) * min(x, w) / w
+    if x >= t_max:
+        return eta_min
+    return eta_min + (lr0 - eta_min) * (1 + math.cos(math.pi * (x - w) / (t_max - w))) / 2
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the data stages need from an OLMo train config."""
+
+    paths: tuple[str, ...]
+    dtype: str
+    seq_len: int
+    global_batch_size: int
+    seed: int
+    epoch: int = 0
+    drop_last: bool = False
+    eos_token_id: int | None = None
+    pad_token_id: int | None = None
+    source: str = ""
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def itemsize(self) -> int:
+        return np.dtype(self.dtype).itemsize
+
+
+def load_train_config(path: str | os.PathLike) -> DataSpec:
+    """Read the fields the data stages use from an OLMo train YAML (e.g. ``OLMo2-1B-stage1.yaml``).
+
+    Only plain YAML is parsed (no OmegaConf interpolation): the data fields of OLMo's configs are
+    literals. ``data.seed`` falls back to ``seed`` and ``memmap_dtype`` to OLMo's default uint16,
+    as ``olmo/config.py`` does.
+    """
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: train config not found") from None
+    except yaml.YAMLError as e:
+        raise DataError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(cfg, dict):
+        raise DataError(f"{path}: expected a mapping at the top level")
+    data = cfg.get("data") or {}
+    model = cfg.get("model") or {}
+    missing = [
+        k
+        for k, v in {
+            "data.paths": data.get("paths"),
+            "model.max_sequence_length": model.get("max_sequence_length"),
+            "global_train_batch_size": cfg.get("global_train_batch_size"),
+        }.items()
+        if v in (None, [])
+    ]
+    if missing:
+        raise DataError(f"{path}: missing {', '.join(missing)}")
+    seed = data.get("seed")
+    if seed is None:
+        seed = cfg.get("seed", 6198)
+    dtype = data.get("memmap_dtype") or DEFAULT_MEMMAP_DTYPE
+    try:
+        np.dtype(dtype)
+    except TypeError:
+        raise DataError(f"{path}: unknown data.memmap_dtype {dtype!r}") from None
+    return DataSpec(
+        paths=tuple(str(p) for p in data["paths"]),
+        dtype=str(dtype),
+        seq_len=int(model["max_sequence_length"]),
+        global_batch_size=int(cfg["global_train_batch_size"]),
+        seed=int(seed),
+        epoch=int(cfg.get("epoch") or 0),
+        drop_last=bool(data.get("drop_last", False)),
+        eos_token_id=model.get("eos_token_id"),
+        pad_token_id=model.get("pad_token_id"),
+        source=str(path),
+        raw=cfg,
+    )
+
+
+def resolve_path(p: str, base: Path | None) -> Path:
+    """A config path relative to ``base`` (the config's folder) unless absolute."""
+    q = Path(p)
+    return q if q.is_absolute() or base is None else base / q
+
+
+class InstanceReader:
+    """Random access to OLMo instances across the token files, in config order.
+
+    Instance ``i`` lives in the file whose cumulative instance range holds it, at tokens
+    ``[L*j, L*(j+1))``. Reads are vectorised per file (one fancy-index gather per file touched).
+    """
+
+    def __init__(self, files: Sequence[str | os.PathLike], dtype, seq_len: int):
+        self.files = [Path(f) for f in files]
+        self.dtype = np.dtype(dtype)
+        self.seq_len = int(seq_len)
+        sizes = []
+        for f in self.files:
+            try:
+                sizes.append(f.stat().st_size)
+            except FileNotFoundError:
+                raise DataError(f"{f}: token file not found") from None
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.counts = instance_counts(self.sizes, self.dtype, self.seq_len)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+        self._maps: dict[int, np.ndarray] = {}
+
+    @property
+    def num_instances(self) -> int:
+        return int(self.starts[-1])
+
+    def _map(self, k: int) -> np.ndarray:
+        m = self._maps.get(k)
+        if m is None:
+            n = int(self.counts[k]) * self.seq_len
+            m = np.memmap(self.files[k], dtype=self.dtype, mode="r", shape=(n,)).reshape(-1, self.seq_len)
+            self._maps[k] = m
+        return m
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        """Tokens of the given instances, ``[len(indices), L]`` as uint32, in the given order."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_instances):
+            raise DataError(
+                f"instance index {int(idx.max())} out of range: the token files hold "
+                f"{self.num_instances} instances"
+            )
+        out = np.empty((idx.size, self.seq_len), dtype=np.uint32)
+        file_of = np.searchsorted(self.starts, idx, side="right") - 1
+        for k in np.unique(file_of):
+            sel = np.flatnonzero(file_of == k)
+            local = idx[sel] - self.starts[k]
+            order = np.argsort(local, kind="stable")  # sequential page access
+            out[sel[order]] = self._map(int(k))[local[order]]
+        return out
