@@ -131,7 +131,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     behaviour = Behaviour(root)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.behaviour = behaviour  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
         host, port = httpd.server_address[:2]

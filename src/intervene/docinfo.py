@@ -103,3 +103,16 @@ def write_group_doc_info(group_dir: str | os.PathLike, tokenizer_dir: str | os.P
             np.save(fh, rows)
     return rows
 
+
+
+def check_against_text(rows: np.ndarray, group_dir: str | os.PathLike) -> None:
+    """Raise if the rows of a batch do not match the line count of its ``{b}.json.gz``."""
+    from intervene.textio import read_jsonl_gz
+
+    files = group_batch_files(group_dir)
+    counts = np.bincount(rows[:, 0], minlength=len(files)) if len(rows) else np.zeros(len(files), int)
+    for i, f in enumerate(files):
+        t = f.with_name(f.name[: -len(".npy")] + ".json.gz")
+        n = len(read_jsonl_gz(t))
+        if n != counts[i]:
+            raise ValueError(f"{t}: {n} documents, but doc info has {counts[i]} rows for this batch")

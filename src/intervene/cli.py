@@ -1,0 +1,160 @@
+"""The ``intervene`` command line: one subcommand per pipeline stage.
+
+Each subcommand is a thin wrapper over an importable function; the Snakemake rules call these
+subcommands, so a stage runs the same by hand, in a rule, and under Slurm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("intervene")
+
+
+def _cmd_world(a: argparse.Namespace) -> None:
+    import yaml
+
+    from intervene.world.build import build_world
+
+    spec = {}
+    if a.config:
+        spec = (yaml.safe_load(Path(a.config).read_text()) or {}).get("world", {})
+    if a.spec_json:
+        spec = json.loads(a.spec_json)
+    for kv in a.set or []:
+        k, _, v = kv.partition("=")
+        spec[k] = yaml.safe_load(v)
+    summary = build_world(a.out, spec)
+    log.info("world: %s", json.dumps({k: v for k, v in summary.items() if k != "spec"}))
+
+
+def _cmd_download(a: argparse.Namespace) -> None:
+    from intervene.fetch import download_train_config
+
+    download_train_config(
+        a.train_config, a.root, a.out_config, shard=a.shard, num_shards=a.num_shards,
+        workers=a.workers, manifest=a.manifest, progress=not a.quiet,
+    )
+
+
+def _cmd_localize(a: argparse.Namespace) -> None:
+    from intervene.fetch import localize_train_config
+
+    localize_train_config(a.train_config, a.root, a.out)
+
+
+def _cmd_data_order(a: argparse.Namespace) -> None:
+    from intervene.data_order import build_data_order
+
+    order = build_data_order(a.train_config, a.out, a.manifest, world_size=a.world_size)
+    log.info("data order: %d instances -> %s", len(order), a.out)
+
+
+def _cmd_decode(a: argparse.Namespace) -> None:
+    from intervene.decode import decode_group, group_batches
+
+    if a.batches:
+        lo, _, hi = a.batches.partition(":")
+        batches = range(int(lo), int(hi))
+    else:
+        batches = group_batches(a.group - 1, a.batches_per_group, a.first_batch, a.last_batch)
+    decode_group(
+        a.train_config, a.order, a.tokenizer, a.out, batches, manifest=a.manifest,
+        world_size=a.world_size, keep_tokens=not a.text_only, write_text=not a.tokens_only,
+        progress=not a.quiet,
+    )
+
+
+def _cmd_doc_info(a: argparse.Namespace) -> None:
+    from intervene.docinfo import check_against_text, write_group_doc_info
+
+    rows = write_group_doc_info(a.group_dir, a.tokenizer, a.out)
+    log.info("doc info: %d rows -> %s", len(rows), a.out)
+    if a.check_text:
+        check_against_text(rows, a.group_dir)
+        log.info("doc info rows line up with the text files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    s = sub.add_parser("world", help="generate the built-in toy world (corpus, tokenizer, eval items)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--config", help="pipeline config YAML whose `world:` section to use")
+    s.add_argument("--spec-json", help="world parameters as a JSON object (overrides --config)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one world parameter")
+    s.set_defaults(func=_cmd_world)
+
+    s = sub.add_parser("download", help="download a train config's data files (one shard of them)")
+    s.add_argument("--train-config", required=True, help="OLMo train YAML whose data.paths are URLs")
+    s.add_argument("--root", required=True, help="local mirror root (files go to ROOT/<host>/<path>)")
+    s.add_argument("--shard", type=int, default=0)
+    s.add_argument("--num-shards", type=int, default=1)
+    s.add_argument("--workers", type=int, default=4, help="parallel downloads within the shard")
+    s.add_argument("--manifest", help="write url/path/bytes TSV of this shard here")
+    s.add_argument("--out-config", help="also write the train config with local paths here")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_cmd_download)
+
+    s = sub.add_parser("localize", help="rewrite a train config's URL paths to the local mirror")
+    s.add_argument("--train-config", required=True)
+    s.add_argument("--root", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_localize)
+
+    s = sub.add_parser("data-order", help="build OLMo's global_indices.npy from the files' sizes")
+    s.add_argument("--train-config", required=True)
+    s.add_argument("--out", required=True, help="global_indices.npy (raw uint32)")
+    s.add_argument("--manifest", required=True, help="TSV of the files and sizes the order was built for")
+    s.add_argument("--world-size", type=int, default=1, help="world size of the original run (drop_last)")
+    s.set_defaults(func=_cmd_data_order)
+
+    s = sub.add_parser("decode", help="write one batch group as token arrays and text")
+    s.add_argument("--train-config", required=True)
+    s.add_argument("--order", required=True, help="global_indices.npy")
+    s.add_argument("--manifest", help="data-order manifest (checks the files did not change)")
+    s.add_argument("--tokenizer", required=True, help="HF tokenizer folder")
+    s.add_argument("--out", required=True, help="group folder to write")
+    s.add_argument("--group", type=int, help="1-based group number (folder 001 is group 1)")
+    s.add_argument("--batches-per-group", type=int, default=1000)
+    s.add_argument("--first-batch", type=int, default=0, help="window start (batches before it are skipped)")
+    s.add_argument("--last-batch", type=int, help="window end, exclusive")
+    s.add_argument("--batches", help="explicit range START:END instead of --group")
+    s.add_argument("--world-size", type=int, default=1)
+    s.add_argument("--tokens-only", action="store_true")
+    s.add_argument("--text-only", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_cmd_decode)
+
+    s = sub.add_parser("doc-info", help="locate every document of a decoded batch group")
+    s.add_argument("--group-dir", required=True, help="folder of {b}.npy token batches")
+    s.add_argument("--tokenizer", required=True)
+    s.add_argument("--out", required=True, help="doc info .npy (int64 [n, 4])")
+    s.add_argument("--check-text", action="store_true", help="verify rows line up with {b}.json.gz lines")
+    s.set_defaults(func=_cmd_doc_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        log.error("%s", e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
