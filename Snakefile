@@ -1,0 +1,22 @@
+# intervene: interventional analyses on LLM pretraining data.
+# The rules are thin: each calls one `intervene` subcommand; the logic lives in src/intervene.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/world.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/data_order.smk"
+include: "workflow/rules/decode.smk"
+include: "workflow/rules/doc_info.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        doc_info_targets(),

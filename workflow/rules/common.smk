@@ -1,0 +1,72 @@
+# Shared by every rule: config validation, wildcard constraints and input functions.
+# Top-level code stays cheap: it reads the config only, never the data.
+import json
+import os
+import shlex
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, "../schemas/config.schema.yaml")
+
+WORLD_DIR = "results/world"
+DATA_DIR = "results/data"
+LOCAL_TRAIN_CONFIG = f"{DATA_DIR}/train_config.local.yaml"
+
+
+wildcard_constraints:
+    group=r"\d{3}",
+    shard=r"\d+",
+
+
+def uses_world():
+    """True when the data are the built-in toy world's (so rule `world` produces them)."""
+    return config["data"]["train_config"] == f"{WORLD_DIR}/train_config.yaml"
+
+
+def train_config():
+    """The train config the data stages read: the localized copy when data come from URLs."""
+    if config["data"]["source"] == "url":
+        return LOCAL_TRAIN_CONFIG
+    return config["data"]["train_config"]
+
+
+def data_inputs():
+    """Token files that rules must wait for (the world's; a user's local files are not listed,
+    so that parsing never touches the data)."""
+    return (
+        [f"{WORLD_DIR}/data"]
+        if uses_world() and config["data"]["source"] == "local"
+        else []
+    )
+
+
+def tokenizer_input():
+    """The tokenizer folder as an input when it is a local path (not a hub id)."""
+    tok = config["data"]["tokenizer"]
+    return [tok] if tok.startswith(WORLD_DIR) or Path(tok).exists() else []
+
+
+def tokenizer_arg(wildcards, input):
+    """The tokenizer as the CLI gets it: the input folder, else the configured hub id."""
+    return input.tokenizer if input.tokenizer else config["data"]["tokenizer"]
+
+
+def group_numbers():
+    """0-based batch groups overlapping the window [first_batch, last_batch)."""
+    d = config["decode"]
+    per = d["batches_per_group"]
+    return range(d["first_batch"] // per, -(-d["last_batch"] // per))
+
+
+def group_names():
+    return [f"{g + 1:03d}" for g in group_numbers()]
+
+
+def doc_info_targets():
+    return expand(f"{DATA_DIR}/doc_info/{{group}}.npy", group=group_names())
+
+
+def download_manifests():
+    n = config["data"]["download"]["num_shards"]
+    return expand("resources/manifests/shard_{shard}.tsv", shard=range(n))

@@ -1,0 +1,23 @@
+# OLMo's data order (global_indices.npy) from the token files' sizes and the config's seed.
+
+
+rule data_order:
+    input:
+        train_config=train_config(),
+        data=data_inputs(),
+    output:
+        order=f"{DATA_DIR}/global_indices.npy",
+        manifest=f"{DATA_DIR}/data_files.tsv",
+    log:
+        "logs/data_order.log",
+    benchmark:
+        "results/benchmarks/data_order.tsv"
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        mem_mb=lambda wc, attempt: 8000 * attempt,
+    params:
+        world_size=config["data"]["world_size"],
+    shell:
+        "intervene data-order --train-config {input.train_config} --out {output.order}"
+        " --manifest {output.manifest} --world-size {params.world_size} > {log} 2>&1"

@@ -1,0 +1,33 @@
+# Materialise one group of training batches: {b}.npy token arrays and {b}.json.gz documents.
+
+
+rule decode:
+    input:
+        train_config=train_config(),
+        order=f"{DATA_DIR}/global_indices.npy",
+        manifest=f"{DATA_DIR}/data_files.tsv",
+        tokenizer=tokenizer_input(),
+        data=data_inputs(),
+    output:
+        directory(f"{DATA_DIR}/batches/{{group}}"),
+    log:
+        "logs/decode/{group}.log",
+    benchmark:
+        "results/benchmarks/decode/{group}.tsv"
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 120 * attempt,
+    params:
+        tokenizer=tokenizer_arg,
+        group=lambda wc: int(wc.group),
+        per=config["decode"]["batches_per_group"],
+        first=config["decode"]["first_batch"],
+        last=config["decode"]["last_batch"],
+        world_size=config["data"]["world_size"],
+    shell:
+        "intervene decode --train-config {input.train_config} --order {input.order}"
+        " --manifest {input.manifest} --tokenizer {params.tokenizer} --out {output}"
+        " --group {params.group} --batches-per-group {params.per} --first-batch {params.first}"
+        " --last-batch {params.last} --world-size {params.world_size} --quiet > {log} 2>&1"

@@ -1,0 +1,22 @@
+# Locate every document in a decoded batch group (rows line up with the text files' lines).
+
+
+rule doc_info:
+    input:
+        batches=f"{DATA_DIR}/batches/{{group}}",
+        tokenizer=tokenizer_input(),
+    output:
+        f"{DATA_DIR}/doc_info/{{group}}.npy",
+    log:
+        "logs/doc_info/{group}.log",
+    benchmark:
+        "results/benchmarks/doc_info/{group}.tsv"
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+    params:
+        tokenizer=tokenizer_arg,
+    shell:
+        "intervene doc-info --group-dir {input.batches} --tokenizer {params.tokenizer}"
+        " --out {output} --check-text > {log} 2>&1"

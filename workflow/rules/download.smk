@@ -1,0 +1,40 @@
+# Download the train config's data files (data.source: url), in shards of files, not per file.
+
+
+rule download:
+    input:
+        config["data"]["train_config"],
+    output:
+        "resources/manifests/shard_{shard}.tsv",
+    log:
+        "logs/download/shard_{shard}.log",
+    conda:
+        "../envs/intervene.yaml"
+    threads: config["data"]["download"]["workers"]
+    resources:
+        runtime=24 * 60,
+    params:
+        root=config["data"]["download"]["root"],
+        shards=config["data"]["download"]["num_shards"],
+        workers=config["data"]["download"]["workers"],
+    shell:
+        "intervene download --train-config {input} --root {params.root} --shard {wildcards.shard}"
+        " --num-shards {params.shards} --workers {params.workers} --manifest {output} > {log} 2>&1"
+
+
+rule localize:
+    input:
+        train_config=config["data"]["train_config"],
+        manifests=download_manifests(),
+    output:
+        LOCAL_TRAIN_CONFIG,
+    log:
+        "logs/localize.log",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        root=config["data"]["download"]["root"],
+    shell:
+        "intervene localize --train-config {input.train_config} --root {params.root}"
+        " --out {output} > {log} 2>&1"
