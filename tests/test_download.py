@@ -167,6 +167,27 @@ def test_drop_mid_file_resumes_with_range(server: Server, tmp_path: Path) -> Non
     assert sum(seen) == len(data)
 
 
+def test_drops_with_progress_do_not_use_up_retries(server: Server, tmp_path: Path) -> None:
+    url, data = server.publish("flaky.npy")
+    server.behaviour.drop_first["/flaky.npy"] = FAST["retries"] + 3  # each drop still gets further
+    dest = tmp_path / "flaky.npy"
+    assert download_file(url, dest, **SMALL_CHUNKS) == len(data)
+    assert dest.read_bytes() == data
+    assert len(server.behaviour.requests("GET", "/flaky.npy")) == FAST["retries"] + 4
+
+
+def test_range_ignored_and_short_body_gives_up(server: Server, tmp_path: Path) -> None:
+    # Every attempt restarts from 0 and breaks off at the same byte: bytes arrive, but no progress.
+    url, _ = server.publish("stuck.npy")
+    server.behaviour.ignore_range.add("/stuck.npy")
+    server.behaviour.short_by["/stuck.npy"] = 1000
+    dest = tmp_path / "stuck.npy"
+    with pytest.raises(DownloadError, match=re.escape(url)):
+        download_file(url, dest, **SMALL_CHUNKS)
+    assert not dest.exists()
+    assert len(server.behaviour.requests("GET", "/stuck.npy")) == FAST["retries"] + 1
+
+
 def test_503_is_retried(server: Server, tmp_path: Path) -> None:
     url, data = server.publish("busy.npy")
     server.behaviour.fail_first["/busy.npy"] = 3

@@ -109,7 +109,8 @@ def build_rows(const int64_t[::1] ustart, const int64_t[::1] uend, Py_ssize_t S,
             run_inside = False
     # the run at the end of the batch
     if at_start:
-        for j in range(_ceil_half(k)):
+        # no document at all: the text is ceil(k/2) EOS strings, i.e. ceil(k/2) + 1 empty lines
+        for j in range(_ceil_half(k) + 1):
             r[n, 0] = batch_index; r[n, 1] = 0; r[n, 2] = 0; r[n, 3] = 0; n += 1
     else:
         for j in range(_ceil_half(k)):

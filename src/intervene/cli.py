@@ -70,13 +70,10 @@ def _cmd_decode(a: argparse.Namespace) -> None:
 
 
 def _cmd_doc_info(a: argparse.Namespace) -> None:
-    from intervene.docinfo import check_against_text, write_group_doc_info
+    from intervene.docinfo import write_group_doc_info
 
-    rows = write_group_doc_info(a.group_dir, a.tokenizer, a.out)
-    log.info("doc info: %d rows -> %s", len(rows), a.out)
-    if a.check_text:
-        check_against_text(rows, a.group_dir)
-        log.info("doc info rows line up with the text files")
+    rows = write_group_doc_info(a.group_dir, a.tokenizer, a.out, check_text=a.check_text)
+    log.info("doc info: %d rows -> %s%s", len(rows), a.out, " (checked against the text)" if a.check_text else "")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -83,9 +83,18 @@ def group_batch_files(group_dir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(files)]
 
 
-def write_group_doc_info(group_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
-                         out: str | os.PathLike) -> np.ndarray:
-    """Doc info of every batch file in ``group_dir``, saved as a real ``.npy`` (int64 ``[n, 4]``)."""
+def write_group_doc_info(
+    group_dir: str | os.PathLike,
+    tokenizer_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    check_text: bool = False,
+) -> np.ndarray:
+    """Doc info of every batch file in ``group_dir``, saved as a real ``.npy`` (int64 ``[n, 4]``).
+
+    With ``check_text`` the rows are first checked against the line counts of the ``{b}.json.gz``
+    files beside the token batches; nothing is written when they disagree.
+    """
     tok = load_tokenizer(tokenizer_dir)
     pat = split_eos_pattern(tok)
     parts = []
@@ -98,6 +107,8 @@ def write_group_doc_info(group_dir: str | os.PathLike, tokenizer_dir: str | os.P
             raise ValueError(f"{f}: expected a 2-D integer token array, got {b.dtype} {b.shape}")
         parts.append(batch_doc_info(np.asarray(b), i, pat, tok))
     rows = np.concatenate(parts)
+    if check_text:
+        check_against_text(rows, group_dir)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, rows)

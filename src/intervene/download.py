@@ -113,9 +113,9 @@ def download_file(
 
     Bytes go to ``dest + ".part"``; after a failure (connection error, truncated body, 5xx) the next
     attempt resumes from the end of the ``.part`` with ``Range: bytes=N-`` after ``backoff_s * 2**k``
-    seconds. ``retries`` bounds the failed attempts in a row: an attempt that wrote bytes resets the count
-    (so a long download survives sporadic drops), and ``DownloadError`` is raised once ``retries`` retries
-    after the last progress also failed. The ``.part`` is renamed onto ``dest`` only when its size equals
+    seconds. ``retries`` bounds the failed attempts without progress: an attempt that left the ``.part``
+    longer than ever before resets the count (so a long download survives sporadic drops), and
+    ``DownloadError`` is raised once ``retries`` retries after the last progress also failed. The ``.part`` is renamed onto ``dest`` only when its size equals
     the size the server announced. A ``dest`` that exists with the size HEAD reports is kept (no GET); one
     with another size is deleted first, so an incomplete file is never left at ``dest``.
 
@@ -284,12 +284,8 @@ def _download(
 ) -> int:
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
 
     def report(n: int) -> None:
-        nonlocal written
-        if n > 0:
-            written += n
         if progress is not None and n:
             progress(n)
 
@@ -301,10 +297,10 @@ def _download(
             return size
         dest.unlink()  # stale or truncated: it must not keep looking like a finished download
 
-    report(_size(part))
+    furthest = _size(part)
+    report(furthest)
     failures = 0
     while True:
-        written = 0
         try:
             total = _fetch_once(
                 session, url, part, chunk_bytes=chunk_bytes, timeout=timeout, report=report, stop=stop
@@ -317,7 +313,11 @@ def _download(
                 part.unlink()
             raise _Transient(f"body ended with {have} of {total} bytes on disk")
         except _Transient as e:
-            failures = 1 if written else failures + 1
+            # Progress means a .part longer than ever before in this call, not merely bytes received: a
+            # server that ignores Range and breaks off at the same point must not be retried forever.
+            have = _size(part)
+            failures = 1 if have > furthest else failures + 1
+            furthest = max(furthest, have)
             if failures > retries:
                 raise DownloadError(f"{url}: giving up after {failures} failed attempts in a row: {e}") from e
             _sleep(backoff_s * 2 ** (failures - 1), stop)

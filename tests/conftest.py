@@ -1,0 +1,45 @@
+"""Shared fixtures: a small toy world built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: A world small enough to build in seconds, with the edge cases turned up (split EOS, long docs).
+SMALL_WORLD = {
+    "seed": 7,
+    "facts_per_relation": 4,
+    "candidates_per_relation": 6,
+    "num_steps": 30,
+    "global_batch_size": 8,
+    "seq_len": 64,
+    "num_files": 3,
+    "vocab_size": 700,
+    "tokenizer_sample_docs": 800,
+    "eos_doc_frac": 0.02,
+    "long_doc_frac": 0.03,
+    "warmup_steps": 5,
+    "checkpoint_interval": 10,
+}
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> Path:
+    from intervene.world.build import build_world
+
+    out = tmp_path_factory.mktemp("world") / "world"
+    build_world(out, SMALL_WORLD)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_data(small_world, tmp_path_factory) -> dict:
+    """The small world's data order and manifest."""
+    from intervene.data_order import build_data_order
+
+    d = tmp_path_factory.mktemp("data")
+    order = build_data_order(small_world / "train_config.yaml", d / "global_indices.npy", d / "data_files.tsv")
+    return {"dir": d, "order": d / "global_indices.npy", "manifest": d / "data_files.tsv", "n": len(order)}
