@@ -41,5 +41,7 @@ def small_data(small_world, tmp_path_factory) -> dict:
     from intervene.data_order import build_data_order
 
     d = tmp_path_factory.mktemp("data")
-    order = build_data_order(small_world / "train_config.yaml", d / "global_indices.npy", d / "data_files.tsv")
+    order = build_data_order(
+        small_world / "train_config.yaml", d / "global_indices.npy", d / "data_files.tsv"
+    )
     return {"dir": d, "order": d / "global_indices.npy", "manifest": d / "data_files.tsv", "n": len(order)}

@@ -44,8 +44,12 @@ def test_data_order_manifest(small_world, small_data):
 def decoded(small_world, small_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("dec") / "001"
     decode_group(
-        small_world / "train_config.yaml", small_data["order"], small_world / "tokenizer", out,
-        range(0, 12), manifest=small_data["manifest"],
+        small_world / "train_config.yaml",
+        small_data["order"],
+        small_world / "tokenizer",
+        out,
+        range(0, 12),
+        manifest=small_data["manifest"],
     )
     return out
 
@@ -76,14 +80,18 @@ def test_decoded_text_is_the_paper_format(small_world, decoded):
     for b in (0, 7):
         arr = np.load(decoded / f"{b}.npy")
         texts = [tok.decode(seq.tolist(), skip_special_tokens=False) for seq in arr]
-        docs = "<|endoftext|>".join(texts).replace("<|endoftext|>" * 2, "<|endoftext|>").split("<|endoftext|>")
+        docs = (
+            "<|endoftext|>".join(texts).replace("<|endoftext|>" * 2, "<|endoftext|>").split("<|endoftext|>")
+        )
         raw = gzip.decompress((decoded / f"{b}.json.gz").read_bytes())
         assert raw == "".join(json.dumps({"text": d}) + "\n" for d in docs).encode()
 
 
 def test_decode_is_deterministic(small_world, small_data, decoded, tmp_path):
     out = tmp_path / "001"
-    decode_group(small_world / "train_config.yaml", small_data["order"], small_world / "tokenizer", out, range(0, 12))
+    decode_group(
+        small_world / "train_config.yaml", small_data["order"], small_world / "tokenizer", out, range(0, 12)
+    )
     for p in decoded.iterdir():
         assert (out / p.name).read_bytes() == p.read_bytes(), p.name
 
@@ -93,7 +101,13 @@ def test_doc_info_lines_up_with_every_decoded_batch(small_world, small_data, tmp
     cfg = load_train_config(small_world / "train_config.yaml")
     n_batches = small_data["n"] // cfg.global_batch_size
     out = tmp_path / "all"
-    decode_group(small_world / "train_config.yaml", small_data["order"], small_world / "tokenizer", out, range(n_batches))
+    decode_group(
+        small_world / "train_config.yaml",
+        small_data["order"],
+        small_world / "tokenizer",
+        out,
+        range(n_batches),
+    )
     rows = write_group_doc_info(out, small_world / "tokenizer", tmp_path / "di.npy", check_text=True)
     assert np.load(tmp_path / "di.npy").tolist() == rows.tolist()
     assert set(rows[:, 0].tolist()) == set(range(n_batches))
@@ -116,8 +130,14 @@ def test_truncated_token_file_is_detected(small_world, tmp_path):
         f.truncate(victim.stat().st_size - 64 * 4 * 3)
     out = tmp_path / "out"
     with pytest.raises(DataError, match=r"part-001\.npy.*built for"):
-        decode_group(w / "train_config.yaml", tmp_path / "gi.npy", w / "tokenizer", out, range(2),
-                     manifest=tmp_path / "files.tsv")
+        decode_group(
+            w / "train_config.yaml",
+            tmp_path / "gi.npy",
+            w / "tokenizer",
+            out,
+            range(2),
+            manifest=tmp_path / "files.tsv",
+        )
     with open(victim, "r+b") as f:
         f.truncate(victim.stat().st_size - 2)
     with pytest.raises(DataError, match=r"part-001\.npy.*whole number"):
@@ -133,14 +153,22 @@ def test_global_indices_of_other_data_is_rejected(small_world, small_data, tmp_p
         decode_group(small_world / "train_config.yaml", bad, small_world / "tokenizer", out, range(2))
     (tmp_path / "odd.npy").write_bytes(b"\x00" * 7)
     with pytest.raises(DataError, match="whole number of uint32"):
-        decode_group(small_world / "train_config.yaml", tmp_path / "odd.npy", small_world / "tokenizer", out, range(2))
+        decode_group(
+            small_world / "train_config.yaml", tmp_path / "odd.npy", small_world / "tokenizer", out, range(2)
+        )
     assert not out.exists()
 
 
 def test_missing_tokenizer_is_a_clear_error(small_world, small_data, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(TokenizerError, match="no-such-tokenizer"):
-        decode_group(small_world / "train_config.yaml", small_data["order"], tmp_path / "no-such-tokenizer", out, range(2))
+        decode_group(
+            small_world / "train_config.yaml",
+            small_data["order"],
+            tmp_path / "no-such-tokenizer",
+            out,
+            range(2),
+        )
     assert not out.exists()
 
 

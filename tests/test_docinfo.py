@@ -55,7 +55,11 @@ def test_paper_cases(tk):
     # sequence ends with EOS and the next starts with EOS -> (b, s, L, L) between them
     batch = [[x, x, x, x, x, E], [E, y, y, y, y, y]]
     assert rows_of(tk, batch) == [[0, 0, 0, 4], [0, 0, L, L], [0, 1, 1, 5]]
-    for batch in ([[x, x, E, y, y, y], [x, E, x, x, x, E]], [[E, x, x, E, E, y], [x] * 6], [[x] * 5 + [E], [E] + [y] * 5]):
+    for batch in (
+        [[x, x, E, y, y, y], [x, E, x, x, x, E]],
+        [[E, x, x, E, E, y], [x] * 6],
+        [[x] * 5 + [E], [E] + [y] * 5],
+    ):
         assert len(rows_of(tk, batch)) == len(text_lines(tk, batch))
 
 

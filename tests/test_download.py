@@ -272,6 +272,16 @@ def test_existing_wrong_size_file_replaced(server: Server, tmp_path: Path) -> No
     assert server.behaviour.requests("GET", "/stale.npy") == [None]
 
 
+def test_failed_download_removes_stale_dest(server: Server, tmp_path: Path) -> None:
+    url, data = server.publish("gone.npy")
+    server.behaviour.short_by["/gone.npy"] = 1000  # HEAD reports the size; no GET ever completes
+    dest = tmp_path / "gone.npy"
+    dest.write_bytes(data[:1234])
+    with pytest.raises(DownloadError, match=re.escape(url)):
+        download_file(url, dest, **SMALL_CHUNKS)
+    assert not dest.exists()  # the truncated old copy must not survive looking complete
+
+
 def test_remote_size(server: Server) -> None:
     url, data = server.publish("sized.npy", 12_345)
     assert remote_size(url) == len(data)

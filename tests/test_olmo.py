@@ -30,7 +30,13 @@ def _olmo_reference(n, seed, epoch, world_size, drop_last):
 
 @pytest.mark.parametrize(
     "n,seed,epoch,ws,drop",
-    [(1000, 6198, 0, 1, True), (1003, 6198, 1, 4, True), (1003, 5, 0, 4, False), (7, 1, 0, 16, False), (0, 3, 0, 1, True)],
+    [
+        (1000, 6198, 0, 1, True),
+        (1003, 6198, 1, 4, True),
+        (1003, 5, 0, 4, False),
+        (7, 1, 0, 16, False),
+        (0, 3, 0, 1, True),
+    ],
 )
 def test_global_indices_matches_olmo(n, seed, epoch, ws, drop):
     ours = olmo.global_indices(n, seed, epoch, ws, drop)
@@ -50,7 +56,9 @@ def test_global_indices_memmap_output(tmp_path):
     out = tmp_path / "global_indices.npy"
     mm = olmo.global_indices(100_003, 6198, world_size=4, out=out)
     assert out.stat().st_size == 100_000 * 4  # raw uint32, no header, drop_last to the world size
-    np.testing.assert_array_equal(np.fromfile(out, dtype=np.uint32), _olmo_reference(100_003, 6198, 0, 4, True))
+    np.testing.assert_array_equal(
+        np.fromfile(out, dtype=np.uint32), _olmo_reference(100_003, 6198, 0, 4, True)
+    )
     assert len(mm) == 100_000
     assert [p.name for p in tmp_path.iterdir()] == ["global_indices.npy"]  # no temp file left
 
@@ -62,14 +70,18 @@ def test_instance_counts_floor_and_dtype():
 
 
 def test_lr_matches_olmo_values():
-    one_b = dict(lr0=4e-4, warmup_tokens=8388608000, t_max_tokens=5e12, alpha_f=0.1, tokens_per_step=512 * 4096)
+    one_b = dict(
+        lr0=4e-4, warmup_tokens=8388608000, t_max_tokens=5e12, alpha_f=0.1, tokens_per_step=512 * 4096
+    )
     assert olmo.lr_at(2500, **one_b) == 0.00025
     assert olmo.lr_at(3001, **one_b) == 0.00030010000000000003
     assert olmo.lr_at(3500, **one_b) == 0.00035000000000000005
     assert olmo.lr_at(4000, **one_b) == 0.0004
     assert olmo.lr_at(10000, **one_b) == pytest.approx(0.00039999435556119033, rel=1e-12)
     assert olmo.lr_at(1907359, **one_b) == pytest.approx(7.4487e-05, rel=1e-4)
-    seven_b = dict(lr0=3e-4, warmup_tokens=8388608000, t_max_tokens=5e12, alpha_f=0.1, tokens_per_step=1024 * 4096)
+    seven_b = dict(
+        lr0=3e-4, warmup_tokens=8388608000, t_max_tokens=5e12, alpha_f=0.1, tokens_per_step=1024 * 4096
+    )
     assert olmo.lr_at(3000, **seven_b) == pytest.approx(0.0002999995296279139, rel=1e-12)
     assert olmo.lr_at(3500, **seven_b) == pytest.approx(0.0002999989416635747, rel=1e-12)
     assert olmo.lr_at(10**7, **seven_b) == pytest.approx(3e-5)  # past t_max: lr0 * alpha_f

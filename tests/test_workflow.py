@@ -26,7 +26,16 @@ def snakemake(workdir: Path, *args: str, cfg: dict | None = None) -> subprocess.
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg or small_config()))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -71,9 +80,20 @@ def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
     and a second full run of the pipeline does too (determinism)."""
     res = run_dir / "results"
     r = subprocess.run(
-        [sys.executable, "-m", "intervene.cli", "doc-info", "--group-dir", str(res / "data" / "batches" / "002"),
-         "--tokenizer", str(res / "world" / "tokenizer"), "--out", str(tmp_path / "002.npy")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "intervene.cli",
+            "doc-info",
+            "--group-dir",
+            str(res / "data" / "batches" / "002"),
+            "--tokenizer",
+            str(res / "world" / "tokenizer"),
+            "--out",
+            str(tmp_path / "002.npy"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "002.npy").read_bytes() == (res / "data" / "doc_info" / "002.npy").read_bytes()
@@ -86,3 +106,48 @@ def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
     assert len(files) > 50
     for f in files:
         assert (b / f).read_bytes() == (a / f).read_bytes(), f
+
+
+@pytest.fixture()
+def http_server(small_world):
+    """Serve the small world's folder on 127.0.0.1 (HEAD and GET, as a plain static server)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(small_world))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_url_source_downloads_then_runs(small_world, small_data, http_server, tmp_path):
+    """data.source: url -> sharded download, localized config, same data order as local files."""
+    raw = yaml.safe_load((small_world / "train_config.yaml").read_text())
+    raw["data"]["paths"] = [f"{http_server}/{p}" for p in raw["data"]["paths"]]
+    url_cfg = tmp_path / "olmo_urls.yaml"
+    url_cfg.write_text(yaml.safe_dump(raw))
+    cfg = small_config(
+        train_config=str(url_cfg),
+        tokenizer=str(small_world / "tokenizer"),
+        source="url",
+        download={"root": "resources/data", "num_shards": 2, "workers": 2},
+    )
+    wd = tmp_path / "wd"
+    r = snakemake(wd, "--cores", "2", cfg=cfg)
+    assert r.returncode == 0, r.stderr[-3000:]
+    host = http_server.split("//")[1]
+    for p in ("data/part-000.npy", "data/part-002.npy"):
+        assert (wd / "resources" / "data" / host / p).read_bytes() == (small_world / p).read_bytes()
+    assert sorted(p.name for p in (wd / "resources" / "manifests").iterdir()) == [
+        "shard_0.tsv",
+        "shard_1.tsv",
+    ]
+    got = (wd / "results" / "data" / "global_indices.npy").read_bytes()
+    assert got == small_data["order"].read_bytes()
+    assert (wd / "results" / "data" / "doc_info" / "003.npy").exists()
+    assert not (wd / "results" / "world").exists()  # no toy world was generated in URL mode

@@ -17,7 +17,17 @@ from intervene.world.spec import WorldSpec
 
 from .conftest import SMALL_WORLD
 
-PARAREL_FEATURES = ["relation", "query", "subject", "object", "template", "template_index", "candidates", "id", "question"]
+PARAREL_FEATURES = [
+    "relation",
+    "query",
+    "subject",
+    "object",
+    "template",
+    "template_index",
+    "candidates",
+    "id",
+    "question",
+]
 
 
 def _tree_equal(a, b) -> bool:

@@ -36,8 +36,14 @@ def _cmd_download(a: argparse.Namespace) -> None:
     from intervene.fetch import download_train_config
 
     download_train_config(
-        a.train_config, a.root, a.out_config, shard=a.shard, num_shards=a.num_shards,
-        workers=a.workers, manifest=a.manifest, progress=not a.quiet,
+        a.train_config,
+        a.root,
+        a.out_config,
+        shard=a.shard,
+        num_shards=a.num_shards,
+        workers=a.workers,
+        manifest=a.manifest,
+        progress=not a.quiet,
     )
 
 
@@ -63,8 +69,15 @@ def _cmd_decode(a: argparse.Namespace) -> None:
     else:
         batches = group_batches(a.group - 1, a.batches_per_group, a.first_batch, a.last_batch)
     decode_group(
-        a.train_config, a.order, a.tokenizer, a.out, batches, manifest=a.manifest,
-        world_size=a.world_size, keep_tokens=not a.text_only, write_text=not a.tokens_only,
+        a.train_config,
+        a.order,
+        a.tokenizer,
+        a.out,
+        batches,
+        manifest=a.manifest,
+        world_size=a.world_size,
+        keep_tokens=not a.text_only,
+        write_text=not a.tokens_only,
         progress=not a.quiet,
     )
 
@@ -73,7 +86,9 @@ def _cmd_doc_info(a: argparse.Namespace) -> None:
     from intervene.docinfo import write_group_doc_info
 
     rows = write_group_doc_info(a.group_dir, a.tokenizer, a.out, check_text=a.check_text)
-    log.info("doc info: %d rows -> %s%s", len(rows), a.out, " (checked against the text)" if a.check_text else "")
+    log.info(
+        "doc info: %d rows -> %s%s", len(rows), a.out, " (checked against the text)" if a.check_text else ""
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from intervene.atomic import write_text
-from intervene.olmo import DataError, DataSpec, global_indices, instance_counts, load_train_config, resolve_path
+from intervene.olmo import (
+    DataError,
+    DataSpec,
+    global_indices,
+    instance_counts,
+    load_train_config,
+    resolve_path,
+)
 
 MANIFEST_HEADER = "index\tpath\tbytes\tinstances\tfirst_instance"
 
@@ -68,7 +75,8 @@ def build_data_order(
     n = int(counts.sum())
     order = global_indices(n, spec.seed, spec.epoch, world_size, spec.drop_last, out=out_indices)
     rows = [MANIFEST_HEADER] + [
-        f"{i}\t{p}\t{b}\t{c}\t{s}" for i, (p, b, c, s) in enumerate(zip(paths, sizes, counts, starts, strict=True))
+        f"{i}\t{p}\t{b}\t{c}\t{s}"
+        for i, (p, b, c, s) in enumerate(zip(paths, sizes, counts, starts, strict=True))
     ]
     write_text(out_manifest, "\n".join(rows) + "\n")
     return order

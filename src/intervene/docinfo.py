@@ -25,16 +25,21 @@ COLUMNS = ("batch", "seq", "start", "end")
 
 
 def _split_eos_units(batch: np.ndarray, cand: np.ndarray, pat: SplitEos, tok) -> list[tuple[int, int]]:
-    """Confirmed split-EOS windows (flat inclusive spans), clipped to their sequence."""
+    """Confirmed split-EOS windows (flat inclusive spans), clipped to their sequence.
+
+    Candidates are positions of the core's first token; the rest of the core is compared
+    vectorised, and only full matches are decoded (the paper's check that the window's text holds
+    the EOS string).
+    """
     S, L = batch.shape
     k = len(pat.core)
     flat = batch.reshape(-1)
-    core = np.asarray(pat.core, dtype=np.uint32)
+    cand = cand[(cand % L) + k <= L]
+    for j in range(1, k):
+        cand = cand[flat[cand + j] == pat.core[j]]
     out = []
     for p in cand.tolist():
         s, i = divmod(p, L)
-        if i + k > L or not np.array_equal(flat[p : p + k], core):
-            continue
         a, e = max(0, i - pat.before), min(L, i + k + pat.after)
         if pat.eos_text in tok.decode(batch[s, a:e].tolist(), skip_special_tokens=False):
             out.append((s * L + a, s * L + e - 1))
@@ -113,7 +118,6 @@ def write_group_doc_info(
         with open(tmp, "wb") as fh:
             np.save(fh, rows)
     return rows
-
 
 
 def check_against_text(rows: np.ndarray, group_dir: str | os.PathLike) -> None:

@@ -115,9 +115,10 @@ def download_file(
     attempt resumes from the end of the ``.part`` with ``Range: bytes=N-`` after ``backoff_s * 2**k``
     seconds. ``retries`` bounds the failed attempts without progress: an attempt that left the ``.part``
     longer than ever before resets the count (so a long download survives sporadic drops), and
-    ``DownloadError`` is raised once ``retries`` retries after the last progress also failed. The ``.part`` is renamed onto ``dest`` only when its size equals
-    the size the server announced. A ``dest`` that exists with the size HEAD reports is kept (no GET); one
-    with another size is deleted first, so an incomplete file is never left at ``dest``.
+    ``DownloadError`` is raised once ``retries`` retries after the last progress also failed. The
+    ``.part`` is renamed onto ``dest`` only when its size equals the size the server announced. A
+    ``dest`` that exists with the size HEAD reports is kept (no GET); one with another size is deleted
+    first, so an incomplete file is never left at ``dest``.
 
     ``progress(n)`` is called as bytes are accounted for this file: with each chunk as it arrives, once
     with the bytes already on disk when a ``.part`` is resumed or ``dest`` is kept, and with a negative
@@ -185,7 +186,7 @@ def download_all(
     bar: tqdm | None = None
     report: Progress | None = None
     results: dict[tuple[str, Path], int] = {}
-    errors: dict[str, BaseException] = {}
+    errors: list[tuple[str, BaseException]] = []
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="download")
     try:
         if progress:
@@ -213,7 +214,7 @@ def download_all(
                 session=thread_session(),
                 retries=retries,
                 backoff_s=backoff_s,
-                chunk_bytes=1 << 20,
+                chunk_bytes=1 << 18,  # small enough that Ctrl-C stops a worker promptly
                 timeout=60,
                 progress=report,
                 stop=stop,
@@ -225,7 +226,7 @@ def download_all(
             try:
                 results[pair] = future.result()
             except Exception as e:  # collected and reported together below
-                errors[pair[0]] = e
+                errors.append((pair[0], e))
     except BaseException:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
@@ -238,8 +239,8 @@ def download_all(
             s.close()
 
     if errors:
-        lines = [str(e) if isinstance(e, DownloadError) else f"{url}: {e!r}" for url, e in errors.items()]
-        first = next(iter(errors.values()))
+        lines = [str(e) if isinstance(e, DownloadError) else f"{url}: {e!r}" for url, e in errors]
+        first = errors[0][1]
         raise DownloadError(
             f"{len(errors)} of {len(unique)} downloads failed:\n" + "\n".join(f"  {line}" for line in lines)
         ) from first
@@ -361,10 +362,14 @@ def _fetch_once(
             raise _Transient(f"GET returned HTTP {status}")
         if status == 206 and offset:
             start, total = _parse_content_range(resp, url)
-            if start != offset:
+            length = _content_length(resp)
+            if start != offset or (length is not None and length != total - start):
                 report(-offset)
                 part.unlink()
-                raise _Transient(f"asked for bytes from {offset}, got a range from {start}; restarting")
+                raise _Transient(
+                    f"asked for bytes {offset}- of the file, got {start}- with Content-Length {length} "
+                    f"and total {total}; restarting"
+                )
             mode = "ab"
         elif 200 <= status < 300 and status != 206:
             total = _content_length(resp)
@@ -382,7 +387,7 @@ def _fetch_once(
 
 
 def _chunks(resp: requests.Response, chunk_bytes: int, stop: threading.Event | None) -> Iterator[bytes]:
-    """Body bytes as sent (no content decoding, so they add up to Content-Length); read errors -> _Transient."""
+    """Body bytes as sent (not decoded, so they add up to Content-Length); read errors become _Transient."""
     stream = resp.raw.stream(chunk_bytes, decode_content=False)
     while True:
         if stop is not None and stop.is_set():

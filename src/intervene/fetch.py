@@ -48,7 +48,9 @@ def download_train_config(
     return dests
 
 
-def localize_train_config(train_config: str | os.PathLike, root: str | os.PathLike, out: str | os.PathLike) -> Path:
+def localize_train_config(
+    train_config: str | os.PathLike, root: str | os.PathLike, out: str | os.PathLike
+) -> Path:
     """Copy the train config with every URL path replaced by its mirrored file (relative to ``out``'s
     folder, which is how :func:`intervene.olmo.load_train_config` resolves relative paths)."""
     from intervene.download import local_path_for

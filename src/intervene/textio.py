@@ -49,5 +49,5 @@ def read_jsonl_gz(path: str | os.PathLike) -> list[str]:
         try:
             out.append(json.loads(line)["text"])
         except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{p}:{ln}: not a JSON line with a \"text\" field: {e}") from None
+            raise ValueError(f'{p}:{ln}: not a JSON line with a "text" field: {e}') from None
     return out

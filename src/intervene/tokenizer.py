@@ -16,7 +16,9 @@ def load_tokenizer(name_or_dir: str | os.PathLike):
     from transformers import AutoTokenizer
 
     p = Path(name_or_dir)
-    looks_local = p.exists() or str(name_or_dir).startswith((".", "/")) or os.sep in str(name_or_dir).rstrip("/")[:1]
+    looks_local = (
+        p.exists() or str(name_or_dir).startswith((".", "/")) or os.sep in str(name_or_dir).rstrip("/")[:1]
+    )
     if not p.exists() and (looks_local or str(name_or_dir).count("/") != 1):
         raise TokenizerError(f"{name_or_dir}: tokenizer directory not found")
     try:

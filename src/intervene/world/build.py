@@ -48,12 +48,20 @@ def make_facts(spec: WorldSpec, rng: np.random.Generator) -> tuple[list[dict], d
         kind: make_names(rng, kind, spec.candidates_per_relation, taken)
         for kind in sorted({r.object_kind for r in rels})
     }
-    candidates = {r.rid: [pools[r.object_kind][i] for i in rng.permutation(len(pools[r.object_kind]))] for r in rels}
+    candidates = {
+        r.rid: [pools[r.object_kind][i] for i in rng.permutation(len(pools[r.object_kind]))] for r in rels
+    }
     facts = []
     for r in rels:
         subjects = make_names(rng, r.subject_kind, spec.facts_per_relation, taken)
         for s in subjects:
-            facts.append({"relation": r.rid, "subject": s, "object": candidates[r.rid][rng.integers(len(candidates[r.rid]))]})
+            facts.append(
+                {
+                    "relation": r.rid,
+                    "subject": s,
+                    "object": candidates[r.rid][rng.integers(len(candidates[r.rid]))],
+                }
+            )
     ranks = rng.permutation(len(facts)) + 1
     first = np.floor(rng.random(len(facts)) * spec.first_appearance_span * spec.num_steps).astype(int)
     for i, f in enumerate(facts):
@@ -80,7 +88,11 @@ class _DocSampler:
         if u < c and n_avail:
             j = int(np.searchsorted(self.cum[:n_avail], rng.random() * self.cum[n_avail - 1], side="right"))
             f = self.facts[self.by_first[min(j, n_avail - 1)]]
-            return "fact", text.fact_document(rng, BY_ID[f["relation"]], f["subject"], f["object"]), f["fact_id"]
+            return (
+                "fact",
+                text.fact_document(rng, BY_ID[f["relation"]], f["subject"], f["object"]),
+                f["fact_id"],
+            )
         if u < (c := c + spec.subject_doc_frac):
             f = self.facts[int(rng.integers(len(self.facts)))]
             return "subject", text.subject_document(rng, f["subject"]), f["fact_id"]
@@ -177,7 +189,13 @@ def write_corpus(spec: WorldSpec, out: Path, tok, sampler: _DocSampler, rng) -> 
         slot0 += m
     tok.encode_special_tokens = False
     write_bytes(out / "documents.tsv.gz", _gzip_bytes(("\n".join(docs_rows) + "\n").encode()))
-    return {"paths": paths, "num_instances": n, "instances_per_file": counts, "num_documents": doc_id, "eos": eos}
+    return {
+        "paths": paths,
+        "num_instances": n,
+        "instances_per_file": counts,
+        "num_documents": doc_id,
+        "eos": eos,
+    }
 
 
 def train_config(spec: WorldSpec, paths: list[str], eos: int, pad: int, vocab: int) -> dict:
@@ -248,7 +266,13 @@ def train_config(spec: WorldSpec, paths: list[str], eos: int, pad: int, vocab: i
         "device_train_microbatch_size": spec.global_batch_size,
         "precision": "amp_bf16",
         "max_grad_norm": 1.0,
-        "data": {"paths": paths, "memmap_dtype": "uint32", "drop_last": True, "num_workers": 0, "pin_memory": False},
+        "data": {
+            "paths": paths,
+            "memmap_dtype": "uint32",
+            "drop_last": True,
+            "num_workers": 0,
+            "pin_memory": False,
+        },
     }
 
 
@@ -311,7 +335,9 @@ def build_world(out_dir: str | os.PathLike, spec: WorldSpec | dict | None = None
     facts, candidates = make_facts(spec, rng_facts)
 
     sampler = _DocSampler(spec, facts, candidates, rng_sample)
-    sample = [sampler.draw(int(rng_sample.integers(spec.num_steps)))[1] for _ in range(spec.tokenizer_sample_docs)]
+    sample = [
+        sampler.draw(int(rng_sample.integers(spec.num_steps)))[1] for _ in range(spec.tokenizer_sample_docs)
+    ]
     sample += list(text._MULTILINGUAL) + list(text.EOS_SNIPPETS)
     tok = train_tokenizer(spec, sample)
     save_tokenizer(tok, out / "tokenizer")

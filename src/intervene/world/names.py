@@ -51,7 +51,9 @@ def make_names(rng: np.random.Generator, kind: str, n: int, taken: set[str]) -> 
     while len(out) < n:
         accent = rng.random() < 0.125
         if kind == "person":
-            name = f"{_word(rng, int(rng.integers(1, 3)), accent)} {_word(rng, int(rng.integers(2, 4)), False)}"
+            name = (
+                f"{_word(rng, int(rng.integers(1, 3)), accent)} {_word(rng, int(rng.integers(2, 4)), False)}"
+            )
         else:
             name = _word(rng, int(rng.integers(1, 4)), accent) + suffixes[rng.integers(len(suffixes))]
         if name in taken or len(name) < 3:

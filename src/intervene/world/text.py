@@ -60,7 +60,9 @@ def _around(rng: np.random.Generator, core: str, max_filler: int) -> str:
     return " ".join([*before, core, *after])
 
 
-def fact_document(rng: np.random.Generator, rel: Relation, subject: str, obj: str, max_filler: int = 2) -> str:
+def fact_document(
+    rng: np.random.Generator, rel: Relation, subject: str, obj: str, max_filler: int = 2
+) -> str:
     template = rel.templates[rng.integers(len(rel.templates))]
     return _around(rng, fill(template, subject, obj), max_filler)
 
