@@ -88,7 +88,7 @@ def decode_group(
     world_size: int = 1,
     keep_tokens: bool = True,
     write_text: bool = True,
-    gzip_level: int = 2,
+    gzip_level: int = 3,
     progress: bool = False,
 ) -> Path:
     """Write ``{b}.npy`` and ``{b}.json.gz`` for ``batches`` into the folder ``out_dir`` (atomically:

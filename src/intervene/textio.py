@@ -24,13 +24,13 @@ def encode_lines(texts: Iterable[str]) -> bytes:
     return "".join(json.dumps({"text": t}) + "\n" for t in texts).encode("ascii")
 
 
-def gzip_bytes(data: bytes, level: int = 2) -> bytes:
+def gzip_bytes(data: bytes, level: int = 3) -> bytes:
     """Gzip (RFC 1952, mtime 0, no name) with ISA-L; ``level`` 0-3 (isal's scale)."""
     c = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
     return c.compress(data) + c.flush()
 
 
-def write_jsonl_gz(path: str | os.PathLike, texts: Iterable[str], level: int = 2) -> None:
+def write_jsonl_gz(path: str | os.PathLike, texts: Iterable[str], level: int = 3) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(gzip_bytes(encode_lines(texts), level))
 
