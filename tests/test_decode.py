@@ -193,3 +193,26 @@ def test_corrupt_token_batch_is_a_clear_error(small_world, decoded, tmp_path):
     with pytest.raises(ValueError, match=r"2\.npy"):
         write_group_doc_info(g, small_world / "tokenizer", out)
     assert not out.exists()
+
+
+def test_cli_reports_bad_input_in_one_line(small_world, small_data, tmp_path):
+    from intervene.cli import main
+
+    out = tmp_path / "009"
+    args = [
+        "decode",
+        "--train-config",
+        str(small_world / "train_config.yaml"),
+        "--order",
+        str(small_data["order"]),
+        "--tokenizer",
+        str(small_world / "tokenizer"),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert main([*args, "--group", "9", "--batches-per-group", "10", "--last-batch", "30"]) == 1
+    assert main([*args, "--batches", "0:999"]) == 1  # beyond the data order
+    assert not out.exists()
+    assert main([*args, "--batches", "0:2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["0.json.gz", "0.npy", "1.json.gz", "1.npy"]

@@ -162,9 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        log.error("%s", e)
-        return 1
+    except Exception as e:
+        # bad input (our errors name the file and the problem): one clear line, no traceback
+        if isinstance(e, (ValueError, OSError)) or type(e).__module__.startswith("intervene"):
+            log.error("%s", e)
+            return 1
+        raise
     return 0
 
 

@@ -95,6 +95,8 @@ def decode_group(
     the folder appears only when every batch is written)."""
     from intervene.tokenizer import load_tokenizer
 
+    if len(batches) == 0:
+        raise ValueError(f"{out_dir}: no batches to decode (the group lies outside the configured window)")
     src = BatchSource(train_config, order_path, manifest, world_size=world_size)
     tok = load_tokenizer(tokenizer_dir) if write_text else None
     it = batches
