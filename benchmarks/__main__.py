@@ -10,7 +10,9 @@ from benchmarks import bench_decode, bench_docinfo
 def main() -> None:
     import os
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} python={platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} python={platform.python_version()}"
+    )
     lines = []
     for mod in (bench_docinfo, bench_decode):
         print(f"== {mod.__name__.split('.')[-1]}")

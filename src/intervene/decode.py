@@ -26,10 +26,6 @@ def group_name(group: int) -> str:
     return f"{group + 1:03d}"
 
 
-def group_of(name: str) -> int:
-    return int(name) - 1
-
-
 def group_batches(group: int, batches_per_group: int, first: int = 0, last: int | None = None) -> range:
     """Batch indices of a 0-based group, clipped to the window ``[first, last)``."""
     lo, hi = group * batches_per_group, (group + 1) * batches_per_group

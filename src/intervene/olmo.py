@@ -97,16 +97,16 @@ def lr_at(
     t_max_tokens: float,
     alpha_f: float,
     tokens_per_step: int,
-    tokens_before: int | None = None,
+    tokens_seen: int | None = None,
     warmup_min_lr: float = 0.0,
 ) -> float:
     """LR of optimizer step ``step`` (1-based) under OLMo's ``cosine_with_warmup`` in token units.
 
-    OLMo increments the token counter before the step, so step s sees ``x = s * tokens_per_step``
-    (or ``tokens_before + k * tokens_per_step`` for the k-th step after a restore that read its
-    counter from ``train.pt``).
+    OLMo increments its token counter before the step, so step s sees ``x = s * tokens_per_step``.
+    After a restore whose ``train.pt`` counter differs from that, pass the counter the scheduler
+    sees as ``tokens_seen`` (it then replaces ``step * tokens_per_step``).
     """
-    x = step * tokens_per_step if tokens_before is None else tokens_before
+    x = step * tokens_per_step if tokens_seen is None else tokens_seen
     w, t_max = int(warmup_tokens), int(t_max_tokens)
     eta_min = lr0 * alpha_f
     if x < w:

@@ -12,23 +12,22 @@ class TokenizerError(ValueError):
 
 
 def load_tokenizer(name_or_dir: str | os.PathLike):
-    """A transformers fast tokenizer from a local directory (or a hub id where the hub is reachable)."""
+    """A transformers fast tokenizer from a local folder, or a hub id (``org/name``) where the hub
+    is reachable. Errors name the folder and what is wrong."""
     from transformers import AutoTokenizer
 
-    p = Path(name_or_dir)
-    looks_local = (
-        p.exists() or str(name_or_dir).startswith((".", "/")) or os.sep in str(name_or_dir).rstrip("/")[:1]
-    )
-    if not p.exists() and (looks_local or str(name_or_dir).count("/") != 1):
-        raise TokenizerError(f"{name_or_dir}: tokenizer directory not found")
+    name = str(name_or_dir)
+    is_hub_id = name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    if not Path(name).exists() and not is_hub_id:
+        raise TokenizerError(f"{name}: tokenizer folder not found")
     try:
-        tok = AutoTokenizer.from_pretrained(str(name_or_dir))
+        tok = AutoTokenizer.from_pretrained(name)
     except Exception as e:  # transformers raises OSError/ValueError/... depending on what is missing
-        raise TokenizerError(f"{name_or_dir}: cannot load tokenizer: {e}") from None
+        raise TokenizerError(f"{name}: cannot load tokenizer: {e}") from None
     if not getattr(tok, "is_fast", False):
-        raise TokenizerError(f"{name_or_dir}: a fast (tokenizers-backed) tokenizer is required")
+        raise TokenizerError(f"{name}: a fast (tokenizers-backed) tokenizer is required")
     if tok.eos_token is None:
-        raise TokenizerError(f"{name_or_dir}: tokenizer has no EOS token")
+        raise TokenizerError(f"{name}: tokenizer has no EOS token")
     return tok
 
 

@@ -338,7 +338,7 @@ def build_world(out_dir: str | os.PathLike, spec: WorldSpec | dict | None = None
     sample = [
         sampler.draw(int(rng_sample.integers(spec.num_steps)))[1] for _ in range(spec.tokenizer_sample_docs)
     ]
-    sample += list(text._MULTILINGUAL) + list(text.EOS_SNIPPETS)
+    sample += list(text.MULTILINGUAL) + list(text.EOS_SNIPPETS)
     tok = train_tokenizer(spec, sample)
     save_tokenizer(tok, out / "tokenizer")
 

@@ -17,7 +17,7 @@ _ADJ = ("quiet", "old", "bright", "narrow", "busy", "small", "green", "cold", "f
 _NOUN = ("market", "river", "teacher", "garden", "train", "winter", "library", "harbour", "road", "festival")
 _VERB = ("opened", "closed", "changed", "grew", "moved", "waited", "started", "ended", "returned", "slowed")
 _ADV = ("early", "again", "slowly", "at noon", "last year", "every day", "without notice", "in spring")
-_MULTILINGUAL = (
+MULTILINGUAL = (
     "Über die alte Brücke gehen wir später.",
     "Le café était très animé ce matin.",
     "東京の朝はとても静かでした。",
@@ -46,7 +46,7 @@ EOS_SNIPPETS = (
 
 def filler_sentence(rng: np.random.Generator, multilingual_p: float = 0.05) -> str:
     if rng.random() < multilingual_p:
-        return _MULTILINGUAL[rng.integers(len(_MULTILINGUAL))]
+        return MULTILINGUAL[rng.integers(len(MULTILINGUAL))]
     return (
         f"{_DET[rng.integers(len(_DET))]} {_ADJ[rng.integers(len(_ADJ))]} "
         f"{_NOUN[rng.integers(len(_NOUN))]} {_VERB[rng.integers(len(_VERB))]} "
