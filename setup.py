@@ -6,7 +6,7 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=cythonize(
-        [Extension("intervene._docinfo", ["src/intervene/_docinfo.pyx"], include_dirs=[np.get_include()])],
+        [Extension("intervene._docinfo", ["src/intervene/_docinfo.pyx"], include_dirs=[np.get_include(), "src/intervene"])],
         compiler_directives={"language_level": 3},
     )
 )

@@ -16,12 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+# Match counting per offset with the bounds test inside the inner loop, as the paper's C file does;
+# compiled as its README says (``gcc -shared -fPIC``, i.e. without optimisation flags).
 _C_SRC = r"""
 void convolve(const double* signal, int n, const double* kernel, int k, double* out) {
     for (int i = 0; i < n - k + 1; i++) {
-        double m = 0;
-        for (int j = 0; j < k; j++) if (signal[i + j] == kernel[j]) m += 1;
-        out[i] = m;
+        out[i] = 0;
+        for (int j = 0; j < k; j++) {
+            if (i + j >= 0 && i + j < n) {
+                if (signal[i + j] == kernel[j]) out[i] += 1;
+            }
+        }
     }
 }
 """
@@ -62,8 +67,8 @@ def _convolve(signal, kernel):
 def paper_doc_info(
     batches: list[np.ndarray], tok, core: tuple[int, ...], before: int, after: int
 ) -> np.ndarray:
-    """Same work per sequence as the paper's script: Python-level loops, one ctypes call each."""
-    eos = tok.eos_token_id
+    """Same work per sequence as the paper's script: Python-level loops, one ctypes call each, and the
+    tokenizer's ``eos_token_id`` property read where the script reads it."""
     pattern = np.array(core)
     width = before + len(core) + after
     rows: list[list[int]] = []
@@ -71,7 +76,7 @@ def paper_doc_info(
         n_seq = len(batch)
         for s, seq in enumerate(batch):
             L = len(seq)
-            cuts = list(np.where(seq == eos)[0])
+            cuts = list(np.where(seq == tok.eos_token_id)[0])
             gaps = np.diff(cuts)
             for g in range(len(gaps) - 1):  # three EOS in a row
                 if gaps[g] == 1 and gaps[g + 1] == 1:
@@ -89,12 +94,13 @@ def paper_doc_info(
                 cuts.append(L)
             if cuts[0] != 0:
                 cuts.insert(0, -1)
-            if s == 0 and seq[0] == eos:
+            if s == 0 and seq[0] == tok.eos_token_id:
                 rows.append([b, s, 0, 0])
             for left, right in zip(cuts[:-1], cuts[1:], strict=True):
                 if left + 1 <= right - 1:
                     rows.append([b, s, left + 1, right - 1])
-            ends_eos = seq[-1] == eos
-            if ends_eos and (s == n_seq - 1 or batch[s + 1][0] == eos):
+            if s == n_seq - 1 and seq[-1] == tok.eos_token_id:
+                rows.append([b, s, L, L])
+            if s < n_seq - 1 and seq[-1] == tok.eos_token_id and batch[s + 1][0] == tok.eos_token_id:
                 rows.append([b, s, L, L])
     return np.array(rows, dtype=np.int64)

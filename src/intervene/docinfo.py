@@ -38,10 +38,11 @@ def _split_eos_units(batch: np.ndarray, cand: np.ndarray, pat: SplitEos, tok) ->
     for j in range(1, k):
         cand = cand[flat[cand + j] == pat.core[j]]
     out = []
+    backend = tok.backend_tokenizer  # the Rust decoder: the same text, without the Python wrapper
     for p in cand.tolist():
         s, i = divmod(p, L)
         a, e = max(0, i - pat.before), min(L, i + k + pat.after)
-        if pat.eos_text in tok.decode(batch[s, a:e].tolist(), skip_special_tokens=False):
+        if pat.eos_text in backend.decode(batch[s, a:e].tolist(), skip_special_tokens=False):
             out.append((s * L + a, s * L + e - 1))
     return out
 
