@@ -216,3 +216,16 @@ def test_cli_reports_bad_input_in_one_line(small_world, small_data, tmp_path):
     assert not out.exists()
     assert main([*args, "--batches", "0:2"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["0.json.gz", "0.npy", "1.json.gz", "1.npy"]
+
+
+def test_fast_decode_equals_transformers_batch_decode(small_world, decoded):
+    from transformers import AutoTokenizer
+
+    from intervene.tokenizer import decode_batch
+
+    tok = AutoTokenizer.from_pretrained(str(small_world / "tokenizer"))
+    rows = np.concatenate([np.load(decoded / f"{b}.npy") for b in range(12)]).tolist()
+    assert decode_batch(tok, rows) == tok.batch_decode(rows, skip_special_tokens=False)
+    tok.clean_up_tokenization_spaces = True  # the clean-up path too
+    rows = [tok.encode("a , b . c 's", add_special_tokens=False)] + rows[:5]
+    assert decode_batch(tok, rows) == tok.batch_decode(rows, skip_special_tokens=False)

@@ -89,7 +89,7 @@ def decode_group(
 ) -> Path:
     """Write ``{b}.npy`` and ``{b}.json.gz`` for ``batches`` into the folder ``out_dir`` (atomically:
     the folder appears only when every batch is written)."""
-    from intervene.tokenizer import load_tokenizer
+    from intervene.tokenizer import decode_batch, load_tokenizer
 
     if len(batches) == 0:
         raise ValueError(f"{out_dir}: no batches to decode (the group lies outside the configured window)")
@@ -108,6 +108,6 @@ def decode_group(
                 with open(tmp / f"{b}.npy", "wb") as fh:
                     np.save(fh, tokens)
             if tok is not None:
-                decoded = tok.batch_decode(tokens.tolist(), skip_special_tokens=False)
+                decoded = decode_batch(tok, tokens.tolist())
                 write_jsonl_gz(tmp / f"{b}.json.gz", split_documents(decoded, tok.eos_token), gzip_level)
     return out
