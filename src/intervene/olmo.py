@@ -81,7 +81,9 @@ def global_indices(
         return fill(arr)[:total]
     with atomic_path(out) as tmp:
         mm = np.memmap(tmp, dtype=np.uint32, mode="w+", shape=(max(n, total, 1),))
-        fill(mm)
+        # a plain ndarray view of the mapping: Generator.shuffle takes its fast in-place path only
+        # for exact ndarrays (on the memmap subclass it swaps element by element, ~70x slower)
+        fill(mm.view(np.ndarray))
         mm.flush()
         del mm
         if total != max(n, total, 1):
