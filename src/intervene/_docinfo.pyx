@@ -65,65 +65,60 @@ def build_rows(const int64_t[::1] ustart, const int64_t[::1] uend, Py_ssize_t S,
     Documents are the non-EOS spans. Empty rows reproduce how the paper's text decoding
     (join sequences with the EOS string, collapse doubled EOS strings left to right, split)
     yields empty lines: a run of k consecutive EOS units in the joined stream becomes ceil(k/2)
-    EOS strings, i.e. ceil(k/2) - 1 empty lines inside the batch and ceil(k/2) at its start or end.
-    Rows: (batch, seq, start, end) inclusive; empty rows are (b, 0, 0, 0) at the start and
-    (b, s, L, L) elsewhere, as in the paper. A run of 3+ units inside one sequence is an error.
+    EOS strings, i.e. ceil(k/2) - 1 empty lines between two documents and ceil(k/2) at the start
+    or end of the batch (ceil(k/2) + 1 when the batch holds no document at all). Rows are
+    (batch, seq, start, end) inclusive; empty rows are (b, 0, 0, 0) at the start of the batch and
+    (b, s, L, L) elsewhere, s being the sequence where the run began, as in the paper. Three EOS
+    units in a row inside one sequence are an error, as in the paper.
     """
     cdef Py_ssize_t n_units = ustart.shape[0]
-    cdef Py_ssize_t u = 0, s, pos, a, e, k = 0, run_seq = 0, j, n = 0, cap
-    cdef bint at_start = True, run_inside = True
-    cap = 2 * n_units + 2 * S + 8
-    rows = np.empty((cap, 4), dtype=np.int64)
+    cdef Py_ssize_t u = 0, s, pos, a, e, j, n = 0
+    cdef Py_ssize_t k = 0  # EOS units in the current run of the joined stream
+    cdef Py_ssize_t in_seq = 0  # consecutive EOS units inside the current sequence
+    cdef Py_ssize_t run_seq = 0
+    cdef bint at_start = True
+    rows = np.empty((2 * n_units + 2 * S + 8, 4), dtype=np.int64)
     cdef int64_t[:, ::1] r = rows
 
     for s in range(S):
         pos = 0
-        while u < n_units and ustart[u] < (s + 1) * L:
-            a = ustart[u] - s * L
-            e = uend[u] - s * L
-            if e >= L:
+        in_seq = 0
+        while True:
+            if u < n_units and ustart[u] < (s + 1) * L:
+                a = ustart[u] - s * L
+                e = min(uend[u] - s * L, L - 1)
+            else:
+                a = L
                 e = L - 1
             if a > pos:
-                # close the run before this document
+                # document tokens [pos, a): close the run before them, then the document's row
                 if at_start:
                     for j in range(_ceil_half(k)):
                         r[n, 0] = batch_index; r[n, 1] = 0; r[n, 2] = 0; r[n, 3] = 0; n += 1
                 else:
-                    if k >= 3 and run_inside:
-                        raise ValueError(
-                            f"batch {batch_index}, sequence {s}: three or more EOS in a row before token {a}")
                     for j in range(_ceil_half(k) - 1):
                         r[n, 0] = batch_index; r[n, 1] = run_seq; r[n, 2] = L; r[n, 3] = L; n += 1
                 at_start = False
                 r[n, 0] = batch_index; r[n, 1] = s; r[n, 2] = pos; r[n, 3] = a - 1; n += 1
                 k = 0
+                in_seq = 0
+            if a >= L:
+                break
             if k == 0:
                 run_seq = s
-                run_inside = True
             k += 1
+            in_seq += 1
+            if in_seq >= 3:
+                raise ValueError(f"batch {batch_index}, sequence {s}: three or more EOS in a row at token {a}")
             pos = e + 1
             u += 1
-        if pos < L:
-            if at_start:
-                for j in range(_ceil_half(k)):
-                    r[n, 0] = batch_index; r[n, 1] = 0; r[n, 2] = 0; r[n, 3] = 0; n += 1
-            else:
-                if k >= 3 and run_inside:
-                    raise ValueError(f"batch {batch_index}, sequence {s}: three or more EOS in a row")
-                for j in range(_ceil_half(k) - 1):
-                    r[n, 0] = batch_index; r[n, 1] = run_seq; r[n, 2] = L; r[n, 3] = L; n += 1
-            at_start = False
-            r[n, 0] = batch_index; r[n, 1] = s; r[n, 2] = pos; r[n, 3] = L - 1; n += 1
-            k = 0
         if s < S - 1:
             # the decoder joins sequences with one EOS string
             if k == 0:
                 run_seq = s
             k += 1
-            run_inside = False
     # the run at the end of the batch
     if at_start:
-        # no document at all: the text is ceil(k/2) EOS strings, i.e. ceil(k/2) + 1 empty lines
         for j in range(_ceil_half(k) + 1):
             r[n, 0] = batch_index; r[n, 1] = 0; r[n, 2] = 0; r[n, 3] = 0; n += 1
     else:
