@@ -91,6 +91,36 @@ def _cmd_doc_info(a: argparse.Namespace) -> None:
     )
 
 
+def _cmd_train(a: argparse.Namespace) -> None:
+    from intervene.train.trainer import train
+
+    summary = train(
+        a.train_config,
+        a.out,
+        load_path=a.load_path,
+        data_list=a.data_list,
+        order_path=a.order,
+        stop_after=a.stop_after,
+        save_interval=a.save_interval,
+        seed=a.seed,
+        device=a.device,
+        microbatch=a.microbatch,
+        tokenizer_dir=a.tokenizer,
+    )
+    log.info("train: %s", json.dumps(summary))
+
+
+def _cmd_replay_check(a: argparse.Namespace) -> None:
+    from intervene.train.replay import compare_checkpoints
+
+    result = compare_checkpoints(a.reference, a.replay, a.out, atol=a.atol)
+    log.info("replay check: %s", json.dumps(result))
+    if not result["passed"]:
+        raise ValueError(
+            f"{a.replay}: replay differs from {a.reference} (max |diff| {result['max_abs_diff']})"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -150,6 +180,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="doc info .npy (int64 [n, 4])")
     s.add_argument("--check-text", action="store_true", help="verify rows line up with {b}.json.gz lines")
     s.set_defaults(func=_cmd_doc_info)
+    s = sub.add_parser(
+        "train", help="pretrain (original run or re-run); launch with torchrun for several processes"
+    )
+    s.add_argument("--train-config", required=True, help="OLMo train YAML")
+    s.add_argument(
+        "--out", required=True, help="run folder (step{N}/ checkpoints, metrics.jsonl); resumes if present"
+    )
+    s.add_argument("--load-path", help="checkpoint to start from (model, optimizer, step and token counters)")
+    s.add_argument("--data-list", help="re-run: file listing batch files read in order from instance 0")
+    s.add_argument("--order", help="global_indices.npy of the original run (else computed from the config)")
+    s.add_argument("--stop-after", type=int, help="steps to train from the start checkpoint")
+    s.add_argument("--save-interval", type=int, help="checkpoint every N steps (default: config)")
+    s.add_argument("--seed", type=int, help="initialisation seed (default: the config's seed)")
+    s.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    s.add_argument("--microbatch", type=int, help="micro-batch size (default: device_train_microbatch_size)")
+    s.add_argument("--tokenizer", help="tokenizer folder copied into checkpoints (default: the config's)")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("replay-check", help="compare a replayed checkpoint with the original run's")
+    s.add_argument("--reference", required=True, help="original run's checkpoint step{c+k}")
+    s.add_argument("--replay", required=True, help="replay's checkpoint step{c+k}")
+    s.add_argument("--out", required=True, help="JSON report")
+    s.add_argument(
+        "--atol", type=float, default=0.0, help="0 = bit-identical (CPU); GPU bf16 needs a tolerance"
+    )
+    s.set_defaults(func=_cmd_replay_check)
     return p
 
 

@@ -1,0 +1,67 @@
+"""The model an OLMo 2 train config describes, as a transformers ``Olmo2ForCausalLM``.
+
+Config mapping and initialisation follow OLMo (``olmo/model.py``, ``olmo/initialization.py``,
+``scripts/convert_olmo2_to_hf.py``): SwiGLU hidden = ``mlp_hidden_size // 2`` (or
+``d_model * mlp_ratio // 2``), vocabulary = ``embedding_size``, untied LM head, RMSNorm eps 1e-6,
+QK-norm, post-norm; weights of every Linear/Embedding ~ N(0, init_std) truncated at
+``init_cutoff_factor`` standard deviations, norms at one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def olmo2_config(raw: dict):
+    """``Olmo2Config`` from the ``model:`` section of an OLMo train config (a dict)."""
+    from transformers import Olmo2Config
+
+    m = raw["model"]
+    d = int(m["d_model"])
+    hidden = m.get("mlp_hidden_size") or d * int(m.get("mlp_ratio", 4))
+    vocab = int(m.get("embedding_size") or m["vocab_size"])
+    return Olmo2Config(
+        vocab_size=vocab,
+        hidden_size=d,
+        intermediate_size=int(hidden) // 2,
+        num_hidden_layers=int(m["n_layers"]),
+        num_attention_heads=int(m["n_heads"]),
+        num_key_value_heads=int(m.get("n_kv_heads") or m["n_heads"]),
+        max_position_embeddings=int(m["max_sequence_length"]),
+        rope_theta=float(m.get("rope_theta", 10000)),
+        rms_norm_eps=float(m.get("layer_norm_eps", 1e-5)),
+        attention_bias=bool(m.get("include_bias", False)),
+        pad_token_id=m.get("pad_token_id"),
+        eos_token_id=m.get("eos_token_id"),
+        bos_token_id=None,
+        tie_word_embeddings=bool(m.get("weight_tying", False)),
+    )
+
+
+@torch.no_grad()
+def init_olmo_weights(model: nn.Module, std: float, cutoff_factor: float | None, seed: int) -> None:
+    """OLMo's ``init_fn: normal`` on every Linear and Embedding weight (seeded, CPU generator)."""
+    g = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if isinstance(mod, (nn.Linear, nn.Embedding)):
+            w = torch.empty(mod.weight.shape, dtype=torch.float32)
+            if cutoff_factor is None:
+                w.normal_(0.0, std, generator=g)
+            else:
+                nn.init.trunc_normal_(w, 0.0, std, -cutoff_factor * std, cutoff_factor * std, generator=g)
+            mod.weight.copy_(w)
+            if isinstance(mod, nn.Linear) and mod.bias is not None:
+                mod.bias.zero_()
+
+
+def build_model(raw: dict, seed: int):
+    """A freshly initialised model for the config, in fp32 (autocast gives bf16 compute on GPU)."""
+    from transformers import Olmo2ForCausalLM
+
+    cfg = olmo2_config(raw)
+    cfg._attn_implementation = "sdpa"
+    model = Olmo2ForCausalLM(cfg)
+    m = raw["model"]
+    init_olmo_weights(model, float(m.get("init_std", 0.02)), m.get("init_cutoff_factor"), seed)
+    return model

@@ -1,0 +1,62 @@
+"""Replay fidelity: a re-run over the *unmodified* batches must reproduce the original run.
+
+On CPU the comparison is bit-for-bit (weights and AdamW moments); on GPU within a tolerance (bf16
+autocast and non-deterministic reductions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from intervene.atomic import write_text
+
+
+def _tensors(ckpt: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    out = {f"model.{k}": v for k, v in load_file(str(ckpt / "model.safetensors")).items()}
+    optim = torch.load(ckpt / "optim.pt", map_location="cpu", weights_only=True)
+    for pid, st in optim["state"].items():
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            out[f"optim.{pid}.{name}"] = st[name]
+    return out
+
+
+def compare_checkpoints(
+    reference: str | os.PathLike,
+    replay: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    atol: float = 0.0,
+) -> dict:
+    a, b = _tensors(Path(reference)), _tensors(Path(replay))
+    if a.keys() != b.keys():
+        raise ValueError(f"{replay}: checkpoint holds other tensors than {reference}")
+    max_diff, n_diff = 0.0, 0
+    for k in sorted(a):
+        x, y = a[k].double(), b[k].double()
+        if x.shape != y.shape:
+            raise ValueError(f"{replay}: {k} has shape {tuple(y.shape)}, reference {tuple(x.shape)}")
+        d = float((x - y).abs().max()) if x.numel() else 0.0
+        max_diff = max(max_diff, d)
+        n_diff += int(not torch.equal(a[k], b[k]))
+    ta = torch.load(Path(reference) / "train.pt", weights_only=False)
+    tb = torch.load(Path(replay) / "train.pt", weights_only=False)
+    counters = ("global_step", "global_train_tokens_seen")
+    result = {
+        "reference": str(reference),
+        "replay": str(replay),
+        "tensors": len(a),
+        "tensors_not_bit_identical": n_diff,
+        "max_abs_diff": max_diff,
+        "atol": atol,
+        "counters_equal": all(ta[c] == tb[c] for c in counters),
+    }
+    result["passed"] = result["counters_equal"] and (n_diff == 0 if atol == 0 else max_diff <= atol)
+    if out is not None:
+        write_text(out, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result

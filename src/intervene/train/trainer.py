@@ -1,0 +1,230 @@
+"""The training loop: OLMo 2's step, on one process or under ``torchrun`` (DDP; gloo on CPU, NCCL on GPU).
+
+One optimizer step (``olmo/train.py`` ``train_step``): count the step and its tokens first; split
+the rank's device batch into micro-batches; sum each micro-batch's loss divided by the device
+batch's tokens and back-propagate (bf16 autocast on GPU, fp32 on CPU; DDP averages over ranks);
+clip the global gradient norm; set the scheduled LR on every group; ``AdamW.step``.
+
+Original runs read batch ``b = global_step`` of the global order; re-runs read the given files from
+instance 0 (the paper's fork: ``shuffle_train: false``, ``set_start_index: false``) while step,
+token counter (hence LR) and optimizer state come from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from intervene.data_order import data_files, load_order
+from intervene.olmo import global_indices, load_train_config, resolve_path
+from intervene.train.checkpoint import checkpoints, load_model_weights, load_training_state, save_checkpoint
+from intervene.train.data import BatchStream, InstanceFiles
+from intervene.train.loss import olmo_loss
+from intervene.train.model import build_model
+from intervene.train.optim import build_optimizer, scheduled_lr
+
+log = logging.getLogger("intervene.train")
+
+
+def _dist_env() -> tuple[int, int, int]:
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def _read_list(path: str | os.PathLike) -> list[str]:
+    """A file listing batch files, one per line (relative paths against the list's folder)."""
+    p = Path(path)
+    return [str(resolve_path(line.strip(), p.parent)) for line in p.read_text().splitlines() if line.strip()]
+
+
+def train(
+    train_config: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    load_path: str | os.PathLike | None = None,
+    data_list: str | os.PathLike | None = None,
+    order_path: str | os.PathLike | None = None,
+    stop_after: int | None = None,
+    save_interval: int | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    microbatch: int | None = None,
+    tokenizer_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Train and save ``out_dir/step{N}`` checkpoints; resumes from the newest one in ``out_dir``.
+
+    ``data_list`` switches to a re-run over those files (requires ``load_path``). Returns a summary.
+    """
+    rank, world, local_rank = _dist_env()
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(f"cuda:{local_rank}" if device == "cuda" else "cpu")
+    if device == "cuda":
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+
+    spec = load_train_config(train_config)
+    raw = spec.raw
+    gbs, L = spec.global_batch_size, spec.seq_len
+    tokens_per_step = gbs * L
+    seed = int(raw.get("seed", 6198) if seed is None else seed)
+    tok_dir = tokenizer_dir
+    if tok_dir is None and (raw.get("tokenizer") or {}).get("identifier"):
+        cand = resolve_path(raw["tokenizer"]["identifier"], Path(train_config).parent)
+        tok_dir = cand if cand.is_dir() else None
+    save_interval = int(
+        save_interval or raw.get("save_interval_unsharded") or raw.get("save_interval") or 1000
+    )
+
+    # --- data
+    if data_list is not None:
+        if load_path is None:
+            raise ValueError("a re-run over given batch files needs the checkpoint to start from (load_path)")
+        source = InstanceFiles(_read_list(data_list), spec.dtype, L)
+        order = np.arange(source.num_instances, dtype=np.int64)
+    else:
+        source = InstanceFiles(data_files(spec), spec.dtype, L)
+        if order_path is not None:
+            order = load_order(order_path, source.num_instances, world, spec.drop_last)
+        else:
+            order = global_indices(source.num_instances, spec.seed, spec.epoch, world, spec.drop_last)
+    stream = BatchStream(source, order, gbs, rank, world)
+
+    # --- model, optimizer, state
+    model = build_model(raw, seed)
+    model.to(dev)
+    optimizer = build_optimizer(model, raw["optimizer"], fused=(device == "cuda") or None)
+    out = Path(out_dir)
+    existing = checkpoints(out)
+    state = {
+        "global_step": 0,
+        "global_train_tokens_seen": 0,
+        "global_train_examples_seen_this_epoch": 0,
+        "epoch": 0,
+        "world_size": world,
+        "run_start_step": 0,
+    }
+    resume = existing[max(existing)] if existing else None
+    start = resume or (Path(load_path) if load_path else None)
+    if start is not None:
+        load_model_weights(start, model)
+        state.update(load_training_state(start, optimizer))
+        if resume is None:  # a new run from someone else's checkpoint starts counting here
+            state["run_start_step"] = state["global_step"]
+        log.info("starting from %s at step %d", start, state["global_step"])
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device == "cuda" else None
+        )
+
+    # --- which batch comes next and where to stop
+    run_start = int(state["run_start_step"])
+    if data_list is not None:  # re-run: the given files from instance 0
+        first_batch = state["global_step"] - run_start
+        end_step = run_start + (stop_after or stream.num_batches)
+    else:  # original order: batch b is step b + 1
+        first_batch = state["global_step"]
+        end_step = run_start + stop_after if stop_after else int(raw.get("stop_at") or stream.num_batches)
+    if end_step - state["global_step"] > stream.num_batches - first_batch:
+        raise ValueError(
+            f"steps up to {end_step} requested, but the data hold only {stream.num_batches - first_batch} more batches"
+        )
+
+    device_bs = gbs // world
+    micro = int(microbatch or raw.get("device_train_microbatch_size") or device_bs)
+    max_norm = float(raw.get("max_grad_norm") or 0.0)
+    z_loss = bool(raw.get("softmax_auxiliary_loss", False))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+    metrics_path = out / "metrics.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0 and metrics_path.exists():  # drop steps after the checkpoint we resume from
+        kept = [
+            ln
+            for ln in metrics_path.read_text().splitlines()
+            if json.loads(ln)["step"] <= state["global_step"]
+        ]
+        metrics_path.write_text("".join(ln + "\n" for ln in kept))
+
+    def save() -> None:
+        if rank == 0:
+            save_checkpoint(out / f"step{state['global_step']}", model, optimizer, dict(state), raw, tok_dir)
+        if world > 1:
+            dist.barrier()
+
+    if state["global_step"] == 0 and not existing and data_list is None:
+        save()  # OLMo saves the initial weights as step 0
+
+    t0 = time.perf_counter()
+    b = first_batch
+    while state["global_step"] < end_step:
+        state["global_step"] += 1
+        state["global_train_tokens_seen"] += tokens_per_step
+        state["global_train_examples_seen_this_epoch"] += gbs
+        tokens = torch.from_numpy(stream.device_batch(b).astype(np.int64)).to(dev)
+        b += 1
+        ce_sum = torch.zeros((), device=dev)
+        z_sum = torch.zeros((), device=dev)
+        chunks = torch.split(tokens, micro)
+        for i, mb in enumerate(chunks):
+            sync = nullcontext() if (world == 1 or i == len(chunks) - 1) else model.no_sync()
+            with sync:
+                with autocast:
+                    logits = model(input_ids=mb).logits
+                    loss, ce, z = olmo_loss(logits, mb, tokens.numel(), z_loss=z_loss)
+                loss.backward()
+            ce_sum += ce.detach()
+            if z is not None:
+                z_sum += z.detach()
+        params = [p for p in model.parameters() if p.grad is not None]
+        if max_norm > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        else:
+            grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+        lr = scheduled_lr(raw, state["global_step"], state["global_train_tokens_seen"])
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if world > 1:
+            dist.all_reduce(ce_sum)
+            dist.all_reduce(z_sum)
+            ce_sum /= world
+            z_sum /= world
+        if rank == 0:
+            rec = {
+                "step": state["global_step"],
+                "lr": lr,
+                "ce_loss": round(float(ce_sum), 6),
+                "z_loss": round(float(z_sum), 8),
+                "grad_norm": round(float(grad_norm), 6),
+            }
+            with open(metrics_path, "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            if state["global_step"] % 10 == 0:
+                rate = tokens_per_step * (b - first_batch) / (time.perf_counter() - t0)
+                log.info(
+                    "step %d lr %.3g ce %.4f z %.2e |g| %.3f %.0f tok/s",
+                    state["global_step"],
+                    lr,
+                    rec["ce_loss"],
+                    rec["z_loss"],
+                    rec["grad_norm"],
+                    rate,
+                )
+        if state["global_step"] % save_interval == 0 or state["global_step"] == end_step:
+            save()
+    if world > 1:
+        dist.barrier()
+    return {"final_step": state["global_step"], "seconds": time.perf_counter() - t0, "world_size": world}
