@@ -14,9 +14,11 @@ include: "workflow/rules/download.smk"
 include: "workflow/rules/data_order.smk"
 include: "workflow/rules/decode.smk"
 include: "workflow/rules/doc_info.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
     default_target: True
     input:
         doc_info_targets(),
+        train_targets(),

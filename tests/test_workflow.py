@@ -18,6 +18,7 @@ def small_config(**data_over) -> dict:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["world"] = {**cfg["world"], **SMALL_WORLD}
     cfg["decode"] = {"batches_per_group": 12, "first_batch": 0, "last_batch": 30}
+    cfg["train"].update(save_interval=10, replay_check={"from_step": 10, "steps": 10})
     cfg["data"].update(data_over)
     return cfg
 
@@ -43,7 +44,7 @@ def test_dry_run_lists_the_stages(tmp_path):
     r = snakemake(tmp_path, "-n", "--quiet", "rules")
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
-    for rule in ("world", "data_order", "decode", "doc_info", "all"):
+    for rule in ("world", "data_order", "decode", "doc_info", "pretrain_original", "replay_check", "all"):
         assert rule in out
     assert "download" not in out  # local data: nothing to download
 
@@ -71,8 +72,17 @@ def test_run_builds_everything_up_to_doc_info(run_dir):
     assert sorted(int(p.stem) for p in (res / "batches" / "003").glob("*.npy")) == list(range(24, 30))
     rows = np.load(res / "doc_info" / "002.npy")
     assert rows.shape[1] == 4 and set(rows[:, 0].tolist()) == set(range(12))
-    for rule in ("world", "data_order", "decode/001", "doc_info/001"):
+    for rule in ("world", "data_order", "decode/001", "doc_info/001", "train/original", "train/replay_check"):
         assert (run_dir / "logs" / f"{rule}.log").exists()
+
+
+def test_run_trains_and_replays_exactly(run_dir):
+    import json
+
+    orig = run_dir / "results" / "train" / "original"
+    assert json.loads((orig / "summary.json").read_text())["checkpoints"] == [0, 10, 20, 30]
+    rc = json.loads((run_dir / "results" / "train" / "replay_check.json").read_text())
+    assert rc["passed"] and rc["tensors_not_bit_identical"] == 0 and rc["reference"].endswith("step20")
 
 
 def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
@@ -103,6 +113,7 @@ def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = res, d2 / "results"
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and "benchmarks" not in p.parts)
+    assert any(f.name == "model.safetensors" for f in files)
     assert len(files) > 50
     for f in files:
         assert (b / f).read_bytes() == (a / f).read_bytes(), f
@@ -137,6 +148,7 @@ def test_url_source_downloads_then_runs(small_world, small_data, http_server, tm
         source="url",
         download={"root": "resources/data", "num_shards": 2, "workers": 2},
     )
+    cfg["train"]["original"] = False  # real data: the original run's checkpoints are released ones
     wd = tmp_path / "wd"
     r = snakemake(wd, "--cores", "2", cfg=cfg)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -111,14 +111,35 @@ def _cmd_train(a: argparse.Namespace) -> None:
 
 
 def _cmd_replay_check(a: argparse.Namespace) -> None:
-    from intervene.train.replay import compare_checkpoints
+    from intervene.train.replay import compare_checkpoints, replay_check
 
-    result = compare_checkpoints(a.reference, a.replay, a.out, atol=a.atol)
+    if a.original:
+        result = replay_check(
+            a.train_config,
+            a.original,
+            a.from_step,
+            a.steps,
+            a.batches_root,
+            a.batches_per_group,
+            a.work,
+            a.out,
+            atol=a.atol,
+            device=a.device,
+        )
+    else:
+        result = compare_checkpoints(a.reference, a.replay, a.out, atol=a.atol)
     log.info("replay check: %s", json.dumps(result))
     if not result["passed"]:
         raise ValueError(
-            f"{a.replay}: replay differs from {a.reference} (max |diff| {result['max_abs_diff']})"
+            f"{a.out}: the replay differs from the original run (max |diff| {result['max_abs_diff']})"
         )
+
+
+def _cmd_import_olmo(a: argparse.Namespace) -> None:
+    from intervene.train.olmo_import import import_olmo_checkpoint
+
+    out = import_olmo_checkpoint(a.olmo_dir, a.out, a.train_config)
+    log.info("imported %s -> %s", a.olmo_dir, out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,14 +219,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tokenizer", help="tokenizer folder copied into checkpoints (default: the config's)")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("replay-check", help="compare a replayed checkpoint with the original run's")
-    s.add_argument("--reference", required=True, help="original run's checkpoint step{c+k}")
-    s.add_argument("--replay", required=True, help="replay's checkpoint step{c+k}")
+    s = sub.add_parser("replay-check", help="re-run the unmodified batches and compare with the original run")
     s.add_argument("--out", required=True, help="JSON report")
     s.add_argument(
-        "--atol", type=float, default=0.0, help="0 = bit-identical (CPU); GPU bf16 needs a tolerance"
+        "--atol", type=float, default=0.0, help="0 = bit-identical (CPU); bf16 on GPU needs a tolerance"
     )
+    g = s.add_argument_group("replay and compare")
+    g.add_argument("--train-config")
+    g.add_argument("--original", help="the original run's folder (step{N}/ checkpoints)")
+    g.add_argument("--from-step", type=int)
+    g.add_argument("--steps", type=int)
+    g.add_argument("--batches-root", help="decoded batch groups (results/data/batches)")
+    g.add_argument("--batches-per-group", type=int, default=1000)
+    g.add_argument("--work", help="folder for the replay run")
+    g.add_argument("--device", choices=["cpu", "cuda"])
+    g = s.add_argument_group("or only compare two checkpoints")
+    g.add_argument("--reference", help="original run's checkpoint step{c+k}")
+    g.add_argument("--replay", help="replay's checkpoint step{c+k}")
     s.set_defaults(func=_cmd_replay_check)
+
+    s = sub.add_parser("import-olmo", help="import an OLMo unsharded checkpoint (model, optimizer, counters)")
+    s.add_argument("--olmo-dir", required=True, help="stepN-unsharded/ with model.pt, optim.pt, train.pt")
+    s.add_argument("--out", required=True, help="our checkpoint folder (e.g. RUN/stepN)")
+    s.add_argument(
+        "--train-config", help="train YAML for the model shape (default: the checkpoint's config.yaml)"
+    )
+    s.set_defaults(func=_cmd_import_olmo)
     return p
 
 

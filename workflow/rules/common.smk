@@ -12,6 +12,7 @@ validate(config, "../schemas/config.schema.yaml")
 WORLD_DIR = "results/world"
 DATA_DIR = "results/data"
 LOCAL_TRAIN_CONFIG = f"{DATA_DIR}/train_config.local.yaml"
+TRAIN_DIR = "results/train"
 
 
 wildcard_constraints:
@@ -70,3 +71,33 @@ def doc_info_targets():
 def download_manifests():
     n = config["data"]["download"]["num_shards"]
     return expand("resources/manifests/shard_{shard}.tsv", shard=range(n))
+
+
+def intervene_launcher():
+    """`intervene`, or `torchrun ... -m intervene.cli` when the config asks for several processes."""
+    n = config["train"]["nproc"]
+    if n == 1:
+        return "intervene"
+    return f"torchrun --standalone --nproc_per_node={n} -m intervene.cli"
+
+
+def batch_groups_of(first, last):
+    """Decoded group folders holding batches [first, last)."""
+    per = config["decode"]["batches_per_group"]
+    return [
+        f"{DATA_DIR}/batches/{g + 1:03d}" for g in range(first // per, -(-last // per))
+    ]
+
+
+def replay_inputs():
+    rc = config["train"]["replay_check"]
+    return batch_groups_of(rc["from_step"], rc["from_step"] + rc["steps"])
+
+
+def train_targets():
+    out = []
+    if config["train"]["original"]:
+        out.append(f"{TRAIN_DIR}/original/summary.json")
+        if config["train"].get("replay_check"):
+            out.append(f"{TRAIN_DIR}/replay_check.json")
+    return out

@@ -60,3 +60,57 @@ def compare_checkpoints(
     if out is not None:
         write_text(out, json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def decoded_batch_files(
+    batches_root: str | os.PathLike, first: int, last: int, batches_per_group: int
+) -> list[Path]:
+    """The decode stage's ``{group}/{b}.npy`` files of batches ``[first, last)``, in order."""
+    from intervene.decode import group_name
+
+    root = Path(batches_root)
+    files = [root / group_name(b // batches_per_group) / f"{b}.npy" for b in range(first, last)]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{missing[0]}: decoded batch missing ({len(missing)} of {len(files)} missing)"
+        )
+    return files
+
+
+def replay_check(
+    train_config: str | os.PathLike,
+    original_run: str | os.PathLike,
+    from_step: int,
+    steps: int,
+    batches_root: str | os.PathLike,
+    batches_per_group: int,
+    work_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    atol: float = 0.0,
+    device: str | None = None,
+) -> dict:
+    """Re-run ``steps`` steps from the original run's ``step{from_step}`` over the decoded, unmodified
+    batches and compare with its ``step{from_step + steps}``."""
+    from intervene.atomic import write_text
+    from intervene.train.trainer import train
+
+    orig = Path(original_run)
+    work = Path(work_dir)
+    files = decoded_batch_files(batches_root, from_step, from_step + steps, batches_per_group)
+    work.mkdir(parents=True, exist_ok=True)
+    lst = work / "data_list.txt"
+    write_text(lst, "".join(f"{os.path.relpath(f, work)}\n" for f in files))  # relative: relocatable
+    train(
+        train_config,
+        work / "run",
+        load_path=orig / f"step{from_step}",
+        data_list=lst,
+        stop_after=steps,
+        save_interval=steps,
+        device=device,
+    )
+    return compare_checkpoints(
+        orig / f"step{from_step + steps}", work / "run" / f"step{from_step + steps}", out, atol=atol
+    )

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from intervene.atomic import write_text
 from intervene.data_order import data_files, load_order
 from intervene.olmo import global_indices, load_train_config, resolve_path
 from intervene.train.checkpoint import checkpoints, load_model_weights, load_training_state, save_checkpoint
@@ -227,4 +228,12 @@ def train(
             save()
     if world > 1:
         dist.barrier()
-    return {"final_step": state["global_step"], "seconds": time.perf_counter() - t0, "world_size": world}
+    summary = {
+        "final_step": state["global_step"],
+        "world_size": world,
+        "checkpoints": sorted(checkpoints(out)),
+    }
+    if rank == 0:  # written last: its presence means the run is complete
+        write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    log.info("trained to step %d in %.1f s", state["global_step"], time.perf_counter() - t0)
+    return summary

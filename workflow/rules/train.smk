@@ -1,0 +1,64 @@
+# Pretraining with the built-in trainer: the original run (toy world) and the replay-fidelity check.
+
+
+rule pretrain_original:
+    input:
+        train_config=train_config(),
+        order=f"{DATA_DIR}/global_indices.npy",
+        data=data_inputs(),
+    output:
+        f"{TRAIN_DIR}/original/summary.json",
+    log:
+        "logs/train/original.log",
+    benchmark:
+        "results/benchmarks/train/original.tsv"
+    conda:
+        "../envs/intervene.yaml"
+    threads: 2
+    resources:
+        gpu=lambda wc: (
+            config["train"]["nproc"] if config["train"]["device"] == "cuda" else 0
+        ),
+        runtime=lambda wc, attempt: 240 * attempt,
+        mem_mb=lambda wc, attempt: 8000 * attempt,
+    params:
+        out=lambda wc, output: os.path.dirname(output[0]),
+        launcher=intervene_launcher(),
+        interval=config["train"]["save_interval"],
+        device=config["train"]["device"],
+    shell:
+        "{params.launcher} train --train-config {input.train_config} --order {input.order}"
+        " --out {params.out} --save-interval {params.interval} --device {params.device} > {log} 2>&1"
+
+
+rule replay_check:
+    input:
+        train_config=train_config(),
+        original=f"{TRAIN_DIR}/original/summary.json",
+        batches=replay_inputs(),
+    output:
+        report=report(
+            f"{TRAIN_DIR}/replay_check.json",
+            caption="../report/replay_check.rst",
+            category="Pretraining",
+        ),
+        run=directory(f"{TRAIN_DIR}/replay"),
+    log:
+        "logs/train/replay_check.log",
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        gpu=lambda wc: 1 if config["train"]["device"] == "cuda" else 0,
+    params:
+        original=lambda wc, input: os.path.dirname(input.original),
+        batches_root=lambda wc, input: os.path.dirname(input.batches[0]),
+        per=config["decode"]["batches_per_group"],
+        from_step=config["train"]["replay_check"]["from_step"],
+        steps=config["train"]["replay_check"]["steps"],
+        device=config["train"]["device"],
+        atol=0.0 if config["train"]["device"] == "cpu" else 1e-2,
+    shell:
+        "intervene replay-check --train-config {input.train_config} --original {params.original}"
+        " --from-step {params.from_step} --steps {params.steps} --batches-root {params.batches_root}"
+        " --batches-per-group {params.per} --work {output.run} --device {params.device}"
+        " --atol {params.atol} --out {output.report} > {log} 2>&1"
