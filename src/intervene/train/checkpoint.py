@@ -23,7 +23,10 @@ _STEP_DIR = re.compile(r"^step(\d+)$")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
+    """The HF model inside DDP and/or the training objective."""
+    if hasattr(model, "module"):
+        model = model.module
+    return model.model if model.__class__.__name__ == "OlmoObjective" else model
 
 
 def save_checkpoint(

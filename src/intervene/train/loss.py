@@ -33,3 +33,70 @@ def olmo_loss(
         return ce, ce, None
     z = Z_LOSS_MULTIPLIER * (flat.logsumexp(-1).pow(2) * (labels != -100)).sum() / batch_tokens
     return ce + z, ce, z
+
+
+class _FusedLinearCE(torch.autograd.Function):
+    """Cross-entropy + z-loss of ``hidden @ weight.T`` without materialising the logits.
+
+    Works through the tokens in chunks: each chunk's logits are formed, reduced to its loss terms
+    and turned straight into the gradients of ``hidden`` and ``weight`` (softmax * (1 + 2 z lse)
+    minus the one-hot target), then dropped. With OLMo 2's 100k vocabulary this saves the
+    ``tokens x vocab`` fp32 logits (3.3 GB per 2 x 4096 tokens) and a pass over them.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, z_mult: float, chunk: int):
+        n = hidden.shape[0]
+        ce = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        zs = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        g_hidden = torch.empty_like(hidden)
+        g_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        w = weight.to(hidden.dtype)
+        for lo in range(0, n, chunk):
+            h = hidden[lo : lo + chunk]
+            t = targets[lo : lo + chunk]
+            logits = (h @ w.t()).float()
+            lse = logits.logsumexp(-1)
+            valid = t != -100
+            tt = t.clamp_min(0)
+            picked = logits.gather(1, tt[:, None]).squeeze(1)
+            ce += ((lse - picked) * valid).sum()
+            zs += (lse.pow(2) * valid).sum()
+            g = torch.softmax(logits, -1).mul_((1 + 2 * z_mult * lse)[:, None])
+            g.scatter_add_(1, tt[:, None], -torch.ones_like(picked)[:, None])
+            g.mul_(valid[:, None])
+            g = g.to(hidden.dtype)
+            g_hidden[lo : lo + chunk] = g @ w
+            g_weight += (g.t() @ h).float()
+        ctx.save_for_backward(g_hidden, g_weight)
+        ctx.weight_dtype = weight.dtype
+        return ce, zs
+
+    @staticmethod
+    def backward(ctx, g_ce, g_z):
+        g_hidden, g_weight = ctx.saved_tensors
+        # the gradient was formed for ce + z_mult * zs; both outputs enter the loss with those weights
+        scale = g_ce
+        return g_hidden * scale.to(g_hidden.dtype), (g_weight * scale).to(ctx.weight_dtype), None, None, None
+
+
+def fused_olmo_loss(
+    hidden: torch.Tensor,
+    lm_head_weight: torch.Tensor,
+    input_ids: torch.Tensor,
+    batch_tokens: int,
+    *,
+    z_loss: bool = True,
+    chunk: int = 4096,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`olmo_loss` computed from the last hidden states and the LM head's weight (same values
+    and gradients; the loss must enter the objective as returned, i.e. ``loss.backward()``)."""
+    targets = input_ids[..., 1:].reshape(-1)
+    h = hidden[..., :-1, :].reshape(-1, hidden.size(-1))
+    z_mult = Z_LOSS_MULTIPLIER if z_loss else 0.0
+    ce_sum, z_sum = _FusedLinearCE.apply(h, lm_head_weight, targets, z_mult, chunk)
+    ce = ce_sum / batch_tokens
+    if not z_loss:
+        return ce, ce, None
+    z = z_mult * z_sum.detach() / batch_tokens  # its gradient is already folded into ce's
+    return ce + z, ce, z

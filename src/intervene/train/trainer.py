@@ -28,8 +28,8 @@ from intervene.data_order import data_files, load_order
 from intervene.olmo import global_indices, load_train_config, resolve_path
 from intervene.train.checkpoint import checkpoints, load_model_weights, load_training_state, save_checkpoint
 from intervene.train.data import BatchStream, InstanceFiles
-from intervene.train.loss import olmo_loss
 from intervene.train.model import build_model
+from intervene.train.objective import OlmoObjective
 from intervene.train.optim import build_optimizer, scheduled_lr
 
 log = logging.getLogger("intervene.train")
@@ -47,6 +47,36 @@ def _read_list(path: str | os.PathLike) -> list[str]:
     """A file listing batch files, one per line (relative paths against the list's folder)."""
     p = Path(path)
     return [str(resolve_path(line.strip(), p.parent)) for line in p.read_text().splitlines() if line.strip()]
+
+
+def optimizer_step(
+    objective, optimizer, tokens: torch.Tensor, micro: int, max_norm: float, lr: float, autocast=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One OLMo optimizer step over a rank's device batch; returns (ce, z, grad norm) before clipping."""
+    autocast = autocast or nullcontext()
+    ce_sum = torch.zeros((), device=tokens.device)
+    z_sum = torch.zeros((), device=tokens.device)
+    chunks = torch.split(tokens, micro)
+    ddp = hasattr(objective, "no_sync")
+    for i, mb in enumerate(chunks):
+        sync = objective.no_sync() if ddp and i < len(chunks) - 1 else nullcontext()
+        with sync:
+            with autocast:
+                loss, ce, z = objective(mb, tokens.numel())
+            loss.backward()
+        ce_sum += ce.detach()
+        if z is not None:
+            z_sum += z.detach()
+    params = [p for p in objective.parameters() if p.grad is not None]
+    if max_norm > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    else:
+        grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return ce_sum, z_sum, grad_norm
 
 
 def train(
@@ -125,9 +155,15 @@ def train(
         if resume is None:  # a new run from someone else's checkpoint starts counting here
             state["run_start_step"] = state["global_step"]
         log.info("starting from %s at step %d", start, state["global_step"])
+    objective = OlmoObjective(
+        model,
+        z_loss=bool(raw.get("softmax_auxiliary_loss", False)),
+        fused=bool(raw.get("fused_loss", False)),
+        compile_layers=bool(raw.get("compile")) and device == "cuda",
+    )
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[local_rank] if device == "cuda" else None
+        objective = torch.nn.parallel.DistributedDataParallel(
+            objective, device_ids=[local_rank] if device == "cuda" else None
         )
 
     # --- which batch comes next and where to stop
@@ -146,7 +182,6 @@ def train(
     device_bs = gbs // world
     micro = int(microbatch or raw.get("device_train_microbatch_size") or device_bs)
     max_norm = float(raw.get("max_grad_norm") or 0.0)
-    z_loss = bool(raw.get("softmax_auxiliary_loss", False))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
     metrics_path = out / "metrics.jsonl"
     out.mkdir(parents=True, exist_ok=True)
@@ -175,29 +210,8 @@ def train(
         state["global_train_examples_seen_this_epoch"] += gbs
         tokens = torch.from_numpy(stream.device_batch(b).astype(np.int64)).to(dev)
         b += 1
-        ce_sum = torch.zeros((), device=dev)
-        z_sum = torch.zeros((), device=dev)
-        chunks = torch.split(tokens, micro)
-        for i, mb in enumerate(chunks):
-            sync = nullcontext() if (world == 1 or i == len(chunks) - 1) else model.no_sync()
-            with sync:
-                with autocast:
-                    logits = model(input_ids=mb).logits
-                    loss, ce, z = olmo_loss(logits, mb, tokens.numel(), z_loss=z_loss)
-                loss.backward()
-            ce_sum += ce.detach()
-            if z is not None:
-                z_sum += z.detach()
-        params = [p for p in model.parameters() if p.grad is not None]
-        if max_norm > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        else:
-            grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
         lr = scheduled_lr(raw, state["global_step"], state["global_train_tokens_seen"])
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        ce_sum, z_sum, grad_norm = optimizer_step(objective, optimizer, tokens, micro, max_norm, lr, autocast)
         if world > 1:
             dist.all_reduce(ce_sum)
             dist.all_reduce(z_sum)

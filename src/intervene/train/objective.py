@@ -1,0 +1,48 @@
+"""The training objective as one module, so DDP sees a single forward per micro-batch."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from intervene.train.loss import fused_olmo_loss, olmo_loss
+
+
+class OlmoObjective(nn.Module):
+    """``forward(input_ids, batch_tokens) -> (loss, ce, z)`` with OLMo's loss.
+
+    ``fused``: the loss is computed from the last hidden states in token chunks without the full
+    logits (:func:`intervene.train.loss.fused_olmo_loss`; OLMo's ``fused_loss: true`` plays the same
+    role with flash-attn's kernel). ``compile_layers``: ``torch.compile`` each decoder layer (one
+    compiled graph reused by all layers, so compilation stays short).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        z_loss: bool,
+        fused: bool = False,
+        chunk: int = 4096,
+        compile_layers: bool = False,
+    ):
+        super().__init__()
+        self.model = model
+        self.z_loss, self.fused, self.chunk = z_loss, fused, chunk
+        if compile_layers:
+            for layer in model.model.layers:
+                layer.compile()
+
+    def forward(self, input_ids: torch.Tensor, batch_tokens: int):
+        if self.fused:
+            hidden = self.model.model(input_ids=input_ids).last_hidden_state
+            return fused_olmo_loss(
+                hidden,
+                self.model.lm_head.weight,
+                input_ids,
+                batch_tokens,
+                z_loss=self.z_loss,
+                chunk=self.chunk,
+            )
+        logits = self.model(input_ids=input_ids).logits
+        return olmo_loss(logits, input_ids, batch_tokens, z_loss=self.z_loss)
