@@ -159,12 +159,13 @@ def train(
         model,
         z_loss=bool(raw.get("softmax_auxiliary_loss", False)),
         fused=bool(raw.get("fused_loss", False)),
-        compile_layers=bool(raw.get("compile")) and device == "cuda",
     )
     if world > 1:
         objective = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[local_rank] if device == "cuda" else None
         )
+    if raw.get("compile") and device == "cuda":
+        objective = torch.compile(objective)  # after DDP, as PyTorch recommends
 
     # --- which batch comes next and where to stop
     run_start = int(state["run_start_step"])

@@ -1,0 +1,290 @@
+"""GPU proof of the trainer (run on a machine with 2 GPUs; not part of ``make bench``).
+
+Part 1: the built-in trainer under torchrun with NCCL and bf16 on 1 and 2 GPUs over the same
+synthetic data: the loss decreases and the 2-GPU run equals the 1-GPU run within bf16 tolerance.
+Part 2: training throughput and MFU on one GPU for the OLMo 2 1B shape (d 2048, 16 layers, 16
+heads, SwiGLU 8192, vocabulary 100352, sequences of 4096), against a plain transformers loop
+(fp32 weights, bf16 autocast, SDPA, fused AdamW, HF's loss), eager and ``torch.compile``d.
+MFU = tokens/s x (6 N + 12 L d T) / 989e12, N = parameters without the input embedding.
+
+    PYTHONPATH=src python3 benchmarks/gpu_train.py --out OUTDIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+PEAK = 989e12
+SHAPE_1B = {
+    "d_model": 2048,
+    "n_layers": 16,
+    "n_heads": 16,
+    "mlp_hidden_size": 16384,
+    "vocab_size": 100278,
+    "embedding_size": 100352,
+    "max_sequence_length": 4096,
+}
+
+
+def small_world(d: Path) -> Path:
+    """Synthetic learnable data (a sparse random bigram chain) and a small OLMo-style config."""
+    rng = np.random.default_rng(0)
+    V, L, n_inst = 4096, 256, 2048
+    nxt = rng.integers(0, V, size=(V, 4))
+    toks = np.empty(n_inst * L, dtype=np.uint32)
+    t = 1
+    for i in range(toks.size):
+        t = int(nxt[t, rng.integers(4)]) if rng.random() < 0.9 else int(rng.integers(V))
+        toks[i] = t
+    d.mkdir(parents=True, exist_ok=True)
+    toks[: toks.size // 2].tofile(d / "a.npy")
+    toks[toks.size // 2 :].tofile(d / "b.npy")
+    cfg = {
+        "seed": 6198,
+        "model": {
+            "d_model": 256,
+            "n_layers": 4,
+            "n_heads": 4,
+            "mlp_hidden_size": 2048,
+            "max_sequence_length": L,
+            "vocab_size": V,
+            "embedding_size": V,
+            "eos_token_id": 0,
+            "pad_token_id": 1,
+            "rope_theta": 500000,
+            "layer_norm_eps": 1e-6,
+            "init_std": 0.02,
+            "init_cutoff_factor": 3,
+        },
+        "softmax_auxiliary_loss": True,
+        "fused_loss": True,
+        "optimizer": {
+            "name": "adamw",
+            "learning_rate": 2e-3,
+            "weight_decay": 0.1,
+            "eps": 1e-8,
+            "betas": [0.9, 0.95],
+        },
+        "scheduler": {
+            "name": "cosine_with_warmup",
+            "units": "tokens",
+            "t_warmup": 5 * 32 * L,
+            "t_max": 200 * 32 * L,
+            "alpha_f": 0.1,
+        },
+        "global_train_batch_size": 32,
+        "device_train_microbatch_size": 8,
+        "max_grad_norm": 1.0,
+        "data": {"paths": ["a.npy", "b.npy"], "memmap_dtype": "uint32", "drop_last": True},
+    }
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return d / "config.yaml"
+
+
+def part1(out: Path) -> dict:
+    from intervene.train.replay import compare_checkpoints
+
+    cfg = small_world(out / "p1")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    res = {}
+    for n in (1, 2):
+        run = out / "p1" / f"gpu{n}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={n}",
+            "-m",
+            "intervene.cli",
+            "train",
+            "--train-config",
+            str(cfg),
+            "--out",
+            str(run),
+            "--stop-after",
+            "40",
+            "--save-interval",
+            "40",
+            "--device",
+            "cuda",
+        ]
+        t = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
+        if r.returncode:
+            raise RuntimeError(r.stderr[-3000:])
+        ce = [json.loads(x)["ce_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+        res[n] = {
+            "seconds": round(time.perf_counter() - t, 1),
+            "ce_first": ce[0],
+            "ce_last": ce[-1],
+            "ce": ce,
+        }
+    cmp = compare_checkpoints(out / "p1" / "gpu1" / "step40", out / "p1" / "gpu2" / "step40", atol=5e-2)
+    rel = max(abs(a - b) / abs(a) for a, b in zip(res[1]["ce"], res[2]["ce"], strict=True))
+    summary = {
+        "loss_1gpu": [res[1]["ce_first"], res[1]["ce_last"]],
+        "loss_2gpu": [res[2]["ce_first"], res[2]["ce_last"]],
+        "max_rel_loss_diff_1v2": rel,
+        "max_abs_weight_or_moment_diff_1v2": cmp["max_abs_diff"],
+        "seconds": [res[1]["seconds"], res[2]["seconds"]],
+    }
+    print("PART1", json.dumps(summary), flush=True)
+    return summary
+
+
+def build_1b():
+    import torch
+    from transformers import Olmo2Config, Olmo2ForCausalLM
+
+    s = SHAPE_1B
+    cfg = Olmo2Config(
+        vocab_size=s["embedding_size"],
+        hidden_size=s["d_model"],
+        intermediate_size=s["mlp_hidden_size"] // 2,
+        num_hidden_layers=s["n_layers"],
+        num_attention_heads=s["n_heads"],
+        max_position_embeddings=4096,
+        rope_theta=500000,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+    )
+    cfg._attn_implementation = "sdpa"
+    with torch.device("cuda"):
+        model = Olmo2ForCausalLM(cfg)
+    return model
+
+
+def variant(name: str, micro: int, n_micro: int, steps: int, warm: int) -> dict:
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    model = build_1b()
+    n_params = sum(p.numel() for p in model.parameters()) - model.model.embed_tokens.weight.numel()
+    T = SHAPE_1B["max_sequence_length"]
+    flops_per_token = 6 * n_params + 12 * SHAPE_1B["n_layers"] * SHAPE_1B["d_model"] * T
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    tokens = torch.randint(0, SHAPE_1B["vocab_size"], (micro * n_micro, T), device="cuda", generator=gen)
+    if name.startswith("baseline"):
+        fwd = torch.compile(model) if name == "baseline_compiled" else model
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=True)
+
+        def step():
+            for mb in torch.split(tokens, micro):
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    loss = fwd(input_ids=mb, labels=mb).loss / n_micro
+                loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    else:
+        from intervene.train.objective import OlmoObjective
+        from intervene.train.optim import build_optimizer
+        from intervene.train.trainer import optimizer_step
+
+        fused = "fused" in name
+        objective = OlmoObjective(model, z_loss=True, fused=fused)
+        if name == "ours_layers_fused":  # the per-layer compilation measured first (slower)
+            for layer in model.model.layers:
+                layer.compile()
+        if "cdt" in name:
+            import torch._inductor.config as inductor_config
+
+            inductor_config.coordinate_descent_tuning = True
+        if "whole" in name:
+            objective = torch.compile(objective)
+        if "cudnn" in name:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            sdpa_kernel(SDPBackend.CUDNN_ATTENTION).__enter__()
+        opt = build_optimizer(
+            model, {"learning_rate": 1e-4, "weight_decay": 0.1, "betas": [0.9, 0.95], "eps": 1e-8}, fused=True
+        )
+        ac = torch.autocast("cuda", dtype=torch.bfloat16)
+
+        def step():
+            optimizer_step(objective, opt, tokens, micro, 1.0, 1e-4, ac)
+
+    t_compile = time.perf_counter()
+    for _ in range(warm):
+        step()
+    torch.cuda.synchronize()
+    t_compile = time.perf_counter() - t_compile
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t
+    tps = steps * tokens.numel() / dt
+    r = {
+        "variant": name,
+        "micro": micro,
+        "tokens_per_step": tokens.numel(),
+        "tokens_per_s": round(tps),
+        "mfu": round(tps * flops_per_token / PEAK, 4),
+        "warmup_s": round(t_compile, 1),
+        "peak_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1),
+        "n_params_no_emb": n_params,
+        "gpu": torch.cuda.get_device_name(),
+    }
+    print("PART2", json.dumps(r), flush=True)
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--variant")
+    ap.add_argument("--micro", type=int, default=2)
+    ap.add_argument("--parts", default="1,2")
+    ap.add_argument(
+        "--variants",
+        default="baseline_eager:2,baseline_compiled:2,ours_layers_fused:2,ours_whole_plain:2,ours_whole_fused:2",
+    )
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if a.variant:
+        variant(a.variant, a.micro, n_micro=8 // a.micro, steps=4, warm=3)
+        return
+    rows = []
+    if "1" in a.parts:
+        try:
+            rows.append({"part1": part1(out)})
+        except Exception as e:  # keep going to part 2, report the failure
+            print("PART1 FAILED", e, flush=True)
+    if "2" in a.parts:
+        variants = [v.split(":") for v in a.variants.split(",")]
+        for name, micro in ((n, int(m)) for n, m in variants):
+            cmd = [sys.executable, __file__, "--out", str(out), "--variant", name, "--micro", str(micro)]
+            r = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "CUDA_VISIBLE_DEVICES": "0"},
+                timeout=300,
+            )
+            lines = [ln for ln in r.stdout.splitlines() if ln.startswith("PART2")]
+            if lines:
+                rows.append(json.loads(lines[-1][6:]))
+            else:
+                print("VARIANT FAILED", name, micro, r.stderr[-1500:], flush=True)
+    (out / "gpu_train.json").write_text(json.dumps(rows, indent=1))
+    print("| variant | micro | tokens/s | MFU | peak GB | warm-up s |")
+    for r in rows:
+        if "variant" in r:
+            print(
+                f"| {r['variant']} | {r['micro']} | {r['tokens_per_s']} | {r['mfu']:.1%} | {r['peak_mem_gb']} | {r['warmup_s']} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
