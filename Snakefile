@@ -15,6 +15,7 @@ include: "workflow/rules/data_order.smk"
 include: "workflow/rules/decode.smk"
 include: "workflow/rules/doc_info.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/olmo_backend.smk"
 
 
 rule all:

@@ -142,6 +142,23 @@ def _cmd_import_olmo(a: argparse.Namespace) -> None:
     log.info("imported %s -> %s", a.olmo_dir, out)
 
 
+def _cmd_olmo_config(a: argparse.Namespace) -> None:
+    from intervene.train.olmo_backend import write_rerun_config
+
+    write_rerun_config(
+        a.base_config,
+        a.out,
+        data_list=a.data_list,
+        run_name=a.run_name,
+        load_path=a.load_path,
+        stop_after=a.stop_after,
+        save_folder=a.save_folder,
+        max_duration=a.max_duration,
+        save_interval=a.save_interval,
+    )
+    log.info("OLMo re-run config -> %s", a.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -245,6 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-config", help="train YAML for the model shape (default: the checkpoint's config.yaml)"
     )
     s.set_defaults(func=_cmd_import_olmo)
+    s = sub.add_parser("olmo-config", help="write the OLMo (paper's fork) config of a re-run")
+    s.add_argument(
+        "--base-config", required=True, help="the original run's OLMo config (e.g. OLMo2-1B-stage1.yaml)"
+    )
+    s.add_argument("--data-list", required=True, help="file listing the modified memmaps in order")
+    s.add_argument("--run-name", required=True)
+    s.add_argument("--load-path", required=True, help="OLMo checkpoint to start from (stepN-unsharded)")
+    s.add_argument("--stop-after", type=int, required=True, help="steps to re-run")
+    s.add_argument("--save-folder", required=True)
+    s.add_argument("--max-duration", help="override: tokens ('4e12T') or steps of the original run")
+    s.add_argument("--save-interval", type=int)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_olmo_config)
     return p
 
 

@@ -101,3 +101,26 @@ def train_targets():
         if config["train"].get("replay_check"):
             out.append(f"{TRAIN_DIR}/replay_check.json")
     return out
+
+
+def olmo_setting(key):
+    """A `train.olmo` setting for the OLMo backend's rules (read when a job needs it)."""
+
+    def get(wildcards):
+        olmo = config["train"].get("olmo") or {}
+        if key not in olmo:
+            raise ValueError(
+                f"config train.olmo.{key} is required for the OLMo backend"
+            )
+        return olmo[key]
+
+    return get
+
+
+def olmo_command(kind, path, other):
+    from intervene.train.olmo_backend import convert_command, train_command
+
+    olmo = config["train"].get("olmo") or {}
+    if kind == "train":
+        return train_command(olmo["repo"], path, other, olmo.get("nproc", 1))
+    return convert_command(olmo["repo"], path, other, olmo["tokenizer_json"])

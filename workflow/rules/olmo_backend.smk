@@ -1,0 +1,78 @@
+# Re-runs with the user's OLMo checkout (train.backend: olmo): config, train, unshard, convert to HF.
+# The data list of a re-run (results/reruns/{run}/data_list.txt: the modified memmaps in order)
+# comes from the intervention stages.
+
+
+rule olmo_rerun_config:
+    input:
+        data_list="results/reruns/{run}/data_list.txt",
+    output:
+        "results/olmo/{run}/config.yaml",
+    log:
+        "logs/olmo/{run}/config.log",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        base=olmo_setting("base_config"),
+        load_path=olmo_setting("load_path"),
+        stop_after=olmo_setting("stop_after"),
+        save_folder=lambda wc, output: os.path.join(os.path.dirname(output[0]), "ckpt"),
+        max_duration=olmo_setting("max_duration"),
+    shell:
+        "intervene olmo-config --base-config {params.base} --data-list {input.data_list}"
+        " --run-name {wildcards.run} --load-path {params.load_path} --stop-after {params.stop_after}"
+        " --save-folder {params.save_folder} --max-duration {params.max_duration} --out {output} > {log} 2>&1"
+
+
+rule olmo_rerun:
+    input:
+        "results/olmo/{run}/config.yaml",
+    output:
+        touch("results/olmo/{run}/trained.done"),
+    log:
+        "logs/olmo/{run}/train.log",
+    benchmark:
+        "results/benchmarks/olmo/{run}.tsv"
+    conda:
+        "../envs/olmo.yaml"
+    threads: 16
+    resources:
+        gpu=lambda wc: config["train"].get("olmo", {}).get("nproc", 1),
+        runtime=24 * 60,
+    params:
+        cmd=lambda wc, input: olmo_command("train", input[0], wc.run),
+    shell:
+        "({params.cmd}) > {log} 2>&1"
+
+
+rule olmo_unshard:
+    input:
+        "results/olmo/{run}/trained.done",
+    output:
+        directory("results/olmo/{run}/unsharded"),
+    log:
+        "logs/olmo/{run}/unshard.log",
+    conda:
+        "../envs/olmo.yaml"
+    params:
+        ckpt=lambda wc, input: os.path.join(os.path.dirname(input[0]), "ckpt"),
+        repo=olmo_setting("repo"),
+    shell:
+        "(last=$(ls -d {params.ckpt}/step*[0-9] | sort -V | tail -n 1);"
+        " cd {params.repo} && python scripts/unshard.py $OLDPWD/$last $OLDPWD/{output}) > {log} 2>&1"
+
+
+rule olmo_convert:
+    input:
+        "results/olmo/{run}/unsharded",
+    output:
+        directory("results/olmo/{run}/hf"),
+    log:
+        "logs/olmo/{run}/convert.log",
+    conda:
+        "../envs/olmo.yaml"
+    params:
+        cmd=lambda wc, input, output: olmo_command("convert", input[0], output[0]),
+    shell:
+        "({params.cmd}) > {log} 2>&1"
