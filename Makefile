@@ -31,10 +31,11 @@ test: lint
 
 demo: setup
 	$(SNAKEMAKE) --cores $(CORES)
-	@echo "Demo outputs: results/world (toy world), results/data (data order, batches, doc info)"
+	@echo "Demo outputs: results/world (toy world), results/data (data order, batches, doc info),"
+	@echo "  results/train (original run checkpoints, replay_check.json: $$(grep -o '"passed": [a-z]*' results/train/replay_check.json))"
 
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks
 
 clean:
-	rm -rf results/world results/data results/benchmarks logs .snakemake
+	rm -rf results/world results/data results/train results/olmo results/benchmarks logs .snakemake
