@@ -197,6 +197,20 @@ def resolve_path(p: str, base: Path | None) -> Path:
     return q if q.is_absolute() or base is None else base / q
 
 
+def read_path_list(path: str | os.PathLike) -> list[str]:
+    """A file listing data files one per line (a re-run's batches, in order); relative entries are
+    resolved against the list's folder, so a results folder can move."""
+    p = Path(path)
+    try:
+        lines = p.read_text().splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{p}: data list not found") from None
+    paths = [str(resolve_path(line.strip(), p.parent)) for line in lines if line.strip()]
+    if not paths:
+        raise DataError(f"{p}: data list is empty")
+    return paths
+
+
 class InstanceReader:
     """Random access to OLMo instances across the token files, in config order.
 

@@ -62,13 +62,10 @@ def write_rerun_config(
     base_config: str | os.PathLike, out: str | os.PathLike, *, data_list: str | os.PathLike, **kwargs
 ) -> dict:
     """Read the user's OLMo config, write the re-run config; data files come from a list file."""
+    from intervene.olmo import read_path_list
+
     base = yaml.safe_load(Path(base_config).read_text())
-    lst = Path(data_list)
-    paths = [
-        str((lst.parent / p).resolve()) if not os.path.isabs(p) else p
-        for p in (line.strip() for line in lst.read_text().splitlines())
-        if p
-    ]
+    paths = [os.path.abspath(p) for p in read_path_list(data_list)]  # OLMo resolves against its CWD
     cfg = rerun_config(base, data_paths=paths, **kwargs)
     write_text(out, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     return cfg

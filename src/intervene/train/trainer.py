@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from intervene.atomic import write_text
 from intervene.data_order import data_files, load_order
-from intervene.olmo import global_indices, load_train_config, resolve_path
+from intervene.olmo import global_indices, load_train_config, read_path_list, resolve_path
 from intervene.train.checkpoint import checkpoints, load_model_weights, load_training_state, save_checkpoint
 from intervene.train.data import BatchStream, InstanceFiles
 from intervene.train.model import build_model
@@ -41,12 +41,6 @@ def _dist_env() -> tuple[int, int, int]:
         int(os.environ.get("WORLD_SIZE", 1)),
         int(os.environ.get("LOCAL_RANK", 0)),
     )
-
-
-def _read_list(path: str | os.PathLike) -> list[str]:
-    """A file listing batch files, one per line (relative paths against the list's folder)."""
-    p = Path(path)
-    return [str(resolve_path(line.strip(), p.parent)) for line in p.read_text().splitlines() if line.strip()]
 
 
 def optimizer_step(
@@ -123,7 +117,7 @@ def train(
     if data_list is not None:
         if load_path is None:
             raise ValueError("a re-run over given batch files needs the checkpoint to start from (load_path)")
-        source = InstanceFiles(_read_list(data_list), spec.dtype, L)
+        source = InstanceFiles(read_path_list(data_list), spec.dtype, L)
         order = np.arange(source.num_instances, dtype=np.int64)
     else:
         source = InstanceFiles(data_files(spec), spec.dtype, L)
