@@ -19,6 +19,7 @@ def small_config(**data_over) -> dict:
     cfg["world"] = {**cfg["world"], **SMALL_WORLD}
     cfg["decode"] = {"batches_per_group": 12, "first_batch": 0, "last_batch": 30}
     cfg["train"].update(save_interval=10, replay_check={"from_step": 10, "steps": 10})
+    cfg["reruns"] = {"control": {"from_step": 10, "steps": 10, "runs": 1}}
     cfg["data"].update(data_over)
     return cfg
 
@@ -85,6 +86,19 @@ def test_run_trains_and_replays_exactly(run_dir):
     assert rc["passed"] and rc["tensors_not_bit_identical"] == 0 and rc["reference"].endswith("step20")
 
 
+def test_control_rerun_target_reproduces_the_original(run_dir):
+    from intervene.train.replay import compare_checkpoints
+
+    r = snakemake(run_dir, "--cores", "2", "results/reruns/control/run1/summary.json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rerun = run_dir / "results" / "reruns" / "control" / "run1"
+    lines = (run_dir / "results" / "reruns" / "control" / "data_list.txt").read_text().split()
+    assert lines == [f"../../data/batches/{1 + b // 12:03d}/{b}.npy" for b in range(10, 20)]
+    assert compare_checkpoints(run_dir / "results" / "train" / "original" / "step20", rerun / "step20")[
+        "passed"
+    ]
+
+
 def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
     """The same stage run by hand through the CLI reproduces the rule's output byte for byte,
     and a second full run of the pipeline does too (determinism)."""
@@ -112,7 +126,9 @@ def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
     r = snakemake(d2, "--cores", "2")
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = res, d2 / "results"
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and "benchmarks" not in p.parts)
+    files = sorted(
+        p.relative_to(a) for p in a.rglob("*") if p.is_file() and not {"benchmarks", "reruns"} & set(p.parts)
+    )
     assert any(f.name == "model.safetensors" for f in files)
     assert len(files) > 50
     for f in files:

@@ -159,6 +159,18 @@ def _cmd_olmo_config(a: argparse.Namespace) -> None:
     log.info("OLMo re-run config -> %s", a.out)
 
 
+def _cmd_batch_list(a: argparse.Namespace) -> None:
+    import os
+
+    from intervene.atomic import write_text
+    from intervene.train.replay import decoded_batch_files
+
+    files = decoded_batch_files(a.batches_root, a.first, a.last, a.batches_per_group)
+    base = os.path.dirname(os.path.abspath(a.out))
+    write_text(a.out, "".join(os.path.relpath(os.path.abspath(f), base) + "\n" for f in files))
+    log.info("%d batch files -> %s", len(files), a.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -262,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-config", help="train YAML for the model shape (default: the checkpoint's config.yaml)"
     )
     s.set_defaults(func=_cmd_import_olmo)
+    s = sub.add_parser("batch-list", help="list decoded batches [first, last) in order (a control re-run's data)")
+    s.add_argument("--batches-root", required=True, help="decoded batch groups (results/data/batches)")
+    s.add_argument("--first", type=int, required=True)
+    s.add_argument("--last", type=int, required=True)
+    s.add_argument("--batches-per-group", type=int, default=1000)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_batch_list)
+
     s = sub.add_parser("olmo-config", help="write the OLMo (paper's fork) config of a re-run")
     s.add_argument(
         "--base-config", required=True, help="the original run's OLMo config (e.g. OLMo2-1B-stage1.yaml)"

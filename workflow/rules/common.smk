@@ -124,3 +124,22 @@ def olmo_command(kind, path, other):
     if kind == "train":
         return train_command(olmo["repo"], path, other, olmo.get("nproc", 1))
     return convert_command(olmo["repo"], path, other, olmo["tokenizer_json"])
+
+
+def rerun_setting(key):
+    def get(wildcards):
+        runs = config.get("reruns") or {}
+        if wildcards.run not in runs:
+            raise ValueError(
+                f"re-run {wildcards.run!r} is not configured under `reruns:`"
+            )
+        return runs[wildcards.run][key]
+
+    return get
+
+
+def control_inputs(wildcards):
+    rc = (config.get("reruns") or {}).get("control")
+    if rc is None:
+        raise ValueError("`reruns: control:` is not configured")
+    return batch_groups_of(rc["from_step"], rc["from_step"] + rc["steps"])

@@ -62,3 +62,59 @@ rule replay_check:
         " --from-step {params.from_step} --steps {params.steps} --batches-root {params.batches_root}"
         " --batches-per-group {params.per} --work {output.run} --device {params.device}"
         " --atol {params.atol} --out {output.report} > {log} 2>&1"
+
+
+rule control_list:
+    input:
+        control_inputs,
+    output:
+        "results/reruns/control/data_list.txt",
+    log:
+        "logs/reruns/control_list.log",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        batches_root=lambda wc, input: os.path.dirname(input[0]),
+        per=config["decode"]["batches_per_group"],
+        first=lambda wc: config["reruns"]["control"]["from_step"],
+        last=lambda wc: config["reruns"]["control"]["from_step"]
+        + config["reruns"]["control"]["steps"],
+    shell:
+        "intervene batch-list --batches-root {params.batches_root} --first {params.first}"
+        " --last {params.last} --batches-per-group {params.per} --out {output} > {log} 2>&1"
+
+
+rule pretrain_rerun:
+    input:
+        train_config=train_config(),
+        data_list="results/reruns/{run}/data_list.txt",
+        original=f"{TRAIN_DIR}/original/summary.json",
+    output:
+        "results/reruns/{run}/run{r}/summary.json",
+    log:
+        "logs/reruns/{run}/run{r}.log",
+    benchmark:
+        "results/benchmarks/reruns/{run}/run{r}.tsv"
+    wildcard_constraints:
+        r=r"\d+",
+    conda:
+        "../envs/intervene.yaml"
+    threads: 2
+    resources:
+        gpu=lambda wc: (
+            config["train"]["nproc"] if config["train"]["device"] == "cuda" else 0
+        ),
+        runtime=lambda wc, attempt: 240 * attempt,
+    params:
+        out=lambda wc, output: os.path.dirname(output[0]),
+        load_path=lambda wc, input: os.path.join(
+            os.path.dirname(input.original), f"step{rerun_setting('from_step')(wc)}"
+        ),
+        steps=rerun_setting("steps"),
+        launcher=intervene_launcher(),
+        device=config["train"]["device"],
+    shell:
+        "{params.launcher} train --train-config {input.train_config} --load-path {params.load_path}"
+        " --data-list {input.data_list} --stop-after {params.steps} --save-interval {params.steps}"
+        " --out {params.out} --device {params.device} > {log} 2>&1"
