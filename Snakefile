@@ -16,6 +16,7 @@ include: "workflow/rules/decode.smk"
 include: "workflow/rules/doc_info.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/olmo_backend.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
     input:
         doc_info_targets(),
         train_targets(),
+        eval_targets(),

@@ -86,6 +86,19 @@ def test_run_trains_and_replays_exactly(run_dir):
     assert rc["passed"] and rc["tensors_not_bit_identical"] == 0 and rc["reference"].endswith("step20")
 
 
+def test_run_evaluates_checkpoints_and_finds_learned_instances(run_dir):
+    import json
+
+    ev = run_dir / "results" / "eval" / "original"
+    z = np.load(ev / "labels.npz")
+    assert z["steps"].tolist() == [0, 10, 20, 30]
+    assert z["labels"].shape == (12 * SMALL_WORLD["facts_per_relation"], 4)
+    assert list(dict.fromkeys(z["dataset_labels"].tolist()))[:3] == ["p17", "p27", "p36"]  # the paper's order
+    s = json.loads((ev / "learned.json").read_text())
+    assert sum(s["learned_per_step"].values()) + s["never_learned"] == z["labels"].shape[0]
+    assert (ev / "step30" / "task-011-pararel_p1412-predictions.jsonl").exists()
+
+
 def test_control_rerun_target_reproduces_the_original(run_dir):
     from intervene.train.replay import compare_checkpoints
 

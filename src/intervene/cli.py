@@ -171,6 +171,34 @@ def _cmd_batch_list(a: argparse.Namespace) -> None:
     log.info("%d batch files -> %s", len(files), a.out)
 
 
+def _cmd_eval(a: argparse.Namespace) -> None:
+    from intervene.evaluation.run import evaluate_pararel
+    from intervene.evaluation.tasks import PARAREL_RELATIONS
+
+    rels = a.relations.split(",") if a.relations else list(PARAREL_RELATIONS)
+    summary = evaluate_pararel(a.model, a.data_root, rels, a.out, device=a.device)
+    log.info("eval %s: %s", a.model, json.dumps(summary["all"]))
+
+
+def _cmd_labels(a: argparse.Namespace) -> None:
+    from intervene.evaluation.run import build_labels
+    from intervene.evaluation.tasks import PARAREL_RELATIONS
+
+    rels = a.relations.split(",") if a.relations else list(PARAREL_RELATIONS)
+    dirs = {}
+    for item in a.evals:
+        step, _, d = item.partition("=")
+        dirs[int(step)] = d
+    log.info("labels: %s", json.dumps(build_labels(dirs, rels, a.metric, a.out)))
+
+
+def _cmd_learned(a: argparse.Namespace) -> None:
+    from intervene.evaluation.run import write_learned
+
+    summary = write_learned(a.labels, a.out_json, a.out_npz)
+    log.info("learned per step: %s", json.dumps(summary["learned_per_step"]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -274,7 +302,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-config", help="train YAML for the model shape (default: the checkpoint's config.yaml)"
     )
     s.set_defaults(func=_cmd_import_olmo)
-    s = sub.add_parser("batch-list", help="list decoded batches [first, last) in order (a control re-run's data)")
+    s = sub.add_parser("eval", help="evaluate a checkpoint on ParaRel-schema tasks (OLMES rc metrics)")
+    s.add_argument("--model", required=True, help="HF checkpoint folder (with tokenizer)")
+    s.add_argument("--data-root", required=True, help="folder of pararel_patterns_{rel} datasets")
+    s.add_argument("--relations", help="comma-separated (default: the 12 of the paper, in its order)")
+    s.add_argument("--out", required=True, help="output folder (predictions per task, metrics.json)")
+    s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("labels", help="stack per-instance correctness over checkpoints (the paper's .npz)")
+    s.add_argument(
+        "--evals", nargs="+", required=True, metavar="STEP=DIR", help="eval folder of each checkpoint"
+    )
+    s.add_argument("--relations")
+    s.add_argument("--metric", default="acc_per_token")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_labels)
+
+    s = sub.add_parser("learned", help="instances learned at each checkpoint (and the histogram)")
+    s.add_argument("--labels", required=True)
+    s.add_argument("--out-json", required=True)
+    s.add_argument("--out-npz", required=True)
+    s.set_defaults(func=_cmd_learned)
+
+    s = sub.add_parser(
+        "batch-list", help="list decoded batches [first, last) in order (a control re-run's data)"
+    )
     s.add_argument("--batches-root", required=True, help="decoded batch groups (results/data/batches)")
     s.add_argument("--first", type=int, required=True)
     s.add_argument("--last", type=int, required=True)

@@ -89,8 +89,15 @@ def batch_groups_of(first, last):
     ]
 
 
+def replay_setting(key):
+    rc = config["train"].get("replay_check") or {}
+    return rc.get(key, 0)
+
+
 def replay_inputs():
-    rc = config["train"]["replay_check"]
+    rc = config["train"].get("replay_check")
+    if not rc:
+        return []
     return batch_groups_of(rc["from_step"], rc["from_step"] + rc["steps"])
 
 
@@ -143,3 +150,15 @@ def control_inputs(wildcards):
     if rc is None:
         raise ValueError("`reruns: control:` is not configured")
     return batch_groups_of(rc["from_step"], rc["from_step"] + rc["steps"])
+
+
+def original_steps():
+    """Checkpoint steps of the toy original run (known from the config: no data is read)."""
+    w, t = config.get("world", {}), config["train"]
+    return list(range(0, w.get("num_steps", 400) + 1, t["save_interval"]))
+
+
+def eval_targets():
+    if not (config["train"]["original"] and config.get("eval")):
+        return []
+    return ["results/eval/original/learned.json"]

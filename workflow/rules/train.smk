@@ -53,8 +53,8 @@ rule replay_check:
         original=lambda wc, input: os.path.dirname(input.original),
         batches_root=lambda wc, input: os.path.dirname(input.batches[0]),
         per=config["decode"]["batches_per_group"],
-        from_step=config["train"]["replay_check"]["from_step"],
-        steps=config["train"]["replay_check"]["steps"],
+        from_step=replay_setting("from_step"),
+        steps=replay_setting("steps"),
         device=config["train"]["device"],
         atol=0.0 if config["train"]["device"] == "cpu" else 1e-2,
     shell:

@@ -1,0 +1,176 @@
+"""Evaluation: OLMES metrics by hand, the learned rule, fast scoring = pairwise, files and labels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from intervene.evaluation import learned_checkpoint, rc_metrics
+from intervene.evaluation.run import build_labels, evaluate_pararel, read_predictions, write_learned
+from intervene.evaluation.scoring import score_context, score_pairs
+
+
+def test_rc_metrics_by_hand():
+    # choices " a", " bb", " ccc": sums -3, -4, -4.5; tokens 1, 2, 3; chars 2, 3, 4
+    m = rc_metrics([-3.0, -4.0, -4.5], [1, 2, 3], [2, 3, 4], [2, 3, 4], gold=2)
+    assert m["predicted_index_raw"] == 0  # -3 is the largest sum
+    assert m["predicted_index_per_token"] == 2  # -3, -2, -1.5
+    assert m["predicted_index_per_char"] == 2  # -1.5, -1.33, -1.125
+    assert m["predicted_index_per_byte"] == 2
+    assert (m["acc_raw"], m["acc_per_token"], m["acc_per_char"]) == (0, 1, 1)
+    assert "acc_uncond" not in m and m["correct_choice"] == 2
+    assert m["bits_per_byte_corr"] == pytest.approx(1.44269504089 * 4.5 / 4)
+
+
+def test_rc_metrics_ties_bytes_and_uncond():
+    tie = rc_metrics([-2.0, -2.0], [1, 1], [3, 3], [3, 3], gold=1)
+    assert tie["predicted_index_raw"] == 0 and tie["acc_raw"] == 0  # ties go to the first choice
+    # same chars, more bytes (non-ASCII) for the second: per-char and per-byte disagree
+    m = rc_metrics([-2.0, -3.0], [1, 1], [2, 2], [2, 6], gold=0)
+    assert m["predicted_index_per_char"] == 0 and m["predicted_index_per_byte"] == 1
+    u = rc_metrics([-5.0, -6.0], [2, 2], [4, 4], [4, 4], gold=1, sum_logits_uncond=[-4.0, -8.0])
+    assert u["predicted_index_uncond"] == 1 and u["acc_uncond"] == 1 and u["acc_raw"] == 0
+    with pytest.raises(ValueError, match="gold"):
+        rc_metrics([-1.0], [1], [1], [1], gold=3)
+
+
+def test_learned_checkpoint_rule():
+    labels = np.array(
+        [
+            [0, 0, 1, 1],  # learned at 2
+            [1, 1, 1, 1],  # correct from the first: learned at 0
+            [0, 1, 0, 1],  # flips: never "learned" by the rule
+            [0, 0, 0, 0],  # never
+            [0, 1, 1, 0],  # forgotten at the end
+            [0, 0, 0, 1],  # learned at the last
+        ]
+    )
+    assert learned_checkpoint(labels).tolist() == [2, 0, -1, -1, -1, 3]
+    with pytest.raises(ValueError):
+        learned_checkpoint(np.array([0, 1]))
+
+
+def _tiny_model(vocab=97):
+    from transformers import Olmo2Config, Olmo2ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Olmo2Config(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+    )
+    return Olmo2ForCausalLM(cfg).eval()
+
+
+def test_shared_context_scoring_equals_pairwise():
+    model = _tiny_model()
+    ctx = [5, 17, 3, 44, 9]
+    conts = [[7], [8, 9, 10], [11, 2], [60, 61, 62, 63, 1], [7]]
+    fast = score_context(model, ctx, conts)
+    slow = score_pairs(model, ctx, conts, batch_size=2)
+    for a, b in zip(fast, slow, strict=True):
+        assert a.num_tokens == b.num_tokens
+        assert a.sum_logits == pytest.approx(b.sum_logits, abs=1e-5)
+        assert a.is_greedy == b.is_greedy
+    # and against a log-softmax written out by hand for one choice
+    with torch.no_grad():
+        full = torch.log_softmax(model(input_ids=torch.tensor([ctx + conts[1]])).logits[0], -1)
+    hand = sum(float(full[len(ctx) - 1 + j, t]) for j, t in enumerate(conts[1]))
+    assert fast[1].sum_logits == pytest.approx(hand, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_world, tmp_path_factory):
+    from intervene.train.checkpoint import save_checkpoint
+    from intervene.train.model import build_model
+    from intervene.train.optim import build_optimizer
+
+    raw = yaml.safe_load((small_world / "train_config.yaml").read_text())
+    model = build_model(raw, seed=0)
+    d = tmp_path_factory.mktemp("ck") / "step0"
+    save_checkpoint(
+        d, model, build_optimizer(model, raw["optimizer"]), {"global_step": 0}, raw, small_world / "tokenizer"
+    )
+    return d
+
+
+def test_evaluate_writes_olmes_predictions(small_world, checkpoint, tmp_path):
+    import datasets
+
+    out = tmp_path / "eval"
+    summary = evaluate_pararel(checkpoint, small_world / "eval", ["p17", "p1412"], out)
+    assert set(summary["tasks"]) == {"p17", "p1412"}
+    ds = datasets.load_from_disk(str(small_world / "eval" / "pararel_patterns_p1412"))["train"]
+    lines = [
+        json.loads(x) for x in (out / "task-001-pararel_p1412-predictions.jsonl").read_text().splitlines()
+    ]
+    assert [x["doc_id"] for x in lines] == list(range(len(ds)))
+    for row, line in zip(ds, lines, strict=True):
+        assert (
+            line["label"]
+            == row["candidates"].index(row["object"].strip())
+            == line["metrics"]["correct_choice"]
+        )
+        assert len(line["model_output"]) == len(row["candidates"])
+        assert {"sum_logits", "num_tokens", "num_tokens_all", "is_greedy", "num_chars"} <= set(
+            line["model_output"][0]
+        )
+        assert line["model_output"][0]["num_chars"] == len(" " + row["candidates"][0])
+        for k in ("acc_raw", "acc_per_token", "acc_per_char", "acc_per_byte", "predicted_index_raw"):
+            assert k in line["metrics"]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["tasks"]["p1412"]["acc_raw"] == pytest.approx(np.mean([x["metrics"]["acc_raw"] for x in lines]))
+
+
+def test_labels_and_learned(small_world, checkpoint, tmp_path):
+    e0 = tmp_path / "e0"
+    evaluate_pararel(checkpoint, small_world / "eval", ["p17"], e0)
+    # a second "checkpoint": the same predictions with the first two instances made correct
+    e1 = tmp_path / "e1"
+    e1.mkdir()
+    lines = [json.loads(x) for x in (e0 / "task-000-pararel_p17-predictions.jsonl").read_text().splitlines()]
+    for x in lines[:2]:
+        x["metrics"]["acc_per_token"] = 1
+    (e1 / "task-000-pararel_p17-predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    build_labels({0: e0, 100: e1}, ["p17"], "acc_per_token", tmp_path / "labels.npz")
+    z = np.load(tmp_path / "labels.npz")
+    assert z["steps"].tolist() == [0, 100] and z["labels"].shape == (len(lines), 2)
+    assert set(z["dataset_labels"].tolist()) == {"p17"}
+    s = write_learned(tmp_path / "labels.npz", tmp_path / "learned.json", tmp_path / "learned.npz")
+    first_wrong = [i for i in range(2) if z["labels"][i, 0] == 0]
+    assert s["learned_per_step"][100] == len(first_wrong)
+    # an instance count that differs between checkpoints is an error naming the folder
+    (e1 / "task-000-pararel_p17-predictions.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in lines[:-1])
+    )
+    with pytest.raises(ValueError, match="e1"):
+        build_labels({0: e0, 100: e1}, ["p17"], "acc_per_token", tmp_path / "bad.npz")
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def test_read_paper_olmo_eval_format(tmp_path):
+    obj = {
+        "task": "pararel_patterns_std_p17_temp0",
+        "instance_predictions": [
+            {
+                "instance": {"instance_idx": i},
+                "prediction": {"metrics": {"acc_raw": v, "acc_per_token": 1 - v}},
+            }
+            for i, v in enumerate([1, 0, 1])
+        ],
+    }
+    p = tmp_path / "predictions.jsonl"
+    p.write_text(json.dumps(obj))
+    assert read_predictions(p, "acc_raw").tolist() == [1, 0, 1]
+    q = tmp_path / "olmes.jsonl"
+    q.write_text('{"doc_id": 0, "metrics": {"acc_raw": 1}}\n{"doc_id": 1, "metrics": {"acc_raw": 0}}\n')
+    assert read_predictions(q, "acc_raw").tolist() == [1, 0]
+    with pytest.raises(ValueError, match="olmes.jsonl:1"):
+        read_predictions(q, "acc_uncond")
