@@ -88,11 +88,15 @@ class _DocSampler:
         if u < c and n_avail:
             j = int(np.searchsorted(self.cum[:n_avail], rng.random() * self.cum[n_avail - 1], side="right"))
             f = self.facts[self.by_first[min(j, n_avail - 1)]]
-            return (
-                "fact",
-                text.fact_document(rng, BY_ID[f["relation"]], f["subject"], f["object"]),
-                f["fact_id"],
+            doc = text.fact_document(
+                rng,
+                BY_ID[f["relation"]],
+                f["subject"],
+                f["object"],
+                spec.max_filler_sentences,
+                spec.qa_doc_frac,
             )
+            return "fact", doc, f["fact_id"]
         if u < (c := c + spec.subject_doc_frac):
             f = self.facts[int(rng.integers(len(self.facts)))]
             return "subject", text.subject_document(rng, f["subject"]), f["fact_id"]

@@ -138,7 +138,7 @@ def fill(template: str, subject: str, obj: str) -> str:
 
 def query_of(template: str, subject: str) -> str:
     """ParaRel's query: the template with the subject filled in, cut before ``[Y]``."""
-    head, sep, _ = template.partition("[Y]")
+    head, sep, tail = template.partition("[Y]")
     if not sep:
         raise ValueError(f"template {template!r} has no [Y]")
     return head.replace("[X]", subject).rstrip()

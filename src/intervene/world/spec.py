@@ -29,8 +29,10 @@ class WorldSpec:
     object_doc_frac: float = 0.06
     long_doc_frac: float = 0.02
     eos_doc_frac: float = 0.0004
-    zipf_exponent: float = 1.0
-    first_appearance_span: float = 0.75
+    qa_doc_frac: float = 0.3  # share of fact documents written as "Question: ...\nAnswer: ..." pages
+    max_filler_sentences: int = 1  # filler sentences on either side of a statement
+    zipf_exponent: float = 0.5
+    first_appearance_span: float = 0.6
     # the tiny OLMo 2 model and its optimizer, written into the OLMo-style train config
     model: dict = field(
         default_factory=lambda: {"d_model": 128, "n_layers": 2, "n_heads": 4, "mlp_hidden_size": 1024}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from intervene.world.relations import Relation, fill
+from intervene.world.relations import Relation, fill, query_of
 
 _DET = ("The", "A", "Every", "That", "One")
 _ADJ = ("quiet", "old", "bright", "narrow", "busy", "small", "green", "cold", "famous", "empty")
@@ -61,8 +61,15 @@ def _around(rng: np.random.Generator, core: str, max_filler: int) -> str:
 
 
 def fact_document(
-    rng: np.random.Generator, rel: Relation, subject: str, obj: str, max_filler: int = 2
+    rng: np.random.Generator, rel: Relation, subject: str, obj: str, max_filler: int = 2, qa_p: float = 0.0
 ) -> str:
+    """A statement of the fact in one of the relation's paraphrases amid filler; with probability
+    ``qa_p`` a question-answer page instead ("Question: <query>\nAnswer: <object>", the cloze
+    format evaluations use, as QA pages in web text have it)."""
+    if qa_p > 0 and rng.random() < qa_p:
+        enders = [t for t in rel.templates if t.rstrip(" .").endswith("[Y]")]
+        t = enders[rng.integers(len(enders))]
+        return f"Question: {query_of(t, subject)}\nAnswer: {obj}"
     template = rel.templates[rng.integers(len(rel.templates))]
     return _around(rng, fill(template, subject, obj), max_filler)
 
