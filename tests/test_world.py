@@ -178,3 +178,17 @@ def test_non_ascii_and_split_eos_in_corpus(small_world):
     assert eos_docs, "the world must contain documents with a literal EOS string"
     # every literal EOS string inside a document was tokenized as ordinary tokens
     assert n_literal == n_eos_tokens + len(eos_docs)
+
+
+def test_some_fact_documents_are_qa_pages(small_world):
+    """QA pages in the evaluation's cloze format are part of the fact documents (web text has them)."""
+    from intervene.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(small_world / "tokenizer")
+    facts = [d for d in _documents(small_world) if d["kind"] == "fact"][:200]
+    texts = []
+    for d in facts:
+        toks = np.fromfile(small_world / "data" / d["file"], dtype=np.uint32)[int(d["start"]) : int(d["end"]) - 1]
+        texts.append(tok.decode(toks.tolist()))
+    qa = [t for t in texts if t.startswith("Question: ") and "\nAnswer: " in t]
+    assert 0.15 < len(qa) / len(texts) < 0.45  # qa_doc_frac 0.3
