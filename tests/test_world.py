@@ -188,7 +188,9 @@ def test_some_fact_documents_are_qa_pages(small_world):
     facts = [d for d in _documents(small_world) if d["kind"] == "fact"][:200]
     texts = []
     for d in facts:
-        toks = np.fromfile(small_world / "data" / d["file"], dtype=np.uint32)[int(d["start"]) : int(d["end"]) - 1]
+        toks = np.fromfile(small_world / "data" / d["file"], dtype=np.uint32)[
+            int(d["start"]) : int(d["end"]) - 1
+        ]
         texts.append(tok.decode(toks.tolist()))
     qa = [t for t in texts if t.startswith("Question: ") and "\nAnswer: " in t]
     assert 0.15 < len(qa) / len(texts) < 0.45  # qa_doc_frac 0.3
