@@ -10,10 +10,12 @@ import yaml
 
 from intervene.train.olmo_backend import convert_command, rerun_config, train_command
 
+from .test_train import OLMO2_1B
 from .test_workflow import small_config, snakemake
 
 #: The fields of configs/official-0425/OLMo2-1B-stage1.yaml that matter here (values from the design notes).
 BASE_1B = {
+    **OLMO2_1B,  # the batch, LR and schedule values the trainer tests use too
     "run_name": "OLMo2-1B-stage1",
     "seed": 6198,
     "model": {
@@ -25,17 +27,9 @@ BASE_1B = {
         "embedding_size": 100352,
     },
     "optimizer": {"name": "adamw", "learning_rate": 4.0e-4, "weight_decay": 0.1},
-    "scheduler": {
-        "name": "cosine_with_warmup",
-        "units": "tokens",
-        "t_warmup": 8388608000,
-        "t_max": 5e12,
-        "alpha_f": 0.1,
-    },
     "save_folder": "http://olmo-data.org/checkpoints/${run_name}",
     "sharded_checkpointer": "olmo_core",
     "max_duration": "4e12T",
-    "global_train_batch_size": 512,
     "device_train_microbatch_size": 4,
     "data": {
         "paths": ["http://olmo-data.org/a.npy", "http://olmo-data.org/b.npy"],

@@ -55,12 +55,11 @@ def evaluate_pararel(
 ) -> dict:
     """Write ``task-{i:03d}-pararel_{rel}-predictions.jsonl`` per relation and ``metrics.json``."""
     import torch
-    from transformers import AutoTokenizer, Olmo2ForCausalLM
+    from transformers import Olmo2ForCausalLM
 
     from intervene.tokenizer import load_tokenizer
 
-    load_tokenizer(model_dir)  # clear error if the checkpoint has no tokenizer
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok = load_tokenizer(model_dir)  # a clear error if the checkpoint has no tokenizer
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = Olmo2ForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(device).eval()
     summary = {"model": str(model_dir), "tasks": {}}
