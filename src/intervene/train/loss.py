@@ -88,10 +88,14 @@ def fused_olmo_loss(
     *,
     z_loss: bool = True,
     chunk: int = 4096,
+    instance_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """:func:`olmo_loss` computed from the last hidden states and the LM head's weight (same values
     and gradients; the loss must enter the objective as returned, i.e. ``loss.backward()``)."""
-    targets = input_ids[..., 1:].reshape(-1)
+    labels = input_ids
+    if instance_mask is not None:
+        labels = input_ids.masked_fill(~instance_mask.unsqueeze(-1), -100)
+    targets = labels[..., 1:].reshape(-1)
     h = hidden[..., :-1, :].reshape(-1, hidden.size(-1))
     z_mult = Z_LOSS_MULTIPLIER if z_loss else 0.0
     ce_sum, z_sum = _FusedLinearCE.apply(h, lm_head_weight, targets, z_mult, chunk)

@@ -33,7 +33,7 @@ class OlmoObjective(nn.Module):
             for layer in model.model.layers:
                 layer.compile()
 
-    def forward(self, input_ids: torch.Tensor, batch_tokens: int):
+    def forward(self, input_ids: torch.Tensor, batch_tokens: int, instance_mask: torch.Tensor | None = None):
         if self.fused:
             hidden = self.model.model(input_ids=input_ids).last_hidden_state
             return fused_olmo_loss(
@@ -43,6 +43,7 @@ class OlmoObjective(nn.Module):
                 batch_tokens,
                 z_loss=self.z_loss,
                 chunk=self.chunk,
+                instance_mask=instance_mask,
             )
         logits = self.model(input_ids=input_ids).logits
-        return olmo_loss(logits, input_ids, batch_tokens, z_loss=self.z_loss)
+        return olmo_loss(logits, input_ids, batch_tokens, z_loss=self.z_loss, instance_mask=instance_mask)

@@ -28,6 +28,7 @@ from intervene.data_order import data_files, load_order
 from intervene.olmo import global_indices, load_train_config, read_path_list, resolve_path
 from intervene.train.checkpoint import checkpoints, load_model_weights, load_training_state, save_checkpoint
 from intervene.train.data import BatchStream, InstanceFiles
+from intervene.train.instance_filter import instance_mask
 from intervene.train.model import build_model
 from intervene.train.objective import OlmoObjective
 from intervene.train.optim import build_optimizer, scheduled_lr
@@ -44,19 +45,27 @@ def _dist_env() -> tuple[int, int, int]:
 
 
 def optimizer_step(
-    objective, optimizer, tokens: torch.Tensor, micro: int, max_norm: float, lr: float, autocast=None
+    objective,
+    optimizer,
+    tokens: torch.Tensor,
+    micro: int,
+    max_norm: float,
+    lr: float,
+    autocast=None,
+    instance_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One OLMo optimizer step over a rank's device batch; returns (ce, z, grad norm) before clipping."""
     autocast = autocast or nullcontext()
     ce_sum = torch.zeros((), device=tokens.device)
     z_sum = torch.zeros((), device=tokens.device)
     chunks = torch.split(tokens, micro)
+    masks = torch.split(instance_mask, micro) if instance_mask is not None else [None] * len(chunks)
     ddp = hasattr(objective, "no_sync")
-    for i, mb in enumerate(chunks):
+    for i, (mb, mask) in enumerate(zip(chunks, masks, strict=True)):
         sync = objective.no_sync() if ddp and i < len(chunks) - 1 else nullcontext()
         with sync:
             with autocast:
-                loss, ce, z = objective(mb, tokens.numel())
+                loss, ce, z = objective(mb, tokens.numel(), mask)
             loss.backward()
         ce_sum += ce.detach()
         if z is not None:
@@ -203,10 +212,15 @@ def train(
         state["global_step"] += 1
         state["global_train_tokens_seen"] += tokens_per_step
         state["global_train_examples_seen_this_epoch"] += gbs
-        tokens = torch.from_numpy(stream.device_batch(b).astype(np.int64)).to(dev)
+        batch = stream.device_batch(b)
         b += 1
+        keep = instance_mask(batch, raw["data"].get("instance_filter"))  # OLMo 2's repetition filter
+        tokens = torch.from_numpy(batch.astype(np.int64)).to(dev)
+        mask = None if keep is None else torch.from_numpy(keep).to(dev)
         lr = scheduled_lr(raw, state["global_step"], state["global_train_tokens_seen"])
-        ce_sum, z_sum, grad_norm = optimizer_step(objective, optimizer, tokens, micro, max_norm, lr, autocast)
+        ce_sum, z_sum, grad_norm = optimizer_step(
+            objective, optimizer, tokens, micro, max_norm, lr, autocast, instance_mask=mask
+        )
         if world > 1:
             dist.all_reduce(ce_sum)
             dist.all_reduce(z_sum)
