@@ -44,6 +44,11 @@ def _dist_env() -> tuple[int, int, int]:
     )
 
 
+def objective_fused(objective) -> bool:
+    inner = objective.module if hasattr(objective, "module") else objective
+    return bool(getattr(inner, "fused", False))
+
+
 def optimizer_step(
     objective,
     optimizer,
@@ -168,7 +173,12 @@ def train(
             objective, device_ids=[local_rank] if device == "cuda" else None
         )
     if raw.get("compile") and device == "cuda":
-        objective = torch.compile(objective)  # after DDP, as PyTorch recommends
+        if objective_fused(objective):
+            # the fused loss is a custom autograd.Function that torch.compile gets wrong (zero
+            # gradients, seen on H100): compile the transformer body only, in place (same state keys)
+            model.model.compile()
+        else:
+            objective = torch.compile(objective)  # after DDP, as PyTorch recommends
 
     # --- which batch comes next and where to stop
     run_start = int(state["run_start_step"])
