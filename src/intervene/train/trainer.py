@@ -44,9 +44,8 @@ def _dist_env() -> tuple[int, int, int]:
     )
 
 
-def objective_fused(objective) -> bool:
-    inner = objective.module if hasattr(objective, "module") else objective
-    return bool(getattr(inner, "fused", False))
+def objective_inner(objective):
+    return objective.module if hasattr(objective, "module") else objective
 
 
 def optimizer_step(
@@ -173,12 +172,11 @@ def train(
             objective, device_ids=[local_rank] if device == "cuda" else None
         )
     if raw.get("compile") and device == "cuda":
-        if objective_fused(objective):
-            # the fused loss is a custom autograd.Function that torch.compile gets wrong (zero
-            # gradients, seen on H100): compile the transformer body only, in place (same state keys)
-            model.model.compile()
-        else:
-            objective = torch.compile(objective)  # after DDP, as PyTorch recommends
+        # Compiled, the plain loss is the fastest correct choice (H100, 1B shape: 43.3 % MFU, vs 39.4 %
+        # for a compiled body + the eager fused loss; compiling the fused loss's custom
+        # autograd.Function gave zero gradients). Same values either way.
+        objective_inner(objective).fused = False
+        objective = torch.compile(objective)  # after DDP, as PyTorch recommends
 
     # --- which batch comes next and where to stop
     run_start = int(state["run_start_step"])
