@@ -9,29 +9,19 @@ from intervene.train.loss import fused_olmo_loss, olmo_loss
 
 
 class OlmoObjective(nn.Module):
-    """``forward(input_ids, batch_tokens) -> (loss, ce, z)`` with OLMo's loss.
+    """``forward(input_ids, batch_tokens, instance_mask=None) -> (loss, ce, z)`` with OLMo's loss.
 
     ``fused``: the loss is computed from the last hidden states in token chunks without the full
     logits (:func:`intervene.train.loss.fused_olmo_loss`; OLMo's ``fused_loss: true`` plays the same
-    role with flash-attn's kernel). ``compile_layers``: ``torch.compile`` each decoder layer (one
-    compiled graph reused by all layers, so compilation stays short).
+    role with flash-attn's kernel). Not for ``torch.compile``: compiling its custom autograd.Function
+    gave zero gradients on H100, so the trainer compiles the plain loss instead
+    (benchmarks/results/gpu_train_h100.md).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        z_loss: bool,
-        fused: bool = False,
-        chunk: int = 4096,
-        compile_layers: bool = False,
-    ):
+    def __init__(self, model: nn.Module, *, z_loss: bool, fused: bool = False, chunk: int = 4096):
         super().__init__()
         self.model = model
         self.z_loss, self.fused, self.chunk = z_loss, fused, chunk
-        if compile_layers:
-            for layer in model.model.layers:
-                layer.compile()
 
     def forward(self, input_ids: torch.Tensor, batch_tokens: int, instance_mask: torch.Tensor | None = None):
         if self.fused:
