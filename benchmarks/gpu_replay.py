@@ -28,7 +28,7 @@ from benchmarks.gpu_train import small_world  # noqa: E402
 def main() -> None:
     from intervene.olmo import global_indices, load_train_config
     from intervene.train.data import InstanceFiles
-    from intervene.train.replay import compare_checkpoints
+    from intervene.train.replay import compare_checkpoints, run_losses
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -52,15 +52,13 @@ def main() -> None:
         "--device",
         "cuda",
     ]
-    r = subprocess.run(
-        [*base, "--out", str(out / "orig"), "--stop-after", "40", "--save-interval", "20"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=500,
-    )
-    if r.returncode:
-        raise SystemExit(r.stderr[-3000:])
+
+    def torchrun(*args: str) -> None:
+        r = subprocess.run([*base, *args], capture_output=True, text=True, env=env, timeout=500)
+        if r.returncode:
+            raise SystemExit(r.stderr[-3000:])
+
+    torchrun("--out", str(out / "orig"), "--stop-after", "40", "--save-interval", "20")
     spec = load_train_config(cfg_path)
     files = InstanceFiles([cfg_path.parent / p for p in spec.paths], spec.dtype, spec.seq_len)
     order = global_indices(files.num_instances, spec.seed, 0, 2, spec.drop_last)
@@ -70,31 +68,19 @@ def main() -> None:
     for b in range(20, 40):
         np.save(bdir / f"{b}.npy", files.read(np.asarray(order[b * G : (b + 1) * G], dtype=np.int64)))
     (out / "list.txt").write_text("".join(f"batches/{b}.npy\n" for b in range(20, 40)))
-    r = subprocess.run(
-        [
-            *base,
-            "--out",
-            str(out / "replay"),
-            "--load-path",
-            str(out / "orig" / "step20"),
-            "--data-list",
-            str(out / "list.txt"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=500,
+    torchrun(
+        "--out",
+        str(out / "replay"),
+        "--load-path",
+        str(out / "orig" / "step20"),
+        "--data-list",
+        str(out / "list.txt"),
     )
-    if r.returncode:
-        raise SystemExit(r.stderr[-3000:])
     res = compare_checkpoints(out / "orig" / "step40", out / "replay" / "step40", atol=5e-2)
 
-    def ce(run):
-        return [json.loads(x)["ce_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
-
-    a, b = ce(out / "orig")[20:], ce(out / "replay")
+    a, b = run_losses(out / "orig")[20:], run_losses(out / "replay")
     res["max_rel_loss_diff_steps_21_40"] = max(abs(x - y) / abs(x) for x, y in zip(a, b, strict=True))
-    res["loss_first_last"] = [ce(out / "orig")[0], ce(out / "orig")[-1]]
+    res["loss_first_last"] = [run_losses(out / "orig")[0], run_losses(out / "orig")[-1]]
     print("REPLAY", json.dumps(res), flush=True)
 
 

@@ -91,7 +91,7 @@ def small_world(d: Path) -> Path:
 
 
 def part1(out: Path) -> dict:
-    from intervene.train.replay import compare_checkpoints
+    from intervene.train.replay import compare_checkpoints, run_losses
 
     cfg = small_world(out / "p1")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -122,7 +122,7 @@ def part1(out: Path) -> dict:
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
         if r.returncode:
             raise RuntimeError(r.stderr[-3000:])
-        ce = [json.loads(x)["ce_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+        ce = run_losses(run)
         res[n] = {
             "seconds": round(time.perf_counter() - t, 1),
             "ce_first": ce[0],

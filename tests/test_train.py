@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -21,7 +20,7 @@ from intervene.train.checkpoint import checkpoints
 from intervene.train.loss import olmo_loss
 from intervene.train.model import build_model
 from intervene.train.optim import build_optimizer, param_groups, scheduled_lr
-from intervene.train.replay import compare_checkpoints
+from intervene.train.replay import compare_checkpoints, run_losses
 from intervene.train.trainer import train
 
 OLMO2_1B = {
@@ -96,7 +95,7 @@ def test_original_run_saves_checkpoints_and_learns(original_run):
 
     Olmo2ForCausalLM.from_pretrained(str(ck))  # loadable as a plain HF model
     AutoTokenizer.from_pretrained(str(ck))
-    losses = [json.loads(x)["ce_loss"] for x in (original_run / "metrics.jsonl").read_text().splitlines()]
+    losses = run_losses(original_run)
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5
 
 
@@ -243,10 +242,7 @@ def test_replay_under_torchrun_two_processes(small_world, tmp_path):
     res = compare_checkpoints(orig / "step6", single / "step6", atol=1e-3)
     assert res["passed"] and res["max_abs_diff"] > 0, res
 
-    def ce(run):
-        return [json.loads(x)["ce_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
-
-    assert ce(orig) == pytest.approx(ce(single), rel=1e-5)
+    assert run_losses(orig) == pytest.approx(run_losses(single), rel=1e-5)
 
 
 def test_rerun_errors(small_world, original_run, tmp_path):
@@ -295,7 +291,4 @@ def test_fused_loss_trains_like_the_plain_loss(small_world, original_run, tmp_pa
     cfg.write_text(yaml.safe_dump(raw))
     train(cfg, tmp_path / "run", stop_after=8, save_interval=4, device="cpu")
 
-    def ce(run):
-        return [json.loads(x)["ce_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
-
-    assert ce(tmp_path / "run") == pytest.approx(ce(original_run), rel=1e-4)
+    assert run_losses(tmp_path / "run") == pytest.approx(run_losses(original_run), rel=1e-4)

@@ -15,6 +15,12 @@ import torch
 from intervene.atomic import write_text
 
 
+def run_losses(run_dir: str | os.PathLike, key: str = "ce_loss") -> list[float]:
+    """Per-step values of ``key`` from a run's ``metrics.jsonl``."""
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(x)[key] for x in lines if x.strip()]
+
+
 def _tensors(ckpt: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
