@@ -160,14 +160,11 @@ def _cmd_olmo_config(a: argparse.Namespace) -> None:
 
 
 def _cmd_batch_list(a: argparse.Namespace) -> None:
-    import os
-
-    from intervene.atomic import write_text
+    from intervene.olmo import write_path_list
     from intervene.train.replay import decoded_batch_files
 
     files = decoded_batch_files(a.batches_root, a.first, a.last, a.batches_per_group)
-    base = os.path.dirname(os.path.abspath(a.out))
-    write_text(a.out, "".join(os.path.relpath(os.path.abspath(f), base) + "\n" for f in files))
+    write_path_list(a.out, files)
     log.info("%d batch files -> %s", len(files), a.out)
 
 

@@ -18,6 +18,7 @@ from intervene.olmo import (
     global_indices,
     instance_counts,
     load_train_config,
+    order_length,
     resolve_path,
 )
 
@@ -50,13 +51,6 @@ def file_sizes(paths: list[str]) -> list[int]:
             except FileNotFoundError:
                 raise DataError(f"{p}: token file not found") from None
     return sizes
-
-
-def expected_length(num_instances: int, world_size: int, drop_last: bool) -> int:
-    n = int(num_instances)
-    if drop_last and n % world_size:
-        return (n // world_size) * world_size
-    return -(-n // world_size) * world_size
 
 
 def build_data_order(
@@ -129,7 +123,7 @@ def load_order(path: str | os.PathLike, num_instances: int, world_size: int, dro
         raise DataError(f"{p}: global indices file not found") from None
     if size % 4:
         raise DataError(f"{p}: {size} bytes is not a whole number of uint32 indices")
-    want = expected_length(num_instances, world_size, drop_last)
+    want = order_length(num_instances, world_size, drop_last)
     if size // 4 != want:
         raise DataError(
             f"{p}: holds {size // 4} indices, but the config's token files give {num_instances} instances "

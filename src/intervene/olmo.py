@@ -36,6 +36,17 @@ def instance_counts(file_sizes_bytes: Sequence[int] | np.ndarray, dtype, seq_len
     return sizes // (itemsize * int(seq_len))
 
 
+def order_length(num_instances: int, world_size: int = 1, drop_last: bool = True) -> int:
+    """Length of OLMo's global order: ``num_samples * world_size`` with OLMo's ``num_samples``
+    (rounded down to the world size with ``drop_last``, up otherwise)."""
+    n = int(num_instances)
+    if drop_last and n % world_size != 0:
+        num_samples = math.ceil((n - world_size) / world_size)
+    else:
+        num_samples = math.ceil(n / world_size)
+    return num_samples * world_size
+
+
 def global_indices(
     num_instances: int,
     seed: int,
@@ -57,11 +68,7 @@ def global_indices(
     n = int(num_instances)
     if n < 0 or n >= 2**32 - 1:
         raise ValueError(f"num_instances={n} out of range for uint32 indices")
-    if drop_last and n % world_size != 0:
-        num_samples = math.ceil((n - world_size) / world_size)
-    else:
-        num_samples = math.ceil(n / world_size)
-    total = num_samples * world_size
+    total = order_length(n, world_size, drop_last)
 
     def fill(arr: np.ndarray) -> np.ndarray:
         chunk = 1 << 24
@@ -209,6 +216,14 @@ def read_path_list(path: str | os.PathLike) -> list[str]:
     if not paths:
         raise DataError(f"{p}: data list is empty")
     return paths
+
+
+def write_path_list(path: str | os.PathLike, files) -> None:
+    """Write a data list (the inverse of :func:`read_path_list`): paths relative to its folder."""
+    from intervene.atomic import write_text
+
+    base = os.path.dirname(os.path.abspath(path))
+    write_text(path, "".join(os.path.relpath(os.path.abspath(f), base) + "\n" for f in files))
 
 
 class InstanceReader:

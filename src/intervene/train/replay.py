@@ -99,7 +99,7 @@ def replay_check(
 ) -> dict:
     """Re-run ``steps`` steps from the original run's ``step{from_step}`` over the decoded, unmodified
     batches and compare with its ``step{from_step + steps}``."""
-    from intervene.atomic import write_text
+    from intervene.olmo import write_path_list
     from intervene.train.trainer import train
 
     orig = Path(original_run)
@@ -107,7 +107,7 @@ def replay_check(
     files = decoded_batch_files(batches_root, from_step, from_step + steps, batches_per_group)
     work.mkdir(parents=True, exist_ok=True)
     lst = work / "data_list.txt"
-    write_text(lst, "".join(f"{os.path.relpath(f, work)}\n" for f in files))  # relative: relocatable
+    write_path_list(lst, files)
     train(
         train_config,
         work / "run",

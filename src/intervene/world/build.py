@@ -10,9 +10,7 @@ the same spec gives byte-identical files.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import math
 import os
@@ -23,6 +21,7 @@ import yaml
 
 from intervene.atomic import atomic_path, write_bytes, write_text
 from intervene.olmo import global_indices
+from intervene.textio import gzip_bytes
 from intervene.world import text
 from intervene.world.names import make_names
 from intervene.world.relations import BY_ID, Relation, query_of
@@ -31,13 +30,6 @@ from intervene.world.spec import WorldSpec
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
 KINDS = ("fact", "subject", "object", "filler", "long", "eos")
-
-
-def _gzip_bytes(data: bytes) -> bytes:
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as f:
-        f.write(data)
-    return buf.getvalue()
 
 
 def make_facts(spec: WorldSpec, rng: np.random.Generator) -> tuple[list[dict], dict[str, list[str]]]:
@@ -188,11 +180,11 @@ def write_corpus(spec: WorldSpec, out: Path, tok, sampler: _DocSampler, rng) -> 
         path = data_dir / f"part-{k:03d}.npy"
         with atomic_path(path) as tmp:
             arr.tofile(tmp)  # raw memmap layout: no header, despite the .npy name (OLMo/dolma)
-        write_bytes(data_dir / f"part-{k:03d}.csv.gz", _gzip_bytes(("\n".join(meta) + "\n").encode()))
+        write_bytes(data_dir / f"part-{k:03d}.csv.gz", gzip_bytes(("\n".join(meta) + "\n").encode()))
         paths.append(f"data/part-{k:03d}.npy")
         slot0 += m
     tok.encode_special_tokens = False
-    write_bytes(out / "documents.tsv.gz", _gzip_bytes(("\n".join(docs_rows) + "\n").encode()))
+    write_bytes(out / "documents.tsv.gz", gzip_bytes(("\n".join(docs_rows) + "\n").encode()))
     return {
         "paths": paths,
         "num_instances": n,
