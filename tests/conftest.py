@@ -45,3 +45,21 @@ def small_data(small_world, tmp_path_factory) -> dict:
         small_world / "train_config.yaml", d / "global_indices.npy", d / "data_files.tsv"
     )
     return {"dir": d, "order": d / "global_indices.npy", "manifest": d / "data_files.tsv", "n": len(order)}
+
+
+@pytest.fixture(scope="session")
+def checkpoint(small_world, tmp_path_factory):
+    """An untrained checkpoint of the small world's model (HF folder with tokenizer)."""
+    import yaml
+
+    from intervene.train.checkpoint import save_checkpoint
+    from intervene.train.model import build_model
+    from intervene.train.optim import build_optimizer
+
+    raw = yaml.safe_load((small_world / "train_config.yaml").read_text())
+    model = build_model(raw, seed=0)
+    d = tmp_path_factory.mktemp("ck") / "step0"
+    save_checkpoint(
+        d, model, build_optimizer(model, raw["optimizer"]), {"global_step": 0}, raw, small_world / "tokenizer"
+    )
+    return d

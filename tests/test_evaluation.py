@@ -7,11 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from intervene.evaluation import learned_checkpoint, rc_metrics
-from intervene.evaluation.run import build_labels, evaluate_pararel, read_predictions, write_learned
-from intervene.evaluation.scoring import score_context, score_pairs
+from intervene.evaluation.run import (
+    build_labels,
+    evaluate,
+    read_predictions,
+    write_learned,
+    write_learned_indices,
+)
+from intervene.evaluation.scoring import score_packed, score_pairs
 
 
 def test_rc_metrics_by_hand():
@@ -69,44 +74,66 @@ def _tiny_model(vocab=97):
     return Olmo2ForCausalLM(cfg).eval()
 
 
-def test_shared_context_scoring_equals_pairwise():
+def _random_requests(seed: int, n: int, vocab: int = 97):
+    import random
+
+    rng = random.Random(seed)
+    reqs = []
+    for _ in range(n):
+        ctx = [rng.randrange(vocab) for _ in range(rng.randint(1, 9))]
+        conts = [[rng.randrange(vocab) for _ in range(rng.randint(1, 5))] for _ in range(rng.randint(1, 15))]
+        reqs.append((ctx, conts))
+    return reqs
+
+
+@pytest.mark.parametrize("row_tokens,batch_tokens", [(2048, 16384), (16, 40), (4, 4)])
+def test_packed_scoring_equals_pairwise(row_tokens, batch_tokens):
+    """Packing (several instances per row, choices branching off a shared context, requests split
+    across rows when they do not fit) gives the paper's per-pair log-likelihoods to 1e-5 (fp32)."""
     model = _tiny_model()
-    ctx = [5, 17, 3, 44, 9]
-    conts = [[7], [8, 9, 10], [11, 2], [60, 61, 62, 63, 1], [7]]
-    fast = score_context(model, ctx, conts)
-    slow = score_pairs(model, ctx, conts, batch_size=2)
-    for a, b in zip(fast, slow, strict=True):
-        assert a.num_tokens == b.num_tokens
-        assert a.sum_logits == pytest.approx(b.sum_logits, abs=1e-5)
-        assert a.is_greedy == b.is_greedy
+    reqs = _random_requests(0, 14)
+    reqs.append(([5, 17, 3], [[7], [7], [8, 9, 10]]))  # duplicate choices; single- and multi-token
+    fast = score_packed(model, reqs, row_tokens=row_tokens, batch_tokens=batch_tokens)
+    for (ctx, conts), f in zip(reqs, fast, strict=True):
+        slow = score_pairs(model, ctx, conts, batch_size=8)
+        for a, b in zip(f, slow, strict=True):
+            assert a.num_tokens == b.num_tokens
+            assert a.sum_logits == pytest.approx(b.sum_logits, abs=1e-5)
+            assert a.is_greedy == b.is_greedy
     # and against a log-softmax written out by hand for one choice
+    ctx, conts = reqs[-1]
     with torch.no_grad():
-        full = torch.log_softmax(model(input_ids=torch.tensor([ctx + conts[1]])).logits[0], -1)
-    hand = sum(float(full[len(ctx) - 1 + j, t]) for j, t in enumerate(conts[1]))
-    assert fast[1].sum_logits == pytest.approx(hand, abs=1e-5)
+        full = torch.log_softmax(model(input_ids=torch.tensor([ctx + conts[2]])).logits[0], -1)
+    hand = sum(float(full[len(ctx) - 1 + j, t]) for j, t in enumerate(conts[2]))
+    assert fast[-1][2].sum_logits == pytest.approx(hand, abs=1e-5)
+    assert fast[-1][0].sum_logits == fast[-1][1].sum_logits
 
 
-@pytest.fixture(scope="module")
-def checkpoint(small_world, tmp_path_factory):
-    from intervene.train.checkpoint import save_checkpoint
-    from intervene.train.model import build_model
-    from intervene.train.optim import build_optimizer
+def test_packed_scoring_with_eager_attention_and_bad_requests():
+    from transformers import Olmo2Config, Olmo2ForCausalLM
 
-    raw = yaml.safe_load((small_world / "train_config.yaml").read_text())
-    model = build_model(raw, seed=0)
-    d = tmp_path_factory.mktemp("ck") / "step0"
-    save_checkpoint(
-        d, model, build_optimizer(model, raw["optimizer"]), {"global_step": 0}, raw, small_world / "tokenizer"
+    torch.manual_seed(1)
+    cfg = Olmo2Config(
+        vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
     )
-    return d
+    model = Olmo2ForCausalLM(cfg).eval()
+    model.config._attn_implementation = "eager"
+    reqs = _random_requests(3, 5)
+    for (ctx, conts), f in zip(reqs, score_packed(model, reqs, row_tokens=12), strict=True):
+        for a, b in zip(f, score_pairs(model, ctx, conts), strict=True):
+            assert a.sum_logits == pytest.approx(b.sum_logits, abs=1e-5)
+    with pytest.raises(ValueError, match="request 1: empty context"):
+        score_packed(model, [([1], [[2]]), ([], [[2]])])
+    with pytest.raises(ValueError, match="request 0"):
+        score_packed(model, [([1], [[2], []])])
 
 
 def test_evaluate_writes_olmes_predictions(small_world, checkpoint, tmp_path):
     import datasets
 
     out = tmp_path / "eval"
-    summary = evaluate_pararel(checkpoint, small_world / "eval", ["p17", "p1412"], out)
-    assert set(summary["tasks"]) == {"p17", "p1412"}
+    summary = evaluate(checkpoint, ["pararel_p17", "pararel_p1412"], {"pararel": small_world / "eval"}, out)
+    assert set(summary["tasks"]) == {"pararel_p17", "pararel_p1412"}
     ds = datasets.load_from_disk(str(small_world / "eval" / "pararel_patterns_p1412"))["train"]
     lines = [
         json.loads(x) for x in (out / "task-001-pararel_p1412-predictions.jsonl").read_text().splitlines()
@@ -126,12 +153,15 @@ def test_evaluate_writes_olmes_predictions(small_world, checkpoint, tmp_path):
         for k in ("acc_raw", "acc_per_token", "acc_per_char", "acc_per_byte", "predicted_index_raw"):
             assert k in line["metrics"]
     m = json.loads((out / "metrics.json").read_text())
-    assert m["tasks"]["p1412"]["acc_raw"] == pytest.approx(np.mean([x["metrics"]["acc_raw"] for x in lines]))
+    assert "acc_uncond" not in lines[0]["metrics"] and "sum_logits_uncond" not in lines[0]["model_output"][0]
+    assert m["tasks"]["pararel_p1412"]["acc_raw"] == pytest.approx(
+        np.mean([x["metrics"]["acc_raw"] for x in lines])
+    )
 
 
 def test_labels_and_learned(small_world, checkpoint, tmp_path):
     e0 = tmp_path / "e0"
-    evaluate_pararel(checkpoint, small_world / "eval", ["p17"], e0)
+    evaluate(checkpoint, ["pararel_p17"], {"pararel": small_world / "eval"}, e0)
     # a second "checkpoint": the same predictions with the first two instances made correct
     e1 = tmp_path / "e1"
     e1.mkdir()
@@ -139,19 +169,25 @@ def test_labels_and_learned(small_world, checkpoint, tmp_path):
     for x in lines[:2]:
         x["metrics"]["acc_per_token"] = 1
     (e1 / "task-000-pararel_p17-predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    build_labels({0: e0, 100: e1}, ["p17"], "acc_per_token", tmp_path / "labels.npz")
+    build_labels({0: e0, 100: e1}, ["pararel_p17"], "acc_per_token", tmp_path / "labels.npz")
     z = np.load(tmp_path / "labels.npz")
     assert z["steps"].tolist() == [0, 100] and z["labels"].shape == (len(lines), 2)
     assert set(z["dataset_labels"].tolist()) == {"p17"}
     s = write_learned(tmp_path / "labels.npz", tmp_path / "learned.json", tmp_path / "learned.npz")
     first_wrong = [i for i in range(2) if z["labels"][i, 0] == 0]
     assert s["learned_per_step"][100] == len(first_wrong)
+    t = write_learned_indices(tmp_path / "learned.npz", 100, tmp_path / "targets.npz")
+    zt = np.load(tmp_path / "targets.npz")
+    assert t["instances"] == len(first_wrong) and zt["inst_idxs"].tolist() == first_wrong
+    assert zt["local_idxs"].tolist() == first_wrong and set(zt["dataset_labels"].tolist()) <= {"p17"}
+    with pytest.raises(ValueError, match="step 50"):
+        write_learned_indices(tmp_path / "learned.npz", 50, tmp_path / "t50.npz")
     # an instance count that differs between checkpoints is an error naming the folder
     (e1 / "task-000-pararel_p17-predictions.jsonl").write_text(
         "".join(json.dumps(x) + "\n" for x in lines[:-1])
     )
     with pytest.raises(ValueError, match="e1"):
-        build_labels({0: e0, 100: e1}, ["p17"], "acc_per_token", tmp_path / "bad.npz")
+        build_labels({0: e0, 100: e1}, ["pararel_p17"], "acc_per_token", tmp_path / "bad.npz")
     assert not (tmp_path / "bad.npz").exists()
 
 

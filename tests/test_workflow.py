@@ -20,6 +20,7 @@ def small_config(**data_over) -> dict:
     cfg["decode"] = {"batches_per_group": 12, "first_batch": 0, "last_batch": 30}
     cfg["train"].update(save_interval=10, replay_check={"from_step": 10, "steps": 10})
     cfg["reruns"] = {"control": {"from_step": 10, "steps": 10, "runs": 1}}
+    cfg["eval"]["target_steps"] = [20]
     cfg["data"].update(data_over)
     return cfg
 
@@ -97,6 +98,10 @@ def test_run_evaluates_checkpoints_and_finds_learned_instances(run_dir):
     s = json.loads((ev / "learned.json").read_text())
     assert sum(s["learned_per_step"].values()) + s["never_learned"] == z["labels"].shape[0]
     assert (ev / "step30" / "task-011-pararel_p1412-predictions.jsonl").exists()
+    for png in ("accuracy.png", "learned_hist.png"):
+        assert (ev / png).read_bytes()[:4] == b"\x89PNG"
+    t = np.load(ev / "learned_step20.npz")
+    assert t["inst_idxs"].size == s["learned_per_step"]["20"]
 
 
 def test_control_rerun_target_reproduces_the_original(run_dir):

@@ -168,25 +168,47 @@ def _cmd_batch_list(a: argparse.Namespace) -> None:
     log.info("%d batch files -> %s", len(files), a.out)
 
 
-def _cmd_eval(a: argparse.Namespace) -> None:
-    from intervene.evaluation.run import evaluate_pararel
-    from intervene.evaluation.tasks import PARAREL_RELATIONS
+def _sources(a: argparse.Namespace) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in (("pararel", a.pararel), ("sciq", a.sciq), ("openbookqa", a.openbookqa), ("mmlu", a.mmlu))
+        if v
+    }
 
-    rels = a.relations.split(",") if a.relations else list(PARAREL_RELATIONS)
-    summary = evaluate_pararel(a.model, a.data_root, rels, a.out, device=a.device)
-    log.info("eval %s: %s", a.model, json.dumps(summary["all"]))
+
+def _cmd_eval(a: argparse.Namespace) -> None:
+    tasks = a.tasks.split(",")
+    if a.backend == "olmes":
+        from intervene.evaluation.olmes_backend import run_olmes
+
+        extra = {"model_name": a.olmes_model_name, "limit": a.olmes_limit, "olmes": a.olmes_executable}
+        log.info("olmes %s: %s", a.model, json.dumps(run_olmes(a.model, tasks, a.out, **extra)))
+        return
+    from intervene.evaluation.run import evaluate
+
+    summary = evaluate(
+        a.model,
+        tasks,
+        _sources(a),
+        a.out,
+        device=a.device,
+        revision=a.revision,
+        row_tokens=a.row_tokens,
+        batch_tokens=a.batch_tokens,
+    )
+    log.info("eval %s: %s", a.model, json.dumps(summary["tasks"]))
 
 
 def _cmd_labels(a: argparse.Namespace) -> None:
     from intervene.evaluation.run import build_labels
-    from intervene.evaluation.tasks import PARAREL_RELATIONS
 
-    rels = a.relations.split(",") if a.relations else list(PARAREL_RELATIONS)
     dirs = {}
     for item in a.evals:
-        step, _, d = item.partition("=")
+        step, sep, d = item.partition("=")
+        if not sep or not step.isdigit():
+            raise SystemExit(f"--evals: {item!r} is not STEP=DIR")
         dirs[int(step)] = d
-    log.info("labels: %s", json.dumps(build_labels(dirs, rels, a.metric, a.out)))
+    log.info("labels: %s", json.dumps(build_labels(dirs, a.tasks.split(","), a.metric, a.out)))
 
 
 def _cmd_learned(a: argparse.Namespace) -> None:
@@ -194,6 +216,19 @@ def _cmd_learned(a: argparse.Namespace) -> None:
 
     summary = write_learned(a.labels, a.out_json, a.out_npz)
     log.info("learned per step: %s", json.dumps(summary["learned_per_step"]))
+
+
+def _cmd_learned_indices(a: argparse.Namespace) -> None:
+    from intervene.evaluation.run import write_learned_indices
+
+    log.info("targets: %s", json.dumps(write_learned_indices(a.learned, a.step, a.out)))
+
+
+def _cmd_eval_plots(a: argparse.Namespace) -> None:
+    from intervene.evaluation.plots import majority_baselines, plot_accuracy, plot_learned
+
+    plot_accuracy(a.labels, majority_baselines(a.eval_dir, a.tasks.split(",")), a.accuracy_png)
+    plot_learned(a.learned_json, a.learned_png)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,19 +334,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-config", help="train YAML for the model shape (default: the checkpoint's config.yaml)"
     )
     s.set_defaults(func=_cmd_import_olmo)
-    s = sub.add_parser("eval", help="evaluate a checkpoint on ParaRel-schema tasks (OLMES rc metrics)")
-    s.add_argument("--model", required=True, help="HF checkpoint folder (with tokenizer)")
-    s.add_argument("--data-root", required=True, help="folder of pararel_patterns_{rel} datasets")
-    s.add_argument("--relations", help="comma-separated (default: the 12 of the paper, in its order)")
+    s = sub.add_parser("eval", help="evaluate a checkpoint on rc/cloze tasks (OLMES metrics and files)")
+    s.add_argument("--model", required=True, help="HF checkpoint folder (with tokenizer) or hub id")
+    s.add_argument("--revision", help="hub revision (e.g. stage1-step10000-tokens21B)")
+    s.add_argument(
+        "--tasks",
+        required=True,
+        help="comma-separated: pararel_<rel>, pararel, sciq, openbookqa, mmlu_<subject>, mmlu",
+    )
+    s.add_argument("--pararel", help="folder of pararel_patterns_{rel} datasets")
+    s.add_argument("--sciq", help="SciQ save_to_disk folder or hub id (default allenai/sciq)")
+    s.add_argument("--openbookqa", help="OpenBookQA (main) folder or hub id (default allenai/openbookqa)")
+    s.add_argument("--mmlu", help="folder of per-subject MMLU folders, or hub id (default cais/mmlu)")
     s.add_argument("--out", required=True, help="output folder (predictions per task, metrics.json)")
-    s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    s.add_argument("--row-tokens", type=int, default=2048, help="packed row length")
+    s.add_argument("--batch-tokens", type=int, default=16384, help="rows x length per forward pass")
+    s.add_argument("--backend", default="builtin", choices=["builtin", "olmes"])
+    s.add_argument("--olmes-model-name", default="olmo-2-1b-0425")
+    s.add_argument("--olmes-limit", type=int, default=15000)
+    s.add_argument("--olmes-executable", default="olmes")
     s.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("labels", help="stack per-instance correctness over checkpoints (the paper's .npz)")
     s.add_argument(
         "--evals", nargs="+", required=True, metavar="STEP=DIR", help="eval folder of each checkpoint"
     )
-    s.add_argument("--relations")
+    s.add_argument("--tasks", required=True, help="the tasks of the eval folders, in their order")
     s.add_argument("--metric", default="acc_per_token")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_labels)
@@ -321,6 +370,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-json", required=True)
     s.add_argument("--out-npz", required=True)
     s.set_defaults(func=_cmd_learned)
+
+    s = sub.add_parser("learned-indices", help="the instances learned at one checkpoint (target items)")
+    s.add_argument("--learned", required=True, help="learned.npz")
+    s.add_argument("--step", type=int, required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_learned_indices)
+
+    s = sub.add_parser("eval-plots", help="accuracy over checkpoints and learned histogram (PNG)")
+    s.add_argument("--labels", required=True)
+    s.add_argument("--learned-json", required=True)
+    s.add_argument("--eval-dir", required=True, help="one checkpoint's eval folder (for gold labels)")
+    s.add_argument("--tasks", required=True)
+    s.add_argument("--accuracy-png", required=True)
+    s.add_argument("--learned-png", required=True)
+    s.set_defaults(func=_cmd_eval_plots)
 
     s = sub.add_parser(
         "batch-list", help="list decoded batches [first, last) in order (a control re-run's data)"

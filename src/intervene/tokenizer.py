@@ -11,7 +11,7 @@ class TokenizerError(ValueError):
     pass
 
 
-def load_tokenizer(name_or_dir: str | os.PathLike):
+def load_tokenizer(name_or_dir: str | os.PathLike, revision: str | None = None):
     """A transformers fast tokenizer from a local folder, or a hub id (``org/name``) where the hub
     is reachable. Errors name the folder and what is wrong."""
     from transformers import AutoTokenizer
@@ -21,7 +21,7 @@ def load_tokenizer(name_or_dir: str | os.PathLike):
     if not Path(name).exists() and not is_hub_id:
         raise TokenizerError(f"{name}: tokenizer folder not found")
     try:
-        tok = AutoTokenizer.from_pretrained(name)
+        tok = AutoTokenizer.from_pretrained(name, revision=revision)
     except Exception as e:  # transformers raises OSError/ValueError/... depending on what is missing
         raise TokenizerError(f"{name}: cannot load tokenizer: {e}") from None
     if not getattr(tok, "is_fast", False):

@@ -158,7 +158,32 @@ def original_steps():
     return list(range(0, w.get("num_steps", 400) + 1, t["save_interval"]))
 
 
+EVAL = config.get("eval") or {}
+
+
+def eval_args():
+    """The `intervene eval` flags of the configured backend, tasks and data sources."""
+    e = EVAL
+    args = [f"--tasks {','.join(e.get('tasks', []))}", f"--device {e.get('device', 'cpu')}"]
+    args += [f"--{k} {v}" for k, v in sorted(e.get("sources", {}).items())]
+    if e.get("backend", "builtin") == "olmes":
+        o = e.get("olmes", {})
+        args += ["--backend olmes"]
+        args += [f"--olmes-{k.replace('_', '-')} {v}" for k, v in sorted(o.items())]
+    else:
+        args += [f"--row-tokens {e.get('row_tokens', 2048)}"]
+        args += [f"--batch-tokens {e.get('batch_tokens', 16384)}"]
+    return " ".join(args)
+
+
 def eval_targets():
-    if not (config["train"]["original"] and config.get("eval")):
+    if not (config["train"]["original"] and EVAL):
         return []
-    return ["results/eval/original/learned.json"]
+    return [
+        "results/eval/original/learned.json",
+        "results/eval/original/accuracy.png",
+        "results/eval/original/learned_hist.png",
+    ] + [
+        f"results/eval/original/learned_step{s}.npz"
+        for s in EVAL.get("target_steps", [])
+    ]

@@ -1,4 +1,4 @@
-# Evaluate the original run's checkpoints, stack correctness labels, find learned instances.
+# Evaluate the original run's checkpoints, stack correctness labels, find learned instances, plot.
 
 
 rule evaluate:
@@ -15,17 +15,14 @@ rule evaluate:
     conda:
         "../envs/intervene.yaml"
     resources:
-        gpu=lambda wc: 1 if config.get("eval", {}).get("device") == "cuda" else 0,
+        gpu=lambda wc: 1 if EVAL.get("device", "cpu").startswith("cuda") else 0,
     params:
         model=lambda wc, input: os.path.join(
             os.path.dirname(input.original), f"step{wc.step}"
         ),
-        data_root=config.get("eval", {}).get("data_root", ""),
-        relations=",".join(config.get("eval", {}).get("relations", [])),
-        device=config.get("eval", {}).get("device", "cpu"),
+        args=eval_args(),
     shell:
-        "intervene eval --model {params.model} --data-root {params.data_root} --relations {params.relations}"
-        " --device {params.device} --out {output} > {log} 2>&1"
+        "intervene eval --model {params.model} {params.args} --out {output} > {log} 2>&1"
 
 
 rule labels:
@@ -42,10 +39,10 @@ rule labels:
         evals=lambda wc, input: " ".join(
             f"{s}={d}" for s, d in zip(original_steps(), input)
         ),
-        relations=",".join(config.get("eval", {}).get("relations", [])),
-        metric=config.get("eval", {}).get("metric", "acc_per_token"),
+        tasks=",".join(EVAL.get("tasks", [])),
+        metric=EVAL.get("metric", "acc_per_token"),
     shell:
-        "intervene labels --evals {params.evals} --relations {params.relations} --metric {params.metric}"
+        "intervene labels --evals {params.evals} --tasks {params.tasks} --metric {params.metric}"
         " --out {output} > {log} 2>&1"
 
 
@@ -66,3 +63,48 @@ rule learned:
         "../envs/intervene.yaml"
     shell:
         "intervene learned --labels {input} --out-json {output.summary} --out-npz {output.npz} > {log} 2>&1"
+
+
+rule learned_indices:
+    input:
+        "results/eval/original/learned.npz",
+    output:
+        "results/eval/original/learned_step{step}.npz",
+    log:
+        "logs/eval/original/learned_step{step}.log",
+    wildcard_constraints:
+        step=r"\d+",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    shell:
+        "intervene learned-indices --learned {input} --step {wildcards.step} --out {output} > {log} 2>&1"
+
+
+rule eval_plots:
+    input:
+        labels="results/eval/original/labels.npz",
+        learned="results/eval/original/learned.json",
+        first=f"results/eval/original/step{original_steps()[0]}",
+    output:
+        accuracy=report(
+            "results/eval/original/accuracy.png",
+            caption="../report/accuracy.rst",
+            category="Evaluation",
+        ),
+        learned=report(
+            "results/eval/original/learned_hist.png",
+            caption="../report/learned_hist.rst",
+            category="Evaluation",
+        ),
+    log:
+        "logs/eval/original/plots.log",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        tasks=",".join(EVAL.get("tasks", [])),
+    shell:
+        "intervene eval-plots --labels {input.labels} --learned-json {input.learned}"
+        " --eval-dir {input.first} --tasks {params.tasks}"
+        " --accuracy-png {output.accuracy} --learned-png {output.learned} > {log} 2>&1"

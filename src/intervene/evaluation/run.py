@@ -1,41 +1,63 @@
-"""Evaluate a checkpoint on ParaRel-schema tasks and write OLMES-format predictions and metrics."""
+"""Evaluate a checkpoint on rc/cloze tasks and write OLMES-format predictions and metrics; stack
+correctness labels over checkpoints; find learned instances."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
 from intervene.atomic import atomic_path, write_text
 from intervene.evaluation.metrics import rc_metrics
-from intervene.evaluation.scoring import score_context
-from intervene.evaluation.tasks import load_pararel
+from intervene.evaluation.scoring import score_packed
+from intervene.evaluation.tasks import Instance, dataset_label, expand_tasks, load_task
 
-METRICS = ("acc_raw", "acc_per_token", "acc_per_char", "acc_per_byte")
+log = logging.getLogger(__name__)
+
+METRICS = ("acc_raw", "acc_per_token", "acc_per_char", "acc_per_byte", "acc_uncond")
 
 
-def prediction_line(inst, scores, ctx_len: int) -> dict:
+def predictions_file(index: int, task: str) -> str:
+    """OLMES's per-task file name (``task-{idx:03d}-{task_name}-predictions.jsonl``)."""
+    return f"task-{index:03d}-{task}-predictions.jsonl"
+
+
+def prediction_line(inst: Instance, scores, ctx_len: int, uncond=None) -> dict:
+    """One OLMES predictions.jsonl line (keys and per-choice fields as OLMES writes them)."""
     num_chars = [max(len(c), 1) for c in inst.choices]
     num_bytes = [max(len(c.encode("utf-8")), 1) for c in inst.choices]
     m = rc_metrics(
-        [s.sum_logits for s in scores], [s.num_tokens for s in scores], num_chars, num_bytes, inst.gold
+        [s.sum_logits for s in scores],
+        [s.num_tokens for s in scores],
+        num_chars,
+        num_bytes,
+        inst.gold,
+        None if uncond is None else [u.sum_logits for u in uncond],
     )
+    m["no_answer"] = int(max(s.sum_logits for s in scores) == -999)
     outputs = []
-    for s, nc, nb in zip(scores, num_chars, num_bytes, strict=True):
-        outputs.append(
+    for j, (s, nc, nb) in enumerate(zip(scores, num_chars, num_bytes, strict=True)):
+        o = {
+            "sum_logits": s.sum_logits,
+            "num_tokens": s.num_tokens,
+            "num_tokens_all": ctx_len + s.num_tokens,
+            "is_greedy": s.is_greedy,
+        }
+        if uncond is not None:
+            o["sum_logits_uncond"] = uncond[j].sum_logits
+        o.update(
             {
-                "sum_logits": s.sum_logits,
-                "num_tokens": s.num_tokens,
-                "num_tokens_all": ctx_len + s.num_tokens,
-                "is_greedy": s.is_greedy,
                 "logits_per_token": s.sum_logits / max(s.num_tokens, 1),
                 "logits_per_char": s.sum_logits / nc,
                 "bits_per_byte": -1.44269504089 * s.sum_logits / nb,
                 "num_chars": nc,
             }
         )
+        outputs.append(o)
     return {
         "doc_id": inst.doc_id,
         "native_id": inst.native_id,
@@ -45,49 +67,74 @@ def prediction_line(inst, scores, ctx_len: int) -> dict:
     }
 
 
-def evaluate_pararel(
-    model_dir: str | os.PathLike,
-    data_root: str | os.PathLike,
-    relations: list[str],
-    out_dir: str | os.PathLike,
-    *,
-    device: str = "cpu",
-) -> dict:
-    """Write ``task-{i:03d}-pararel_{rel}-predictions.jsonl`` per relation and ``metrics.json``."""
+def load_model(model: str | os.PathLike, *, device: str = "cpu", revision: str | None = None):
+    """The tokenizer and the causal LM (bf16 on GPU, fp32 on CPU) of a local folder or hub id."""
     import torch
-    from transformers import Olmo2ForCausalLM
+    from transformers import AutoModelForCausalLM
 
     from intervene.tokenizer import load_tokenizer
 
-    tok = load_tokenizer(model_dir)  # a clear error if the checkpoint has no tokenizer
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = Olmo2ForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(device).eval()
-    summary = {"model": str(model_dir), "tasks": {}}
+    tok = load_tokenizer(model, revision=revision)  # a clear error if there is no tokenizer
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    lm = AutoModelForCausalLM.from_pretrained(str(model), revision=revision, dtype=dtype)
+    return tok, lm.to(device).eval()
+
+
+def score_instances(tok, model, insts: list[Instance], *, device: str = "cpu", **packing) -> list[dict]:
+    """Prediction lines of ``insts``: context and continuation tokenized separately (no BOS), all
+    requests (and the unconditioned ones, context ``"Answer:"``) scored in packed batches."""
+    cache: dict[str, list[int]] = {}
+
+    def enc(text: str) -> list[int]:
+        if text not in cache:
+            cache[text] = tok(text, add_special_tokens=False).input_ids
+        return cache[text]
+
+    reqs = [(enc(i.context), [enc(c) for c in i.choices]) for i in insts]
+    has_uncond = [i.uncond_context is not None for i in insts]
+    reqs += [(enc(i.uncond_context), [enc(c) for c in i.choices]) for i in insts if i.uncond_context]
+    scores = score_packed(model, reqs, device=device, **packing)
+    uncond = iter(scores[len(insts) :])
+    return [
+        prediction_line(inst, s, len(reqs[k][0]), next(uncond) if has_uncond[k] else None)
+        for k, (inst, s) in enumerate(zip(insts, scores[: len(insts)], strict=True))
+    ]
+
+
+def evaluate(
+    model: str | os.PathLike,
+    tasks: list[str],
+    sources: dict[str, str],
+    out_dir: str | os.PathLike,
+    *,
+    device: str = "cpu",
+    revision: str | None = None,
+    row_tokens: int = 2048,
+    batch_tokens: int = 16384,
+) -> dict:
+    """Write ``task-{i:03d}-{task}-predictions.jsonl`` and ``-metrics.json`` per task and a
+    ``metrics.json`` summary into ``out_dir`` (atomically: the folder appears when complete)."""
+    tok, lm = load_model(model, device=device, revision=revision)
+    names = expand_tasks(tasks)
+    summary = {"model": str(model), "revision": revision, "tasks": {}}
     with atomic_path(out_dir, is_dir=True) as tmp:
-        for ti, rel in enumerate(relations):
-            insts = load_pararel(data_root, rel)
-            cont_ids = {}
-            lines, accs = [], {k: [] for k in METRICS}
-            for inst in insts:
-                ctx = tok(inst.context, add_special_tokens=False).input_ids
-                conts = [
-                    cont_ids.setdefault(c, tok(c, add_special_tokens=False).input_ids) for c in inst.choices
-                ]
-                scores = score_context(model, ctx, conts, device=device)
-                line = prediction_line(inst, scores, len(ctx))
-                lines.append(json.dumps(line))
-                for k in METRICS:
-                    accs[k].append(line["metrics"][k])
-            (tmp / f"task-{ti:03d}-pararel_{rel}-predictions.jsonl").write_text("\n".join(lines) + "\n")
-            summary["tasks"][rel] = {
+        for ti, task in enumerate(names):
+            t0 = time.perf_counter()
+            insts = load_task(task, sources)
+            lines = score_instances(
+                tok, lm, insts, device=device, row_tokens=row_tokens, batch_tokens=batch_tokens
+            )
+            (tmp / predictions_file(ti, task)).write_text("".join(json.dumps(x) + "\n" for x in lines))
+            keys = [k for k in METRICS if k in lines[0]["metrics"]] if lines else []
+            metrics = {k: float(np.mean([x["metrics"][k] for x in lines])) for k in keys}
+            entry = {
+                "task_name": task,
                 "num_instances": len(insts),
-                **{k: float(np.mean(v)) for k, v in accs.items()},
-            }
-        all_acc = {
-            k: float(np.mean([x for t in summary["tasks"].values() for x in [t[k]] * t["num_instances"]]))
-            for k in METRICS
-        }
-        summary["all"] = all_acc
+                "metrics": metrics,
+            }  # no processing_time (OLMES has one): outputs stay byte-identical across reruns
+            log.info("%s: %d instances in %.2f s", task, len(insts), time.perf_counter() - t0)
+            (tmp / f"task-{ti:03d}-{task}-metrics.json").write_text(json.dumps(entry, indent=2) + "\n")
+            summary["tasks"][task] = {"num_instances": len(insts), **metrics}
         (tmp / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -96,11 +143,16 @@ def read_predictions(path: str | os.PathLike, metric: str) -> np.ndarray:
     """Per-instance values of ``metric`` from an OLMES predictions.jsonl (line order = doc order) or
     from the paper's olmo_eval file (one JSON object with ``instance_predictions``)."""
     p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: predictions file not found")
     text = p.read_text()
     try:
         obj = json.loads(text)
         if isinstance(obj, dict) and "instance_predictions" in obj:
-            return np.array([ip["prediction"]["metrics"][metric] for ip in obj["instance_predictions"]])
+            try:
+                return np.array([ip["prediction"]["metrics"][metric] for ip in obj["instance_predictions"]])
+            except KeyError as e:
+                raise ValueError(f"{p}: olmo_eval predictions without metrics.{metric}: {e}") from None
     except json.JSONDecodeError:
         pass
     vals = []
@@ -108,7 +160,7 @@ def read_predictions(path: str | os.PathLike, metric: str) -> np.ndarray:
         if line.strip():
             try:
                 vals.append(json.loads(line)["metrics"][metric])
-            except (json.JSONDecodeError, KeyError) as e:
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise ValueError(
                     f"{p}:{ln}: not an OLMES prediction line with metrics.{metric}: {e}"
                 ) from None
@@ -116,28 +168,34 @@ def read_predictions(path: str | os.PathLike, metric: str) -> np.ndarray:
 
 
 def build_labels(
-    eval_dirs: dict[int, str | os.PathLike], relations: list[str], metric: str, out: str | os.PathLike
+    eval_dirs: dict[int, str | os.PathLike], tasks: list[str], metric: str, out: str | os.PathLike
 ) -> dict:
-    """The paper's correctness-labels ``.npz``: ``steps``, ``dataset_labels`` (relation of each
-    instance), ``labels`` (instances x checkpoints, 0/1) for ``metric``."""
+    """The paper's correctness-labels ``.npz``: ``steps``, ``dataset_labels`` (relation, subject or
+    task of each instance), ``labels`` (instances x checkpoints, 0/1) for ``metric``."""
     steps = sorted(eval_dirs)
-    cols, names = [], None
+    if not steps:
+        raise ValueError("no evaluation folders given")
+    names = expand_tasks(tasks)
+    cols, labels_of = [], None
     for s in steps:
         d = Path(eval_dirs[s])
         col, rel_of = [], []
-        for ti, rel in enumerate(relations):
-            v = read_predictions(d / f"task-{ti:03d}-pararel_{rel}-predictions.jsonl", metric)
+        for ti, task in enumerate(names):
+            v = read_predictions(d / predictions_file(ti, task), metric)
+            if cols and len(v) != sum(1 for x in labels_of if x == dataset_label(task)):
+                raise ValueError(
+                    f"{d / predictions_file(ti, task)}: {len(v)} instances, but step {steps[0]} has a "
+                    "different count for this task"
+                )
             col.append(v)
-            rel_of += [rel] * len(v)
+            rel_of += [dataset_label(task)] * len(v)
         col = np.concatenate(col)
-        if cols and len(col) != len(cols[0]):
-            raise ValueError(f"{d}: {len(col)} instances, but step {steps[0]} has {len(cols[0])}")
         cols.append(col)
-        names = rel_of
+        labels_of = rel_of
     labels = np.stack(cols, axis=1).astype(np.int8)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, steps=np.array(steps), dataset_labels=np.array(names), labels=labels)
+            np.savez(fh, steps=np.array(steps), dataset_labels=np.array(labels_of), labels=labels)
     return {"steps": steps, "instances": int(labels.shape[0])}
 
 
@@ -156,9 +214,14 @@ def write_learned(
         for r in np.unique(rels)
     }
     acc = {int(s): float(labels[:, i].mean()) for i, s in enumerate(steps)}
+    acc_rel = {
+        str(r): {int(s): float(labels[rels == r, i].mean()) for i, s in enumerate(steps)}
+        for r in np.unique(rels)
+    }
     summary = {
         "steps": [int(s) for s in steps],
         "accuracy": acc,
+        "accuracy_per_dataset": acc_rel,
         "learned_per_step": hist,
         "never_learned": int((k < 0).sum()),
         "per_relation": per_rel,
@@ -168,3 +231,22 @@ def write_learned(
             np.savez(fh, steps=steps, dataset_labels=rels, learned_index=k, learned_step=learned_step)
     write_text(out_json, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def write_learned_indices(learned_npz: str | os.PathLike, step: int, out_npz: str | os.PathLike) -> dict:
+    """The target-item file for one checkpoint: the instances learned at ``step``. ``inst_idxs`` are
+    rows of the labels matrix, ``local_idxs`` the index within the instance's own dataset label
+    (its relation's or task's doc_id), ``dataset_labels`` that label."""
+    z = np.load(learned_npz)
+    steps, rels, learned_step = z["steps"], z["dataset_labels"], z["learned_step"]
+    if int(step) not in set(int(s) for s in steps):
+        raise ValueError(f"{learned_npz}: step {step} is not an evaluated checkpoint ({steps.tolist()})")
+    local = np.zeros(len(rels), dtype=np.int64)
+    for r in np.unique(rels):
+        m = rels == r
+        local[m] = np.arange(int(m.sum()))
+    idx = np.flatnonzero(learned_step == int(step))
+    with atomic_path(out_npz) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, inst_idxs=idx, local_idxs=local[idx], dataset_labels=rels[idx], step=np.int64(step))
+    return {"step": int(step), "instances": int(idx.size)}
