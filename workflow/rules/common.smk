@@ -164,7 +164,10 @@ EVAL = config.get("eval") or {}
 def eval_args():
     """The `intervene eval` flags of the configured backend, tasks and data sources."""
     e = EVAL
-    args = [f"--tasks {','.join(e.get('tasks', []))}", f"--device {e.get('device', 'cpu')}"]
+    args = [
+        f"--tasks {','.join(e.get('tasks', []))}",
+        f"--device {e.get('device', 'cpu')}",
+    ]
     args += [f"--{k} {v}" for k, v in sorted(e.get("sources", {}).items())]
     if e.get("backend", "builtin") == "olmes":
         o = e.get("olmes", {})
