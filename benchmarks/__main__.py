@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 
-from benchmarks import bench_data_order, bench_decode, bench_docinfo
+from benchmarks import bench_data_order, bench_decode, bench_docinfo, bench_eval
 
 
 def main() -> None:
@@ -14,7 +14,7 @@ def main() -> None:
         f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} python={platform.python_version()}"
     )
     lines = []
-    for mod in (bench_docinfo, bench_decode, bench_data_order):
+    for mod in (bench_docinfo, bench_decode, bench_data_order, bench_eval):
         print(f"== {mod.__name__.split('.')[-1]}")
         lines.append(mod.run())
     print("== summary")

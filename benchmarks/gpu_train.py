@@ -164,10 +164,67 @@ def build_1b():
     return model
 
 
+class LigerObjective:
+    """OLMo's objective with Liger's fused linear cross-entropy (``lse_square_scale`` = OLMo's z-loss
+    multiplier 1e-4, summed, divided by the batch's tokens as olmo_loss does)."""
+
+    def __init__(self, model):
+        import torch
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+        self.model = model
+        self.fn = LigerFusedLinearCrossEntropyLoss(
+            lse_square_scale=1e-4, reduction="sum", return_z_loss=True, accum_dtype=torch.float32
+        )
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def __call__(self, input_ids, batch_tokens, instance_mask=None):
+        h = (
+            self.model.model(input_ids=input_ids)
+            .last_hidden_state[:, :-1]
+            .reshape(-1, self.model.config.hidden_size)
+        )
+        w = self.model.lm_head.weight
+        out = self.fn(w.to(h.dtype), h, input_ids[:, 1:].reshape(-1))
+        loss, z = (out.loss, out.z_loss) if hasattr(out, "loss") else out
+        return loss / batch_tokens, (loss - z).detach() / batch_tokens, z.detach() / batch_tokens
+
+
+def liger_vs_plain(model, liger, mb, ac) -> dict:
+    """Loss and lm_head/first-layer gradients of one micro-batch: Liger vs the plain olmo_loss."""
+
+    from intervene.train.objective import OlmoObjective
+
+    plain = OlmoObjective(model, z_loss=True, fused=False)
+    grads = {}
+    for k, obj in (("plain", plain), ("liger", liger)):
+        with ac:
+            loss, ce, z = obj(mb, mb.numel())
+        loss.backward()
+        grads[k] = (
+            float(loss),
+            float(z),
+            model.lm_head.weight.grad.clone(),
+            model.model.layers[0].mlp.down_proj.weight.grad.clone(),
+        )
+        model.zero_grad(set_to_none=True)
+    (lp, zp, hp, dp), (ll, zl, hl, dl) = grads["plain"], grads["liger"]
+    rel = lambda a, b: float((a - b).norm() / b.norm())  # noqa: E731
+    return {
+        "loss": [round(lp, 5), round(ll, 5)],
+        "z": [round(zp, 7), round(zl, 7)],
+        "rel_grad_diff_lm_head": round(rel(hl, hp), 5),
+        "rel_grad_diff_layer0_down": round(rel(dl, dp), 5),
+    }
+
+
 def variant(name: str, micro: int, n_micro: int, steps: int, warm: int) -> dict:
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = True
+    torch.manual_seed(0)
     model = build_1b()
     n_params = sum(p.numel() for p in model.parameters()) - model.model.embed_tokens.weight.numel()
     T = SHAPE_1B["max_sequence_length"]
@@ -207,13 +264,21 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int) -> dict:
             from torch.nn.attention import SDPBackend, sdpa_kernel
 
             sdpa_kernel(SDPBackend.CUDNN_ATTENTION).__enter__()
+        if "liger" in name:  # compiled body + Liger's fused linear CE with z-loss (eager Triton)
+            model.model.compile()
+            objective = LigerObjective(model)
         opt = build_optimizer(
             model, {"learning_rate": 1e-4, "weight_decay": 0.1, "betas": [0.9, 0.95], "eps": 1e-8}, fused=True
         )
         ac = torch.autocast("cuda", dtype=torch.bfloat16)
+        if "liger" in name:
+            check = liger_vs_plain(model, objective, tokens[:micro], ac)
+
+        stats = []
 
         def step():
-            optimizer_step(objective, opt, tokens, micro, 1.0, 1e-4, ac)
+            ce, _, gn = optimizer_step(objective, opt, tokens, micro, 1.0, 1e-4, ac)
+            stats.append((float(ce), float(gn)))
 
     t_compile = time.perf_counter()
     for _ in range(warm):
@@ -237,6 +302,12 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int) -> dict:
         "n_params_no_emb": n_params,
         "gpu": torch.cuda.get_device_name(),
     }
+    if not name.startswith("baseline"):
+        # proof that it trains: CE falls over the steps and the gradient is not zero
+        r["ce_first_last"] = [round(stats[0][0], 4), round(stats[-1][0], 4)]
+        r["grad_norm_first_last"] = [round(stats[0][1], 4), round(stats[-1][1], 4)]
+    if "liger" in name:
+        r["liger_vs_plain"] = check
     print("PART2", json.dumps(r), flush=True)
     return r
 
@@ -247,6 +318,7 @@ def main() -> None:
     ap.add_argument("--variant")
     ap.add_argument("--micro", type=int, default=2)
     ap.add_argument("--parts", default="1,2")
+    ap.add_argument("--seqs-per-step", type=int, default=8, help="sequences per optimizer step (one GPU)")
     ap.add_argument(
         "--variants",
         default="baseline_eager:2,baseline_compiled:2,ours_layers_fused:2,ours_whole_plain:2,ours_whole_fused:2",
@@ -255,7 +327,7 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.variant:
-        variant(a.variant, a.micro, n_micro=8 // a.micro, steps=4, warm=3)
+        variant(a.variant, a.micro, n_micro=a.seqs_per_step // a.micro, steps=4, warm=3)
         return
     rows = []
     if "1" in a.parts:
@@ -267,6 +339,7 @@ def main() -> None:
         variants = [v.split(":") for v in a.variants.split(",")]
         for name, micro in ((n, int(m)) for n, m in variants):
             cmd = [sys.executable, __file__, "--out", str(out), "--variant", name, "--micro", str(micro)]
+            cmd += ["--seqs-per-step", str(a.seqs_per_step)]
             r = subprocess.run(
                 cmd,
                 capture_output=True,
