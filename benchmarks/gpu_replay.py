@@ -81,7 +81,8 @@ def main() -> None:
     a, b = run_losses(out / "orig")[20:], run_losses(out / "replay")
     res["max_rel_loss_diff_steps_21_40"] = max(abs(x - y) / abs(x) for x, y in zip(a, b, strict=True))
     res["loss_first_last"] = [run_losses(out / "orig")[0], run_losses(out / "orig")[-1]]
-    # training really moved the weights (a zero-gradient run would replay "exactly" too)
+    # training really moved the weights (a zero-gradient run would replay "exactly" too); NB the
+    # comparison covers the optimizer state too, whose step counters differ by 20 anyway
     res["orig_step20_vs_step40_max_abs_diff"] = compare_checkpoints(
         out / "orig" / "step20", out / "orig" / "step40", atol=0.0
     )["max_abs_diff"]
