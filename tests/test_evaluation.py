@@ -11,6 +11,7 @@ import torch
 from intervene.evaluation import learned_checkpoint, rc_metrics
 from intervene.evaluation.run import (
     build_labels,
+    build_run_labels,
     evaluate,
     read_predictions,
     write_learned,
@@ -189,6 +190,15 @@ def test_labels_and_learned(small_world, checkpoint, tmp_path):
     with pytest.raises(ValueError, match="e1"):
         build_labels({0: e0, 100: e1}, ["pararel_p17"], "acc_per_token", tmp_path / "bad.npz")
     assert not (tmp_path / "bad.npz").exists()
+    # repeated runs: run1..runN, the same instances and checkpoints required
+    r = build_run_labels([{0: e0}, {0: e0}], ["pararel_p17"], "acc_per_token", tmp_path / "runs.npz")
+    zr = np.load(tmp_path / "runs.npz")
+    assert r["runs"] == 2 and sorted(zr.files) == ["dataset_labels", "run1", "run2", "steps"]
+    assert (zr["run1"] == z["labels"][:, :1]).all() and (zr["run2"] == zr["run1"]).all()
+    with pytest.raises(ValueError, match="run 2"):
+        build_run_labels([{0: e0}, {100: e0}], ["pararel_p17"], "acc_per_token", tmp_path / "r2.npz")
+    with pytest.raises(ValueError, match="e1"):
+        build_run_labels([{0: e0}, {0: e1}], ["pararel_p17"], "acc_per_token", tmp_path / "r3.npz")
 
 
 def test_read_paper_olmo_eval_format(tmp_path):

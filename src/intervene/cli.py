@@ -199,16 +199,27 @@ def _cmd_eval(a: argparse.Namespace) -> None:
     log.info("eval %s: %s", a.model, json.dumps(summary["tasks"]))
 
 
-def _cmd_labels(a: argparse.Namespace) -> None:
-    from intervene.evaluation.run import build_labels
-
+def _step_dirs(items: list[str], flag: str) -> dict[int, str]:
     dirs = {}
-    for item in a.evals:
+    for item in items:
         step, sep, d = item.partition("=")
         if not sep or not step.isdigit():
-            raise SystemExit(f"--evals: {item!r} is not STEP=DIR")
+            raise SystemExit(f"{flag}: {item!r} is not STEP=DIR")
         dirs[int(step)] = d
-    log.info("labels: %s", json.dumps(build_labels(dirs, a.tasks.split(","), a.metric, a.out)))
+    return dirs
+
+
+def _cmd_labels(a: argparse.Namespace) -> None:
+    from intervene.evaluation.run import build_labels, build_run_labels
+
+    tasks = a.tasks.split(",")
+    if bool(a.evals) == bool(a.run):
+        raise SystemExit("labels: give --evals (one run) or --run ... per run (repeated runs), not both")
+    if a.evals:
+        summary = build_labels(_step_dirs(a.evals, "--evals"), tasks, a.metric, a.out)
+    else:
+        summary = build_run_labels([_step_dirs(r, "--run") for r in a.run], tasks, a.metric, a.out)
+    log.info("labels: %s", json.dumps(summary))
 
 
 def _cmd_learned(a: argparse.Namespace) -> None:
@@ -357,8 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("labels", help="stack per-instance correctness over checkpoints (the paper's .npz)")
+    s.add_argument("--evals", nargs="+", metavar="STEP=DIR", help="eval folder of each checkpoint")
     s.add_argument(
-        "--evals", nargs="+", required=True, metavar="STEP=DIR", help="eval folder of each checkpoint"
+        "--run",
+        nargs="+",
+        action="append",
+        metavar="STEP=DIR",
+        help="one run's eval folders; repeat per run -> run1..runN in the .npz",
     )
     s.add_argument("--tasks", required=True, help="the tasks of the eval folders, in their order")
     s.add_argument("--metric", default="acc_per_token")

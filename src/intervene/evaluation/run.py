@@ -167,36 +167,64 @@ def read_predictions(path: str | os.PathLike, metric: str) -> np.ndarray:
     return np.array(vals)
 
 
-def build_labels(
-    eval_dirs: dict[int, str | os.PathLike], tasks: list[str], metric: str, out: str | os.PathLike
-) -> dict:
-    """The paper's correctness-labels ``.npz``: ``steps``, ``dataset_labels`` (relation, subject or
-    task of each instance), ``labels`` (instances x checkpoints, 0/1) for ``metric``."""
+def _label_matrix(
+    eval_dirs: dict[int, str | os.PathLike], names: list[str], metric: str, *, like: list[str] | None = None
+) -> tuple[list[int], list[str], np.ndarray]:
+    """(steps, dataset label per instance, instances x steps 0/1) from per-checkpoint eval folders;
+    every checkpoint (and ``like``, another run's labels) must have the same instances per task."""
     steps = sorted(eval_dirs)
     if not steps:
         raise ValueError("no evaluation folders given")
-    names = expand_tasks(tasks)
-    cols, labels_of = [], None
+    cols, labels_of = [], like
     for s in steps:
         d = Path(eval_dirs[s])
         col, rel_of = [], []
         for ti, task in enumerate(names):
             v = read_predictions(d / predictions_file(ti, task), metric)
-            if cols and len(v) != sum(1 for x in labels_of if x == dataset_label(task)):
+            if labels_of is not None and len(v) != sum(1 for x in labels_of if x == dataset_label(task)):
                 raise ValueError(
-                    f"{d / predictions_file(ti, task)}: {len(v)} instances, but step {steps[0]} has a "
-                    "different count for this task"
+                    f"{d / predictions_file(ti, task)}: {len(v)} instances, but another checkpoint "
+                    "or run has a different count for this task"
                 )
             col.append(v)
             rel_of += [dataset_label(task)] * len(v)
-        col = np.concatenate(col)
-        cols.append(col)
+        cols.append(np.concatenate(col))
         labels_of = rel_of
-    labels = np.stack(cols, axis=1).astype(np.int8)
+    return steps, labels_of, np.stack(cols, axis=1).astype(np.int8)
+
+
+def build_labels(
+    eval_dirs: dict[int, str | os.PathLike], tasks: list[str], metric: str, out: str | os.PathLike
+) -> dict:
+    """The paper's correctness-labels ``.npz``: ``steps``, ``dataset_labels`` (relation, subject or
+    task of each instance), ``labels`` (instances x checkpoints, 0/1) for ``metric``."""
+    steps, labels_of, labels = _label_matrix(eval_dirs, expand_tasks(tasks), metric)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, steps=np.array(steps), dataset_labels=np.array(labels_of), labels=labels)
     return {"steps": steps, "instances": int(labels.shape[0])}
+
+
+def build_run_labels(
+    runs: list[dict[int, str | os.PathLike]], tasks: list[str], metric: str, out: str | os.PathLike
+) -> dict:
+    """Labels of repeated runs (e.g. control re-runs): ``steps``, ``dataset_labels`` and
+    ``run1..runN`` (instances x checkpoints each), the paper's multi-run layout. All runs must have
+    the same checkpoints and instances."""
+    if not runs:
+        raise ValueError("no runs given")
+    names = expand_tasks(tasks)
+    arrays, steps0, labels_of = {}, None, None
+    for r, dirs in enumerate(runs, start=1):
+        steps, labels_of, m = _label_matrix(dirs, names, metric, like=labels_of)
+        if steps0 is not None and steps != steps0:
+            raise ValueError(f"run {r}: checkpoints {steps} differ from run 1's {steps0}")
+        steps0 = steps
+        arrays[f"run{r}"] = m
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, steps=np.array(steps0), dataset_labels=np.array(labels_of), **arrays)
+    return {"steps": steps0, "runs": len(runs), "instances": len(labels_of)}
 
 
 def write_learned(
