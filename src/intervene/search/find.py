@@ -1,0 +1,171 @@
+"""All occurrences of many terms in many texts, in one pass.
+
+``literal`` (default): terms are plain text; every occurrence of every term, overlapping and nested
+ones included, found by one Aho-Corasick automaton (ahocorasick_rs, over UTF-8 bytes) run over the
+texts joined by NUL bytes (no term may contain NUL, so no match can straddle two texts).
+
+``wimbd``: what ``wimbd search -p TERM`` reports for each term on its own (allenai/wimbd
+src/cmd/search.rs, Rust ``regex`` 1.10): the term is a regular expression, matched case-sensitively
+with ``find_iter`` — non-overlapping, leftmost-first, left to right — on the decoded ``"text"``.
+Terms without regex metacharacters are taken from the literal pass (greedy non-overlapping per term
+and text = Rust's find_iter for a literal); the rest run through Python ``re``, whose semantics agree
+with Rust's for the constructs such terms use (groups, ``.``, ``?``, ``+``, classes); look-around and
+backreferences, which Rust rejects, are rejected here too.
+
+Offsets are bytes of the UTF-8 text, end exclusive, as WIMBD reports them.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+
+import numpy as np
+
+REGEX_META = frozenset(".^$*+?{}[]\\|()")
+_SEP = b"\x00"
+
+
+def is_plain(term: str) -> bool:
+    """A term whose regex matches exactly its own text (no metacharacter)."""
+    return not (REGEX_META & set(term))
+
+
+def _check_terms(terms: Sequence[str]) -> None:
+    for i, t in enumerate(terms):
+        if not t:
+            raise ValueError(f"term {i} is empty")
+        if "\x00" in t:
+            raise ValueError(f"term {i} ({t!r}) contains a NUL character")
+
+
+def _sorted(term, doc, start, end):
+    order = np.lexsort((term, end, start, doc))
+    return term[order], doc[order], start[order], end[order]
+
+
+def _literal(texts_b: list[bytes], terms: Sequence[str]):
+    """Every occurrence (overlapping) of every term; arrays (term, doc, start, end)."""
+    import ahocorasick_rs
+
+    uniq: dict[bytes, list[int]] = {}
+    for i, t in enumerate(terms):
+        uniq.setdefault(t.encode("utf-8"), []).append(i)
+    pats = list(uniq)
+    empty = np.zeros(0, dtype=np.int64)
+    if not pats or not texts_b:
+        return empty.astype(np.int32), empty, empty, empty
+    lens = np.fromiter((len(t) for t in texts_b), dtype=np.int64, count=len(texts_b))
+    starts = np.concatenate([[0], np.cumsum(lens + 1)[:-1]])
+    ac = ahocorasick_rs.BytesAhoCorasick(pats)
+    hits = ac.find_matches_as_indexes(_SEP.join(texts_b), overlapping=True)
+    if not hits:
+        return empty.astype(np.int32), empty, empty, empty
+    h = np.array(hits, dtype=np.int64)
+    pat, s, e = h[:, 0], h[:, 1], h[:, 2]
+    doc = np.searchsorted(starts, s, side="right") - 1
+    s, e = s - starts[doc], e - starts[doc]
+    # a pattern listed under several term indices yields one hit per index
+    owners = [uniq[p] for p in pats]
+    if any(len(o) > 1 for o in owners):
+        counts = np.array([len(o) for o in owners])[pat]
+        flat = np.concatenate([np.array(o) for o in owners])
+        offs = np.concatenate([[0], np.cumsum([len(o) for o in owners])[:-1]])
+        rep = np.repeat(np.arange(len(pat)), counts)
+        within = np.arange(rep.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        term = flat[offs[pat[rep]] + within]
+        doc, s, e = doc[rep], s[rep], e[rep]
+    else:
+        term = np.array([o[0] for o in owners])[pat]
+    return _sorted(term.astype(np.int32), doc.astype(np.int64), s, e)
+
+
+def _greedy_nonoverlapping(term, doc, start, end):
+    """Per (term, doc), keep matches left to right that start at or after the last kept end:
+    Rust's find_iter for a literal (leftmost; for one literal all matches have its length)."""
+    order = np.lexsort((start, doc, term))
+    t, d, s, e = term[order], doc[order], start[order], end[order]
+    same = np.zeros(t.size, dtype=bool)
+    same[1:] = (t[1:] == t[:-1]) & (d[1:] == d[:-1])
+    clash = same.copy()
+    clash[1:] &= s[1:] < e[:-1]
+    keep = np.ones(t.size, dtype=bool)
+    if clash.any():  # only self-overlapping terms ("aa" in "aaaa"): walk those groups
+        grp_start = np.flatnonzero(~same)
+        grp_of = np.cumsum(~same) - 1
+        for g in np.unique(grp_of[clash]):
+            lo = grp_start[g]
+            hi = grp_start[g + 1] if g + 1 < grp_start.size else t.size
+            last = -1
+            for k in range(lo, hi):
+                if s[k] >= last:
+                    last = e[k]
+                else:
+                    keep[k] = False
+    return _sorted(t[keep], d[keep], s[keep], e[keep])
+
+
+def _char_to_byte(text: str, offs: list[int]) -> list[int]:
+    if text.isascii():
+        return offs
+    return [len(text[:o].encode("utf-8")) for o in offs]
+
+
+def _regex(texts: Sequence[str], ti: int, pattern: str):
+    """WIMBD's matches of one regex term: non-overlapping find_iter per text, byte offsets."""
+    if re.search(r"\(\?[=!<]|\\[1-9]", pattern):
+        raise ValueError(f"term {ti} ({pattern!r}): look-around/backreferences are not Rust regex syntax")
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"term {ti} ({pattern!r}): not a valid regex: {e}") from None
+    anchored = bool(re.search(r"(?<!\\)[\^$]|\\[AZzbB]", pattern)) or rx.match("") is not None
+    per_doc: dict[int, list[tuple[int, int]]] = {}
+    redo: set[int] = set()
+    if anchored:  # anchors and empty matches depend on where a text ends: one text at a time
+        redo = set(range(len(texts)))
+    else:  # one scan over the texts joined by newlines (which `.` does not cross); fix-ups below
+        joined = "\n".join(texts)
+        starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]]).tolist()
+        for m in rx.finditer(joined):
+            s, e = m.span()
+            d = bisect_right(starts, s) - 1
+            if e > starts[d] + len(texts[d]):  # crossed into the next text: redo the texts it touched
+                redo.update(range(d, bisect_right(starts, max(e - 1, s))))
+            else:
+                per_doc.setdefault(d, []).append((s - starts[d], e - starts[d]))
+    for d in redo:
+        per_doc.pop(d, None)
+        spans = [m.span() for m in rx.finditer(texts[d])]
+        if spans:
+            per_doc[d] = spans
+    rows = []
+    for d, spans in per_doc.items():
+        b = _char_to_byte(texts[d], [x for sp in spans for x in sp])
+        rows += [(ti, d, b[2 * k], b[2 * k + 1]) for k in range(len(spans))]
+    return rows
+
+
+def find_terms(texts: Sequence[str], terms: Sequence[str], mode: str = "literal"):
+    """Occurrences of ``terms`` in ``texts``: ``(term_idx, doc_idx, start, end)`` arrays, byte
+    offsets into each text's UTF-8 encoding, end exclusive, sorted by document, then start (then
+    end, then term)."""
+    if mode not in ("literal", "wimbd"):
+        raise ValueError(f"mode must be 'literal' or 'wimbd', not {mode!r}")
+    _check_terms(terms)
+    texts_b = [t.encode("utf-8") for t in texts]
+    if mode == "literal":
+        return _literal(texts_b, terms)
+    plain = [i for i, t in enumerate(terms) if is_plain(t)]
+    lit = _literal(texts_b, [terms[i] for i in plain])
+    t, d, s, e = _greedy_nonoverlapping(np.array(plain, dtype=np.int32)[lit[0]], lit[1], lit[2], lit[3])
+    rows = []
+    for i, term in enumerate(terms):
+        if not is_plain(term):
+            rows += _regex(texts, i, term)
+    if rows:
+        r = np.array(rows, dtype=np.int64)
+        t = np.concatenate([t, r[:, 0].astype(np.int32)])
+        d, s, e = np.concatenate([d, r[:, 1]]), np.concatenate([s, r[:, 2]]), np.concatenate([e, r[:, 3]])
+    return _sorted(t, d, s, e)

@@ -1,0 +1,133 @@
+"""Term search over a batch group, the occurrences file, and WIMBD's JSON (export and import).
+
+The occurrences file (``.npz``) is columnar: ``term`` (index into the term vocabulary), ``doc``
+(row of the group's doc info), ``start``/``end`` (byte offsets into the document's UTF-8 text, end
+exclusive), sorted by doc then start; plus ``n_docs`` and ``mode``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from intervene.atomic import atomic_path
+from intervene.search.corpus import group_texts
+from intervene.search.find import find_terms
+
+
+def read_term_list(path: str | os.PathLike) -> list[str]:
+    """One term per line (the paper's term files: ``sorted(set(subjects) | set(objects))``)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: term file not found")
+    terms = [line.rstrip("\n") for line in p.read_text(encoding="utf-8").splitlines()]
+    if any(not t for t in terms):
+        raise ValueError(f"{p}: empty line (an empty term would match everywhere)")
+    return terms
+
+
+def term_vocabulary(term_files: dict[str, str | os.PathLike]) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The sorted union of all relations' terms, and per relation the vocabulary index of each of
+    its term-file lines (so a relation's rows never depend on another relation's terms)."""
+    lists = {rel: read_term_list(p) for rel, p in term_files.items()}
+    vocab = sorted({t for ts in lists.values() for t in ts})
+    pos = {t: i for i, t in enumerate(vocab)}
+    return vocab, {rel: np.array([pos[t] for t in ts], dtype=np.int64) for rel, ts in lists.items()}
+
+
+def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info=None) -> dict:
+    texts, _, _ = group_texts(group_dir, doc_info)
+    t, d, s, e = find_terms(texts, terms, mode)
+    return {"term": t, "doc": d, "start": s, "end": e, "n_docs": np.int64(len(texts)), "mode": np.str_(mode)}
+
+
+def write_occurrences(out: str | os.PathLike, occ: dict) -> None:
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **occ)
+
+
+def load_occurrences(path: str | os.PathLike) -> dict:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: occurrences file not found")
+    z = np.load(p)
+    need = {"term", "doc", "start", "end", "n_docs"}
+    if not need <= set(z.files):
+        raise ValueError(f"{p}: not an occurrences file (needs {sorted(need)}, has {z.files})")
+    return {k: z[k] for k in z.files}
+
+
+def to_wimbd_json(pattern: str, term_idx: int, occ: dict, group_dir, file_key=str) -> str:
+    """WIMBD's ``--with-locations --json`` line for one term over the group's batch files:
+    compact, keys sorted (serde_json without preserve_order), 1-based line numbers, byte offsets."""
+    texts, files, first = group_texts(group_dir)
+    m = occ["term"] == term_idx
+    docs, starts, ends = occ["doc"][m], occ["start"][m], occ["end"][m]
+    matches: dict[str, list] = {}
+    for d in np.unique(docs):
+        f = int(np.searchsorted(first, d, side="right") - 1)
+        sel = docs == d
+        entry = {
+            "line_num": int(d - first[f] + 1),
+            "submatches": [
+                {"end_col": int(b), "start_col": int(a)} for a, b in zip(starts[sel], ends[sel], strict=True)
+            ],
+            "text": texts[d],
+        }
+        matches.setdefault(file_key(files[f]), []).append(entry)
+    obj = {"count": int(m.sum()), "matches": dict(sorted(matches.items())), "pattern": pattern}
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def import_wimbd(json_files: list[str | os.PathLike], terms: list[str], group_dir, doc_info=None) -> dict:
+    """Occurrences from real ``wimbd search --with-locations --json`` outputs (any number of
+    pattern lines per file). A pattern not in ``terms`` is an error; a term with no file simply has
+    no occurrences (its rows stay in place)."""
+    _, files, first = group_texts(group_dir, doc_info)
+    by_name = {f.name: i for i, f in enumerate(files)}
+    index = {t: i for i, t in enumerate(terms)}
+    cols = defaultdict(list)
+    for jf in json_files:
+        for ln, line in enumerate(Path(jf).read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                pattern = obj["pattern"]
+                matches = obj.get("matches")
+            except (json.JSONDecodeError, KeyError) as e:
+                raise ValueError(f"{jf}:{ln}: not a wimbd --json line ({e})") from None
+            if matches is None:
+                raise ValueError(f"{jf}:{ln}: no locations (run wimbd with --with-locations)")
+            if pattern not in index:
+                raise ValueError(f"{jf}:{ln}: pattern {pattern!r} is not in the term list")
+            for key, entries in matches.items():
+                name = os.path.basename(key)
+                if name not in by_name:
+                    raise ValueError(f"{jf}:{ln}: file {key} is not a batch of {group_dir}")
+                f = by_name[name]
+                for e in entries:
+                    d = first[f] + int(e["line_num"]) - 1
+                    if not first[f] <= d < first[f + 1]:
+                        raise ValueError(f"{jf}:{ln}: line {e['line_num']} beyond {name}'s documents")
+                    for sm in e["submatches"]:
+                        cols["term"].append(index[pattern])
+                        cols["doc"].append(d)
+                        cols["start"].append(int(sm["start_col"]))
+                        cols["end"].append(int(sm["end_col"]))
+    t = np.array(cols["term"], dtype=np.int32)
+    d, s, e = (np.array(cols[k], dtype=np.int64) for k in ("doc", "start", "end"))
+    o = np.lexsort((t, e, s, d))
+    return {
+        "term": t[o],
+        "doc": d[o],
+        "start": s[o],
+        "end": e[o],
+        "n_docs": np.int64(first[-1]),
+        "mode": np.str_("wimbd"),
+    }
