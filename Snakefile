@@ -17,6 +17,7 @@ include: "workflow/rules/doc_info.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/olmo_backend.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/match.smk"
 
 
 rule all:
@@ -25,3 +26,4 @@ rule all:
         doc_info_targets(),
         train_targets(),
         eval_targets(),
+        match_targets(),

@@ -21,6 +21,7 @@ def small_config(**data_over) -> dict:
     cfg["train"].update(save_interval=10, replay_check={"from_step": 10, "steps": 10})
     cfg["reruns"] = {"control": {"from_step": 10, "steps": 10, "runs": 1}}
     cfg["eval"]["target_steps"] = [20]
+    cfg["match"]["bm25"]["k"] = 50
     cfg["data"].update(data_over)
     return cfg
 
@@ -104,6 +105,34 @@ def test_run_evaluates_checkpoints_and_finds_learned_instances(run_dir):
     assert t["inst_idxs"].size == s["learned_per_step"]["20"]
 
 
+def test_run_matches_terms_and_instances(run_dir):
+    import scipy.sparse as sp
+
+    res = run_dir / "results"
+    terms = (res / "search" / "terms.txt").read_text().splitlines()
+    assert terms == sorted(set(terms))
+    for g in ("001", "002", "003"):
+        n_docs = len(np.load(res / "data" / "doc_info" / f"{g}.npy"))
+        occ = np.load(res / "search" / "occurrences" / f"{g}.npz")
+        assert int(occ["n_docs"]) == n_docs and occ["term"].max() < len(terms)
+        rel_terms = (
+            (res / "world" / "search_terms" / "pararel_patterns_p17_train.txt").read_text().splitlines()
+        )
+        td = sp.load_npz(res / "search" / "term_doc" / g / "p17.npz")
+        assert td.shape == (len(rel_terms), n_docs)
+        pd = sp.load_npz(res / "search" / "pair_doc" / g / "p17.npz")
+        assert pd.shape == (SMALL_WORLD["facts_per_relation"], n_docs)
+        assert pd.nnz <= td.nnz
+    # the world writes facts into documents: some instance co-occurs somewhere
+    assert sum(sp.load_npz(p).nnz for p in (res / "search" / "pair_doc").glob("*/*.npz")) > 0
+    bm = sp.load_npz(res / "search" / "bm25" / "002.npz")
+    assert bm.shape == (
+        12 * SMALL_WORLD["facts_per_relation"],
+        len(np.load(res / "data" / "doc_info" / "002.npy")),
+    )
+    assert bm.nnz > 0 and (bm.data > 0).all()
+
+
 def test_control_rerun_target_reproduces_the_original(run_dir):
     from intervene.train.replay import compare_checkpoints
 
@@ -183,6 +212,8 @@ def test_url_source_downloads_then_runs(small_world, small_data, http_server, tm
         download={"root": "resources/data", "num_shards": 2, "workers": 2},
     )
     cfg["train"]["original"] = False  # real data: the original run's checkpoints are released ones
+    cfg["match"]["terms_dir"] = str(small_world / "search_terms")  # the user's term files and items
+    cfg["eval"]["sources"]["pararel"] = str(small_world / "eval")
     wd = tmp_path / "wd"
     r = snakemake(wd, "--cores", "2", cfg=cfg)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -197,3 +228,4 @@ def test_url_source_downloads_then_runs(small_world, small_data, http_server, tm
     assert got == small_data["order"].read_bytes()
     assert (wd / "results" / "data" / "doc_info" / "003.npy").exists()
     assert not (wd / "results" / "world").exists()  # no toy world was generated in URL mode
+    assert (wd / "results" / "search" / "pair_doc" / "003" / "p17.npz").exists()

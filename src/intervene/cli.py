@@ -242,6 +242,43 @@ def _cmd_eval_plots(a: argparse.Namespace) -> None:
     plot_learned(a.learned_json, a.learned_png)
 
 
+def _cmd_term_vocab(a: argparse.Namespace) -> None:
+    from intervene.search.stages import write_term_vocab
+
+    log.info("%d terms -> %s", write_term_vocab(a.terms_dir, a.relations.split(","), a.out), a.out)
+
+
+def _cmd_search(a: argparse.Namespace) -> None:
+    from intervene.search.stages import run_search
+
+    r = run_search(a.group_dir, a.doc_info, a.terms, a.out, mode=a.mode, wimbd_dir=a.wimbd_json_dir)
+    log.info("search %s: %s", a.group_dir, json.dumps(r))
+
+
+def _cmd_matrices(a: argparse.Namespace) -> None:
+    from intervene.search.stages import write_matrices
+
+    kind = a.func_kind
+    r = write_matrices(
+        a.occurrences,
+        a.terms,
+        a.terms_dir,
+        a.relations.split(","),
+        a.out_dir,
+        kind=kind,
+        pararel_root=a.pararel,
+    )
+    log.info("%s: %s", kind, json.dumps(r))
+
+
+def _cmd_bm25(a: argparse.Namespace) -> None:
+    from intervene.search.stages import pararel_queries, run_bm25
+
+    queries = pararel_queries(a.pararel, a.relations.split(","), with_answer=a.query == "subject_object")
+    r = run_bm25(a.group_dirs, queries, a.out, k=a.k, method=a.method, tokenizer=a.tokenizer)
+    log.info("bm25: %s", json.dumps(r))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -401,6 +438,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--accuracy-png", required=True)
     s.add_argument("--learned-png", required=True)
     s.set_defaults(func=_cmd_eval_plots)
+
+    s = sub.add_parser("term-vocab", help="the union of the relations' search terms (one per line)")
+    s.add_argument("--terms-dir", required=True, help="folder of pararel_patterns_{rel}_train.txt")
+    s.add_argument("--relations", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_term_vocab)
+
+    s = sub.add_parser("search", help="all terms over one decoded batch group, in one pass")
+    s.add_argument("--group-dir", required=True)
+    s.add_argument("--doc-info", required=True, help="the group's doc info (rows = documents)")
+    s.add_argument("--terms", required=True, help="term list, one per line")
+    s.add_argument("--mode", default="literal", choices=["literal", "wimbd"])
+    s.add_argument("--wimbd-json-dir", help="also write WIMBD's --with-locations --json per term")
+    s.add_argument("--out", required=True, help="occurrences .npz")
+    s.set_defaults(func=_cmd_search)
+
+    for kind in ("term_doc", "pair_doc"):
+        s = sub.add_parser(kind.replace("_", "-"), help=f"{kind} matrices of one group, per relation")
+        s.add_argument("--occurrences", required=True)
+        s.add_argument("--terms", required=True, help="the term list the search used")
+        s.add_argument("--terms-dir", required=True, help="folder of pararel_patterns_{rel}_train.txt")
+        s.add_argument("--relations", required=True)
+        s.add_argument(
+            "--pararel",
+            help="folder of pararel_patterns_{rel} datasets (pair-doc)",
+            required=kind == "pair_doc",
+        )
+        s.add_argument("--out-dir", required=True)
+        s.set_defaults(func=_cmd_matrices, func_kind=kind)
+
+    s = sub.add_parser("bm25", help="BM25 scores of ParaRel instances against a window's documents")
+    s.add_argument("--group-dirs", nargs="+", required=True, help="decoded groups of the window, in order")
+    s.add_argument("--pararel", required=True)
+    s.add_argument("--relations", required=True)
+    s.add_argument("--query", default="subject", choices=["subject", "subject_object"])
+    s.add_argument("--method", default="okapi", choices=["okapi", "lucene", "robertson", "atire"])
+    s.add_argument("--tokenizer", default="bm25s_en", choices=["bm25s_en", "whitespace"])
+    s.add_argument("--k", type=int, help="keep the top k documents per instance")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_bm25)
 
     s = sub.add_parser(
         "batch-list", help="list decoded batches [first, last) in order (a control re-run's data)"

@@ -190,3 +190,41 @@ def eval_targets():
         f"results/eval/original/learned_step{s}.npz"
         for s in EVAL.get("target_steps", [])
     ]
+
+
+MATCH = config.get("match") or {}
+BM25 = MATCH.get("bm25") or {}
+
+
+def match_relations():
+    """ParaRel relations whose terms are searched: those of the pararel_* evaluation tasks."""
+    rels = [
+        t[len("pararel_") :] for t in EVAL.get("tasks", []) if t.startswith("pararel_")
+    ]
+    if "pararel" in EVAL.get("tasks", []):
+        rels = [
+            "p17",
+            "p27",
+            "p36",
+            "p127",
+            "p131",
+            "p138",
+            "p176",
+            "p178",
+            "p276",
+            "p495",
+            "p1376",
+            "p1412",
+        ]
+    return rels
+
+
+def match_targets():
+    if not (MATCH and match_relations()):
+        return []
+    out = expand(
+        "results/search/{kind}/{group}",
+        kind=["term_doc", "pair_doc"],
+        group=group_names(),
+    )
+    return out + expand("results/search/bm25/{group}.npz", group=BM25.get("groups", []))

@@ -1,0 +1,137 @@
+"""The matching stages as functions of paths (what the CLI and the rules call)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from intervene.atomic import atomic_path, write_text
+from intervene.search.bm25 import bm25_scores, top_k
+from intervene.search.corpus import group_texts
+from intervene.search.matrices import pair_doc_matrix, term_doc_matrix
+from intervene.search.occurrences import (
+    load_occurrences,
+    read_term_list,
+    search_group,
+    term_vocabulary,
+    to_wimbd_json,
+    write_occurrences,
+)
+
+
+def term_file(terms_dir: str | os.PathLike, rel: str) -> Path:
+    """The paper's term-file name for a relation (``pararel_patterns_{rel}_train.txt``)."""
+    return Path(terms_dir) / f"pararel_patterns_{rel}_train.txt"
+
+
+def write_term_vocab(terms_dir, relations: list[str], out) -> int:
+    vocab, _ = term_vocabulary({r: term_file(terms_dir, r) for r in relations})
+    write_text(out, "".join(t + "\n" for t in vocab))
+    return len(vocab)
+
+
+def run_search(group_dir, doc_info_path, terms_path, out, *, mode: str = "literal", wimbd_dir=None) -> dict:
+    """Occurrences of every term in one batch group; optionally WIMBD's JSON per term as well."""
+    terms = read_term_list(terms_path)
+    doc_info = np.load(doc_info_path)
+    occ = search_group(group_dir, terms, mode=mode, doc_info=doc_info)
+    write_occurrences(out, occ)
+    if wimbd_dir:
+        with atomic_path(wimbd_dir, is_dir=True) as tmp:
+            for i, t in enumerate(terms):
+                (tmp / f"{i + 1}.json").write_text(
+                    to_wimbd_json(t, i, occ, group_dir) + "\n", encoding="utf-8"
+                )
+    return {"terms": len(terms), "docs": int(occ["n_docs"]), "occurrences": int(occ["term"].size)}
+
+
+def _relation_pairs(pararel_root, rel: str, rel_terms: list[str]) -> np.ndarray:
+    import datasets
+
+    datasets.disable_progress_bars()
+    path = Path(pararel_root) / f"pararel_patterns_{rel}"
+    ds = datasets.load_from_disk(str(path))["train"]
+    row = {t: i for i, t in enumerate(rel_terms)}
+    pairs = []
+    for i, (s, o) in enumerate(zip(ds["subject"], ds["object"], strict=True)):
+        s, o = s.strip(), o.strip()
+        if s not in row or o not in row:
+            raise ValueError(f"{path}: row {i}: subject or object missing from the relation's term file")
+        pairs.append((row[s], row[o]))
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def write_matrices(
+    occ_path, terms_path, terms_dir, relations, out_dir, *, kind: str, pararel_root=None
+) -> dict:
+    """``term_doc`` or ``pair_doc`` matrices (scipy ``save_npz``) of one group, one file per relation."""
+    occ = load_occurrences(occ_path)
+    vocab = read_term_list(terms_path)
+    pos = {t: i for i, t in enumerate(vocab)}
+    shapes = {}
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        for rel in relations:
+            rel_list = read_term_list(term_file(terms_dir, rel))
+            missing = [t for t in rel_list if t not in pos]
+            if missing:
+                raise ValueError(f"{terms_path}: lacks {len(missing)} term(s) of {rel}, e.g. {missing[0]!r}")
+            rel_terms = np.array([pos[t] for t in rel_list], dtype=np.int64)
+            td = term_doc_matrix(occ, rel_terms)
+            m = (
+                td
+                if kind == "term_doc"
+                else pair_doc_matrix(occ, vocab, rel_terms, _relation_pairs(pararel_root, rel, rel_list), td)
+            )
+            sp.save_npz(tmp / f"{rel}.npz", m)
+            shapes[rel] = [int(x) for x in m.shape] + [int(m.nnz)]
+    return shapes
+
+
+def pararel_queries(pararel_root, relations: list[str], *, with_answer: bool = False) -> list[str]:
+    """The paper's BM25 queries for ParaRel: the subject, or ``"{subject} {object}"``."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    out = []
+    for rel in relations:
+        ds = datasets.load_from_disk(str(Path(pararel_root) / f"pararel_patterns_{rel}"))["train"]
+        out += [f"{s} {o}" if with_answer else s for s, o in zip(ds["subject"], ds["object"], strict=True)]
+    return out
+
+
+def tokenize(texts: list[str], tokenizer: str) -> list[list[str]]:
+    """``bm25s_en`` (the paper's: bm25s.tokenize, lower-cased words of 2+ characters, English
+    stopwords removed) or ``whitespace``."""
+    if tokenizer == "whitespace":
+        return [t.split() for t in texts]
+    if tokenizer == "bm25s_en":
+        import bm25s
+
+        return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+    raise ValueError(f"tokenizer must be bm25s_en or whitespace, not {tokenizer!r}")
+
+
+def run_bm25(
+    group_dirs,
+    queries: list[str],
+    out,
+    *,
+    k: int | None = None,
+    method: str = "okapi",
+    tokenizer: str = "bm25s_en",
+) -> dict:
+    """(queries x documents of the groups, in order) BM25 scores, top ``k`` per query kept, saved
+    with ``scipy.sparse.save_npz`` like the paper's calc_bm25_scores.py."""
+    docs: list[str] = []
+    for g in group_dirs:
+        docs += group_texts(g)[0]
+    s = bm25_scores(tokenize(docs, tokenizer), tokenize(queries, tokenizer), method=method)
+    if k:
+        s = top_k(s, k)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            sp.save_npz(fh, s)
+    return {"queries": len(queries), "docs": len(docs), "nnz": int(s.nnz)}

@@ -1,0 +1,102 @@
+# Matching documents to instances: one-pass term search per batch group, term / pair matrices,
+# BM25 scores of the ParaRel instances against a group's documents.
+
+
+rule term_vocab:
+    input:
+        terms=MATCH.get("terms_dir", f"{WORLD_DIR}/search_terms"),
+    output:
+        "results/search/terms.txt",
+    log:
+        "logs/search/terms.log",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        relations=",".join(match_relations()),
+    shell:
+        "intervene term-vocab --terms-dir {input.terms} --relations {params.relations}"
+        " --out {output} > {log} 2>&1"
+
+
+rule search:
+    input:
+        batches=f"{DATA_DIR}/batches/{{group}}",
+        doc_info=f"{DATA_DIR}/doc_info/{{group}}.npy",
+        terms="results/search/terms.txt",
+    output:
+        "results/search/occurrences/{group}.npz",
+    log:
+        "logs/search/{group}.log",
+    benchmark:
+        "results/benchmarks/search/{group}.tsv"
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        mem_mb=lambda wc, attempt: 8000 * attempt,
+    params:
+        mode=MATCH.get("mode", "literal"),
+    shell:
+        "intervene search --group-dir {input.batches} --doc-info {input.doc_info} --terms {input.terms}"
+        " --mode {params.mode} --out {output} > {log} 2>&1"
+
+
+rule term_doc:
+    input:
+        occ="results/search/occurrences/{group}.npz",
+        terms="results/search/terms.txt",
+        terms_dir=MATCH.get("terms_dir", f"{WORLD_DIR}/search_terms"),
+    output:
+        directory("results/search/term_doc/{group}"),
+    log:
+        "logs/search/term_doc/{group}.log",
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        relations=",".join(match_relations()),
+    shell:
+        "intervene term-doc --occurrences {input.occ} --terms {input.terms} --terms-dir {input.terms_dir}"
+        " --relations {params.relations} --out-dir {output} > {log} 2>&1"
+
+
+rule pair_doc:
+    input:
+        occ="results/search/occurrences/{group}.npz",
+        terms="results/search/terms.txt",
+        terms_dir=MATCH.get("terms_dir", f"{WORLD_DIR}/search_terms"),
+        pararel=EVAL.get("sources", {}).get("pararel", f"{WORLD_DIR}/eval"),
+    output:
+        directory("results/search/pair_doc/{group}"),
+    log:
+        "logs/search/pair_doc/{group}.log",
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        relations=",".join(match_relations()),
+    shell:
+        "intervene pair-doc --occurrences {input.occ} --terms {input.terms} --terms-dir {input.terms_dir}"
+        " --relations {params.relations} --pararel {input.pararel} --out-dir {output} > {log} 2>&1"
+
+
+rule bm25:
+    input:
+        batches=f"{DATA_DIR}/batches/{{group}}",
+        pararel=EVAL.get("sources", {}).get("pararel", f"{WORLD_DIR}/eval"),
+    output:
+        "results/search/bm25/{group}.npz",
+    log:
+        "logs/search/bm25/{group}.log",
+    benchmark:
+        "results/benchmarks/search/bm25_{group}.tsv"
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        relations=",".join(match_relations()),
+        query=BM25.get("query", "subject"),
+        method=BM25.get("method", "okapi"),
+        tokenizer=BM25.get("tokenizer", "bm25s_en"),
+        k=BM25.get("k", 10000),
+    shell:
+        "intervene bm25 --group-dirs {input.batches} --pararel {input.pararel} --relations {params.relations}"
+        " --query {params.query} --method {params.method} --tokenizer {params.tokenizer} --k {params.k}"
+        " --out {output} > {log} 2>&1"
