@@ -24,7 +24,6 @@ from collections.abc import Sequence
 import numpy as np
 
 REGEX_META = frozenset(".^$*+?{}[]\\|()")
-_SEP = b"\x00"
 
 
 def is_plain(term: str) -> bool:
@@ -45,7 +44,11 @@ def _sorted(term, doc, start, end):
     return term[order], doc[order], start[order], end[order]
 
 
-def _literal(texts_b: list[bytes], terms: Sequence[str]):
+def _byte_lengths(texts: Sequence[str]) -> np.ndarray:
+    return np.fromiter((len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts), np.int64, len(texts))
+
+
+def _literal(texts: Sequence[str], terms: Sequence[str]):
     """Every occurrence (overlapping) of every term; arrays (term, doc, start, end)."""
     import ahocorasick_rs
 
@@ -54,12 +57,17 @@ def _literal(texts_b: list[bytes], terms: Sequence[str]):
         uniq.setdefault(t.encode("utf-8"), []).append(i)
     pats = list(uniq)
     empty = np.zeros(0, dtype=np.int64)
-    if not pats or not texts_b:
+    if not pats or not texts:
         return empty.astype(np.int32), empty, empty, empty
-    lens = np.fromiter((len(t) for t in texts_b), dtype=np.int64, count=len(texts_b))
-    starts = np.concatenate([[0], np.cumsum(lens + 1)[:-1]])
-    ac = ahocorasick_rs.BytesAhoCorasick(pats)
-    hits = ac.find_matches_as_indexes(_SEP.join(texts_b), overlapping=True)
+    # one encode of the NUL-joined texts (not one per text): the join is the bytes we search
+    buf = "\x00".join(texts).encode("utf-8")
+    seps = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0)
+    if seps.size == len(texts) - 1:  # the separators are the only NULs: texts start after them
+        starts = np.concatenate([[0], seps + 1])
+    else:  # some text holds a NUL itself
+        starts = np.concatenate([[0], np.cumsum(_byte_lengths(texts) + 1)[:-1]])
+    ac = ahocorasick_rs.BytesAhoCorasick(pats, implementation=ahocorasick_rs.Implementation.ContiguousNFA)
+    hits = ac.find_matches_as_indexes(buf, overlapping=True)
     if not hits:
         return empty.astype(np.int32), empty, empty, empty
     h = np.array(hits, dtype=np.int64)
@@ -154,11 +162,10 @@ def find_terms(texts: Sequence[str], terms: Sequence[str], mode: str = "literal"
     if mode not in ("literal", "wimbd"):
         raise ValueError(f"mode must be 'literal' or 'wimbd', not {mode!r}")
     _check_terms(terms)
-    texts_b = [t.encode("utf-8") for t in texts]
     if mode == "literal":
-        return _literal(texts_b, terms)
+        return _literal(texts, terms)
     plain = [i for i, t in enumerate(terms) if is_plain(t)]
-    lit = _literal(texts_b, [terms[i] for i in plain])
+    lit = _literal(texts, [terms[i] for i in plain])
     t, d, s, e = _greedy_nonoverlapping(np.array(plain, dtype=np.int32)[lit[0]], lit[1], lit[2], lit[3])
     rows = []
     for i, term in enumerate(terms):
