@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import platform
 
-from benchmarks import bench_data_order, bench_decode, bench_docinfo, bench_eval
+from benchmarks import (
+    bench_bm25,
+    bench_data_order,
+    bench_decode,
+    bench_docinfo,
+    bench_eval,
+    bench_matrices,
+    bench_search,
+)
 
 
 def main() -> None:
@@ -14,7 +22,15 @@ def main() -> None:
         f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} python={platform.python_version()}"
     )
     lines = []
-    for mod in (bench_docinfo, bench_decode, bench_data_order, bench_eval):
+    for mod in (
+        bench_docinfo,
+        bench_decode,
+        bench_data_order,
+        bench_eval,
+        bench_search,
+        bench_matrices,
+        bench_bm25,
+    ):
         print(f"== {mod.__name__.split('.')[-1]}")
         lines.append(mod.run())
     print("== summary")

@@ -45,7 +45,9 @@ def _sorted(term, doc, start, end):
 
 
 def _byte_lengths(texts: Sequence[str]) -> np.ndarray:
-    return np.fromiter((len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts), np.int64, len(texts))
+    return np.fromiter(
+        (len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts), np.int64, len(texts)
+    )
 
 
 def _literal(texts: Sequence[str], terms: Sequence[str]):
