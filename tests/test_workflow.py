@@ -133,6 +133,41 @@ def test_run_matches_terms_and_instances(run_dir):
     assert bm.nnz > 0 and (bm.data > 0).all()
 
 
+def test_dense_rules_with_tiny_dpr_encoders(run_dir, tmp_path):
+    import scipy.sparse as sp
+    import torch
+    from transformers import AutoTokenizer, DPRConfig, DPRContextEncoder, DPRQuestionEncoder
+
+    tok = AutoTokenizer.from_pretrained(str(run_dir / "results" / "world" / "tokenizer"))
+    cfg_kw = dict(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    for name, cls in (("ctx", DPRContextEncoder), ("q", DPRQuestionEncoder)):
+        cls(DPRConfig(**cfg_kw)).save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+    cfg = small_config()
+    cfg["match"]["dense"] = {
+        "ctx_model": str(tmp_path / "ctx"),
+        "question_model": str(tmp_path / "q"),
+        "groups": ["002"],
+        "k": 7,
+        "query": "question",
+    }
+    r = snakemake(run_dir, "--cores", "2", "results/search/dense/similarity.npz", cfg=cfg)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = sp.load_npz(run_dir / "results" / "search" / "dense" / "similarity.npz")
+    n_docs = len(np.load(run_dir / "results" / "data" / "doc_info" / "002.npy"))
+    assert m.shape == (12 * SMALL_WORLD["facts_per_relation"], n_docs)
+    assert (np.diff(m.indptr) == 7).all()
+
+
 def test_control_rerun_target_reproduces_the_original(run_dir):
     from intervene.train.replay import compare_checkpoints
 
@@ -174,7 +209,7 @@ def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = res, d2 / "results"
     files = sorted(
-        p.relative_to(a) for p in a.rglob("*") if p.is_file() and not {"benchmarks", "reruns"} & set(p.parts)
+        p.relative_to(a) for p in a.rglob("*") if p.is_file() and not {"benchmarks", "reruns", "dense"} & set(p.parts)
     )
     assert any(f.name == "model.safetensors" for f in files)
     assert len(files) > 50

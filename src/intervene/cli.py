@@ -279,6 +279,26 @@ def _cmd_bm25(a: argparse.Namespace) -> None:
     log.info("bm25: %s", json.dumps(r))
 
 
+def _cmd_encode(a: argparse.Namespace) -> None:
+    from intervene.search.corpus import group_texts
+    from intervene.search.stages import instance_queries, run_encode
+
+    if bool(a.group_dir) == bool(a.pararel):
+        raise SystemExit("encode: give --group-dir (documents) or --pararel (instances)")
+    if a.group_dir:
+        texts = group_texts(a.group_dir)[0]
+    else:
+        texts = instance_queries(a.pararel, a.relations.split(","), a.query)
+    r = run_encode(a.model, a.kind, texts, a.out, device=a.device, batch_tokens=a.batch_tokens)
+    log.info("encode: %s", json.dumps(r))
+
+
+def _cmd_similarity(a: argparse.Namespace) -> None:
+    from intervene.search.stages import run_similarity
+
+    log.info("similarity: %s", json.dumps(run_similarity(a.queries, a.docs, a.out, k=a.k, device=a.device)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -478,6 +498,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=int, help="keep the top k documents per instance")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_bm25)
+
+    s = sub.add_parser("encode", help="dense embeddings of a group's documents or of the instances")
+    s.add_argument("--model", required=True, help="encoder folder (or hub id)")
+    s.add_argument("--kind", required=True, choices=["dpr_ctx", "dpr_question", "mean"])
+    s.add_argument("--group-dir", help="decoded batch group (documents, doc-info order)")
+    s.add_argument("--pararel", help="folder of pararel_patterns_{rel} datasets (instances)")
+    s.add_argument("--relations")
+    s.add_argument("--query", default="question", choices=["question", "subject", "subject_object"])
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--batch-tokens", type=int, default=65536)
+    s.add_argument("--out", required=True, help=".npy, float32 [texts, dim]")
+    s.set_defaults(func=_cmd_encode)
+
+    s = sub.add_parser("similarity", help="top-k dot-product scores, streamed over document shards")
+    s.add_argument("--queries", required=True, help="instance embeddings .npy")
+    s.add_argument("--docs", nargs="+", required=True, help="document embeddings .npy, in order")
+    s.add_argument("--k", type=int, required=True)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_similarity)
 
     s = sub.add_parser(
         "batch-list", help="list decoded batches [first, last) in order (a control re-run's data)"

@@ -194,6 +194,7 @@ def eval_targets():
 
 MATCH = config.get("match") or {}
 BM25 = MATCH.get("bm25") or {}
+DENSE = MATCH.get("dense") or {}
 
 
 def match_relations():
@@ -227,4 +228,7 @@ def match_targets():
         kind=["term_doc", "pair_doc"],
         group=group_names(),
     )
-    return out + expand("results/search/bm25/{group}.npz", group=BM25.get("groups", []))
+    out += expand("results/search/bm25/{group}.npz", group=BM25.get("groups", []))
+    if DENSE.get("ctx_model"):
+        out.append("results/search/dense/similarity.npz")
+    return out

@@ -100,3 +100,68 @@ rule bm25:
         "intervene bm25 --group-dirs {input.batches} --pararel {input.pararel} --relations {params.relations}"
         " --query {params.query} --method {params.method} --tokenizer {params.tokenizer} --k {params.k}"
         " --out {output} > {log} 2>&1"
+
+
+rule encode_docs:
+    input:
+        batches=f"{DATA_DIR}/batches/{{group}}",
+    output:
+        "results/search/dense/docs/{group}.npy",
+    log:
+        "logs/search/dense/docs_{group}.log",
+    benchmark:
+        "results/benchmarks/search/encode_{group}.tsv"
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        gpu=lambda wc: 1 if DENSE.get("device", "cpu").startswith("cuda") else 0,
+    params:
+        model=DENSE.get("ctx_model", ""),
+        kind="dpr_ctx" if DENSE.get("kind", "dpr") == "dpr" else "mean",
+        device=DENSE.get("device", "cpu"),
+    shell:
+        "intervene encode --model {params.model} --kind {params.kind} --group-dir {input.batches}"
+        " --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule encode_instances:
+    input:
+        pararel=EVAL.get("sources", {}).get("pararel", f"{WORLD_DIR}/eval"),
+    output:
+        "results/search/dense/instances.npy",
+    log:
+        "logs/search/dense/instances.log",
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        gpu=lambda wc: 1 if DENSE.get("device", "cpu").startswith("cuda") else 0,
+    params:
+        model=DENSE.get("question_model", DENSE.get("ctx_model", "")),
+        kind="dpr_question" if DENSE.get("kind", "dpr") == "dpr" else "mean",
+        relations=",".join(match_relations()),
+        query=DENSE.get("query", "question"),
+        device=DENSE.get("device", "cpu"),
+    shell:
+        "intervene encode --model {params.model} --kind {params.kind} --pararel {input.pararel}"
+        " --relations {params.relations} --query {params.query} --device {params.device}"
+        " --out {output} > {log} 2>&1"
+
+
+rule similarity:
+    input:
+        queries="results/search/dense/instances.npy",
+        docs=expand(
+            "results/search/dense/docs/{group}.npy", group=DENSE.get("groups", [])
+        ),
+    output:
+        "results/search/dense/similarity.npz",
+    log:
+        "logs/search/dense/similarity.log",
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        k=DENSE.get("k", 10000),
+        device=DENSE.get("device", "cpu"),
+    shell:
+        "intervene similarity --queries {input.queries} --docs {input.docs} --k {params.k}"
+        " --device {params.device} --out {output} > {log} 2>&1"

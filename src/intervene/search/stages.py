@@ -135,3 +135,47 @@ def run_bm25(
         with open(tmp, "wb") as fh:
             sp.save_npz(fh, s)
     return {"queries": len(queries), "docs": len(docs), "nnz": int(s.nnz)}
+
+
+def instance_queries(pararel_root, relations: list[str], query: str) -> list[str]:
+    """Per ParaRel instance (relations in order): ``subject``, ``subject_object`` or the
+    dataset's ``question`` column."""
+    if query in ("subject", "subject_object"):
+        return pararel_queries(pararel_root, relations, with_answer=query == "subject_object")
+    import datasets
+
+    datasets.disable_progress_bars()
+    out = []
+    for rel in relations:
+        path = Path(pararel_root) / f"pararel_patterns_{rel}"
+        ds = datasets.load_from_disk(str(path))["train"]
+        if query not in ds.column_names:
+            raise ValueError(f"{path}: no {query!r} column for the queries")
+        out += list(ds[query])
+    return out
+
+
+def run_encode(
+    model, kind: str, texts: list[str], out, *, device: str = "cpu", batch_tokens: int = 65536
+) -> dict:
+    from intervene.search.dense import encode, load_encoder
+
+    tok, enc, pooling = load_encoder(model, kind, device)
+    emb = encode(tok, enc, texts, pooling=pooling, device=device, batch_tokens=batch_tokens)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, emb)
+    return {"texts": len(texts), "dim": int(emb.shape[1]) if emb.size else 0}
+
+
+def run_similarity(query_emb, doc_embs: list, out, *, k: int, device: str = "cpu") -> dict:
+    """Top-k dot-product scores per instance over the documents of ``doc_embs`` (in order), saved
+    as a sparse matrix (the paper's sparsified top-k output)."""
+    from intervene.search.dense import topk_similarity
+
+    q = np.load(query_emb)
+    m = topk_similarity(q, (np.load(p, mmap_mode="r") for p in doc_embs), k, device=device)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            sp.save_npz(fh, m)
+    return {"queries": int(m.shape[0]), "docs": int(m.shape[1]), "nnz": int(m.nnz)}

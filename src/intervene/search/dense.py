@@ -1,0 +1,125 @@
+"""Dense retrieval scores: encode documents and instances, then stream similarity + top-k.
+
+Encoders: DPR (``DPRContextEncoder`` for documents, ``DPRQuestionEncoder`` for instances, the pooler
+output, as the paper's dpr_encode_*.py) or any transformers encoder with mean pooling over the
+attention mask (e.g. a sentence-transformers MiniLM folder). Batches are built from texts sorted by
+token length under a token budget (little padding; the tokenizer pads in Rust, no per-document
+Python loop), bf16 on GPU, results returned in input order. Similarity is the dot product, computed
+one document shard at a time with a running top-k per instance: memory O(instances x k), never the
+dense instances x documents matrix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def load_encoder(model: str | os.PathLike, kind: str, device: str = "cpu"):
+    """(tokenizer, model, pooling) for ``kind`` in {"dpr_ctx", "dpr_question", "mean"}."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer, DPRContextEncoder, DPRQuestionEncoder
+
+    dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    tok = AutoTokenizer.from_pretrained(str(model))
+    if kind == "dpr_ctx":
+        enc, pooling = DPRContextEncoder.from_pretrained(str(model), dtype=dtype), "pooler"
+    elif kind == "dpr_question":
+        enc, pooling = DPRQuestionEncoder.from_pretrained(str(model), dtype=dtype), "pooler"
+    elif kind == "mean":
+        enc, pooling = AutoModel.from_pretrained(str(model), dtype=dtype), "mean"
+    else:
+        raise ValueError(f"encoder kind must be dpr_ctx, dpr_question or mean, not {kind!r}")
+    return tok, enc.to(device).eval(), pooling
+
+
+def encode(
+    tok,
+    model,
+    texts: Sequence[str],
+    *,
+    pooling: str,
+    device: str = "cpu",
+    max_length: int = 512,
+    batch_tokens: int = 65536,
+    max_batch: int = 1024,
+) -> np.ndarray:
+    """float32 [len(texts), dim] embeddings, in the order of ``texts``."""
+    import torch
+
+    lengths = np.array(
+        [
+            len(x)
+            for x in tok(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)[
+                "input_ids"
+            ]
+        ]
+    )
+    # texts with no token at all (an empty document under a tokenizer without [CLS]/[SEP]) keep a
+    # zero vector: nothing to encode, similarity 0
+    order = np.array([i for i in np.argsort(-lengths, kind="stable") if lengths[i] > 0], dtype=np.int64)
+    out: np.ndarray | None = None
+    lo = 0
+    with torch.no_grad():
+        while lo < len(order):
+            L = int(lengths[order[lo]])
+            n = max(1, min(max_batch, batch_tokens // max(L, 1)))
+            idx = order[lo : lo + n]
+            lo += n
+            batch = tok(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            ).to(device)
+            res = model(**batch)
+            if pooling == "pooler":
+                emb = res.pooler_output
+            else:
+                h = res.last_hidden_state
+                m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
+                emb = (h * m).sum(1) / m.sum(1).clamp(min=1)
+            emb = emb.float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
+            out[idx] = emb
+    if out is None:  # nothing had a token: the width comes from the model
+        out = np.zeros((len(texts), int(model.config.hidden_size)), dtype=np.float32)
+    return out
+
+
+def topk_similarity(queries: np.ndarray, doc_shards, k: int, *, device: str = "cpu") -> sp.csr_matrix:
+    """(queries x all documents) sparse matrix holding each query's ``k`` highest dot products.
+
+    ``doc_shards`` yields [n_i, dim] arrays (documents in order); only one shard's scores exist at a
+    time. Ties keep the lower document index."""
+    import torch
+
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(device)
+    best_v = torch.full((q.shape[0], 0), -torch.inf, device=device)
+    best_i = torch.zeros((q.shape[0], 0), dtype=torch.long, device=device)
+    offset = 0
+    for shard in doc_shards:
+        d = torch.from_numpy(np.ascontiguousarray(shard, dtype=np.float32)).to(device)
+        s = q @ d.T
+        idx = torch.arange(offset, offset + d.shape[0], device=device).expand(q.shape[0], -1)
+        v = torch.cat([best_v, s], 1)
+        i = torch.cat([best_i, idx], 1)
+        kk = min(k, v.shape[1])
+        # stable top-k: sort by (-score, index) so equal scores keep the lower document index
+        order = torch.argsort(i, dim=1, stable=True)
+        v, i = v.gather(1, order), i.gather(1, order)
+        top = torch.argsort(-v, dim=1, stable=True)[:, :kk]
+        best_v, best_i = v.gather(1, top), i.gather(1, top)
+        offset += d.shape[0]
+    rows = np.repeat(np.arange(q.shape[0]), best_i.shape[1])
+    m = sp.csr_matrix(
+        (best_v.cpu().numpy().ravel().astype(np.float64), (rows, best_i.cpu().numpy().ravel())),
+        shape=(q.shape[0], offset),
+    )
+    m.sort_indices()
+    return m

@@ -1,0 +1,60 @@
+"""Dense encoding (length-sorted padded batches = one text at a time) and streamed top-k."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from intervene.search.dense import encode, load_encoder, topk_similarity
+
+
+@pytest.fixture(scope="module")
+def encoders(small_world, tmp_path_factory):
+    """A tiny random DPR context encoder and a tiny BERT (mean pooling), with the toy tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel, DPRConfig, DPRContextEncoder
+
+    tok = AutoTokenizer.from_pretrained(str(small_world / "tokenizer"))
+    d = tmp_path_factory.mktemp("enc")
+    common = dict(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    DPRContextEncoder(DPRConfig(**common)).save_pretrained(d / "dpr")
+    BertModel(BertConfig(**common)).save_pretrained(d / "bert")
+    for m in ("dpr", "bert"):
+        tok.save_pretrained(d / m)
+    return d
+
+
+@pytest.mark.parametrize("kind,folder", [("dpr_ctx", "dpr"), ("mean", "bert")])
+def test_batched_encoding_equals_one_at_a_time(encoders, kind, folder):
+    tok, model, pooling = load_encoder(encoders / folder, kind)
+    texts = ["Eibenstock is located in Germany.", "x", "Café " * 30, "", "a b c d e f g", "Ulm"]
+    batched = encode(tok, model, texts, pooling=pooling, batch_tokens=64)
+    single = np.concatenate([encode(tok, model, [t], pooling=pooling) for t in texts])
+    assert batched.shape == (len(texts), 32)
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    assert not np.allclose(batched[0], batched[1])
+
+
+def test_streamed_topk_equals_dense_reference():
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((7, 8)).astype(np.float32)
+    docs = rng.standard_normal((53, 8)).astype(np.float32)
+    docs[10] = docs[3]  # a tie: the lower document index is kept first
+    shards = [docs[:20], docs[20:21], docs[21:]]
+    for k in (1, 5, 60):
+        m = topk_similarity(q, iter(shards), k).toarray()
+        full = q @ docs.T
+        for i in range(len(q)):
+            order = np.lexsort((np.arange(len(docs)), -full[i]))[: min(k, len(docs))]
+            want = np.zeros(len(docs))
+            want[order] = full[i, order]
+            np.testing.assert_allclose(m[i], want, rtol=1e-5, atol=1e-6)
