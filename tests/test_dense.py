@@ -37,7 +37,7 @@ def encoders(small_world, tmp_path_factory):
 def test_batched_encoding_equals_one_at_a_time(encoders, kind, folder):
     tok, model, pooling = load_encoder(encoders / folder, kind)
     texts = ["Eibenstock is located in Germany.", "x", "Café " * 30, "", "a b c d e f g", "Ulm"]
-    batched = encode(tok, model, texts, pooling=pooling, batch_tokens=64)
+    batched = encode(tok, model, texts, pooling=pooling, batch_tokens=64, chunk=4)
     single = np.concatenate([encode(tok, model, [t], pooling=pooling) for t in texts])
     assert batched.shape == (len(texts), 32)
     np.testing.assert_allclose(batched, single, atol=1e-5)

@@ -209,7 +209,9 @@ def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = res, d2 / "results"
     files = sorted(
-        p.relative_to(a) for p in a.rglob("*") if p.is_file() and not {"benchmarks", "reruns", "dense"} & set(p.parts)
+        p.relative_to(a)
+        for p in a.rglob("*")
+        if p.is_file() and not {"benchmarks", "reruns", "dense"} & set(p.parts)
     )
     assert any(f.name == "model.safetensors" for f in files)
     assert len(files) > 50

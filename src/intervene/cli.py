@@ -507,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--relations")
     s.add_argument("--query", default="question", choices=["question", "subject", "subject_object"])
     s.add_argument("--device", default="cpu")
-    s.add_argument("--batch-tokens", type=int, default=65536)
+    s.add_argument("--batch-tokens", type=int, default=262144, help="padded tokens per forward pass")
     s.add_argument("--out", required=True, help=".npy, float32 [texts, dim]")
     s.set_defaults(func=_cmd_encode)
 
