@@ -1,0 +1,79 @@
+"""Score-based document mapping for the MCQA interventions (the paper's
+scripts/create_doc_idx_mapping_from_scores.py, with its hazards removed).
+
+Target documents: per target instance its ``per_inst`` highest-scoring documents of the target
+window (capped at its nonzero scores; ties: the lower document index). They are matched in order of
+how many instances score them (most first; ties: lower index). Each takes a source-window document
+of equal token count, else of the next larger count that has one left (the paper's search wrapped
+around at 65,535 tokens or looped forever; here no larger document left is an error naming the
+size), choosing among them the one with the lowest mean score over the target document's instances
+(ties: the first in candidate order, which is ascending document index, or a seeded shuffle with
+``shuffle_candidates``). Sources are used at most once. ``swap_direction`` swaps the roles in the
+output (promote instead of suppress).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def top_docs(scores: sp.csr_matrix, per_inst: int) -> np.ndarray:
+    """Union over rows of each row's ``per_inst`` best nonzero columns (ties: lower column)."""
+    scores = scores.tocsr()
+    out = []
+    for r in range(scores.shape[0]):
+        lo, hi = scores.indptr[r], scores.indptr[r + 1]
+        c, v = scores.indices[lo:hi], scores.data[lo:hi]
+        nz = v != 0
+        c, v = c[nz], v[nz]
+        out.append(c[np.lexsort((c, -v))[:per_inst]])
+    return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+
+def map_by_scores(
+    target_scores: sp.csr_matrix,
+    source_scores: sp.csr_matrix,
+    target_sizes: np.ndarray,
+    source_sizes: np.ndarray,
+    *,
+    per_inst: int,
+    shuffle_candidates: bool = False,
+    seed: int = 42,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(target docs, their source replacements), window-relative, target ascending."""
+    t_scores, s_scores = target_scores.tocsr(), source_scores.tocsr()
+    if t_scores.shape[0] != s_scores.shape[0]:
+        raise ValueError(
+            f"target scores have {t_scores.shape[0]} instances, source scores {s_scores.shape[0]}"
+        )
+    rng = np.random.default_rng(seed)
+    targets = top_docs(t_scores, per_inst)
+    t_csc = t_scores.tocsc()
+    n_inst = np.diff(t_csc.indptr)[targets] if len(targets) else np.zeros(0, np.int64)
+    order = targets[np.lexsort((targets, -n_inst))]
+    buckets: dict[int, list[int]] = {}
+    for d in np.argsort(source_sizes, kind="stable"):
+        buckets.setdefault(int(source_sizes[d]), []).append(int(d))
+    sizes = sorted(buckets)
+    mapping = {}
+    for d in order.tolist():
+        need = int(target_sizes[d])
+        k = bisect_left(sizes, need)
+        while k < len(sizes) and not buckets[sizes[k]]:
+            k += 1
+        if k == len(sizes):
+            raise ValueError(f"no unused source document of >= {need} tokens left for target document {d}")
+        cands = buckets[sizes[k]]
+        if shuffle_candidates:
+            rng.shuffle(cands)
+        lo, hi = t_csc.indptr[d], t_csc.indptr[d + 1]
+        insts = t_csc.indices[lo:hi][t_csc.data[lo:hi] != 0]
+        mean = (
+            np.asarray(s_scores[insts][:, cands].mean(axis=0)).ravel() if len(insts) else np.zeros(len(cands))
+        )
+        mapping[d] = cands.pop(int(np.argmin(mean)))
+    keys = np.array(sorted(mapping), dtype=np.int64)
+    return keys, np.array([mapping[k] for k in keys.tolist()], dtype=np.int64)

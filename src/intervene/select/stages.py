@@ -1,0 +1,147 @@
+"""Selection and mapping as functions of paths (what the CLI and the rules call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from intervene.atomic import atomic_path
+from intervene.search.occurrences import read_term_list
+from intervene.search.stages import term_file
+from intervene.select.mapping import map_by_scores
+from intervene.select.strategies import add_coocc, rm_coocc, rm_occ, with_cooccurrence
+from intervene.select.windows import Window, window, window_matrix
+
+STRATEGIES = ("rm_coocc", "rm_occ", "add_coocc")
+
+
+def _stack(matrix_dir, relations, w: Window) -> sp.csr_matrix:
+    return sp.vstack([window_matrix(matrix_dir, r, w) for r in relations], format="csr")
+
+
+def _save(out, **arrays) -> None:
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def select_documents(
+    strategy: str,
+    checkpoint: int,
+    *,
+    learned_npz,
+    search_dir,
+    doc_info_dir,
+    terms_dir,
+    pararel_root,
+    relations: list[str],
+    interval: int,
+    batches_per_group: int,
+    out,
+    n_drop: int = 5,
+) -> dict:
+    """The paper's document-indices ``.npz`` for ``strategy`` at ``checkpoint``: ``orig_idxs``,
+    ``orig_inst_idxs``, ``new_idxs``, ``new_inst_idxs``, ``extra_idxs`` (+ ``relations``,
+    ``relation_labels``, and the windows: ``orig_window``/``new_window`` = [first, last) batches and
+    the groups their indices are rows of)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
+    z = np.load(learned_npz)
+    learned_step, labels = z["learned_step"], z["dataset_labels"]
+    rel_labels = [str(x) for x in labels]
+    order = list(dict.fromkeys(rel_labels))
+    if order != list(relations):
+        raise ValueError(f"{learned_npz}: relations {order} differ from the configured {list(relations)}")
+    c, K = int(checkpoint), int(interval)
+    w_c = window(doc_info_dir, c - K, c, batches_per_group)
+    w_n = window(doc_info_dir, c, c + K, batches_per_group)
+    pair_c, pair_n = (_stack(Path(search_dir) / "pair_doc", relations, w) for w in (w_c, w_n))
+    i_c = with_cooccurrence(pair_c, np.flatnonzero(learned_step == c))
+    j_n = with_cooccurrence(pair_n, np.flatnonzero(learned_step == c + K))
+    extra_window = (c, c + K)
+    if strategy == "rm_coocc":
+        r = rm_coocc(pair_c, pair_n, i_c, j_n)
+    elif strategy == "add_coocc":
+        r = add_coocc(pair_c, pair_n, j_n)
+    else:
+        w_x = window(doc_info_dir, c, c + 2 * K, batches_per_group)  # two following windows
+        term_c, term_x = (_stack(Path(search_dir) / "term_doc", relations, w) for w in (w_c, w_x))
+        subj, obj = _term_rows(terms_dir, pararel_root, relations, i_c, rel_labels)
+        r = rm_occ(term_c, term_x, subj, obj, i_c, n_drop)
+        w_n, extra_window = w_x, (c, c + 2 * K)
+    _save(
+        out,
+        orig_idxs=w_c.rows[r["orig"]],
+        orig_inst_idxs=r["orig_inst"].astype(np.int64),
+        new_idxs=w_n.rows[r["new"]],
+        new_inst_idxs=r["new_inst"].astype(np.int64),
+        extra_idxs=w_n.rows[r["extra"]],
+        relations=np.array(relations),
+        relation_labels=np.array(rel_labels),
+        orig_window=np.array([c - K, c]),
+        new_window=np.array(extra_window if strategy == "rm_occ" else (c, c + K)),
+        orig_groups=np.array(w_c.groups),
+        new_groups=np.array(w_n.groups),
+        strategy=np.str_(strategy),
+    )
+    return {k: int(len(v)) for k, v in r.items()}
+
+
+def _term_rows(terms_dir, pararel_root, relations, insts, rel_labels):
+    """Rows of the stacked term matrices holding each instance's subject and object."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    base, row_of, first_inst, pairs = 0, {}, {}, {}
+    for rel in relations:
+        terms = read_term_list(term_file(terms_dir, rel))
+        row_of[rel] = ({t: i for i, t in enumerate(terms)}, base)
+        base += len(terms)
+        first_inst[rel] = rel_labels.index(rel)
+        ds = datasets.load_from_disk(str(Path(pararel_root) / f"pararel_patterns_{rel}"))["train"]
+        pairs[rel] = list(zip(ds["subject"], ds["object"], strict=True))
+    subj, obj = [], []
+    for i in insts.tolist():
+        rel = rel_labels[i]
+        s, o = pairs[rel][i - first_inst[rel]]
+        rows, b = row_of[rel]
+        subj.append(b + rows[s.strip()])
+        obj.append(b + rows[o.strip()])
+    return np.array(subj, dtype=np.int64), np.array(obj, dtype=np.int64)
+
+
+def map_documents(
+    target_scores,
+    source_scores,
+    *,
+    doc_info_dir,
+    target_window,
+    source_window,
+    batches_per_group,
+    per_inst,
+    out,
+    shuffle_candidates=False,
+    swap_direction=False,
+    seed=42,
+) -> dict:
+    """The paper's mapping ``.npz`` (``orig_idxs``, ``new_idxs``: rows of the windows' concatenated
+    doc info) from (instances x window documents) score matrices of the target and source windows."""
+    wt = window(doc_info_dir, *target_window, batches_per_group)
+    ws = window(doc_info_dir, *source_window, batches_per_group)
+    t, s = sp.load_npz(target_scores).tocsr(), sp.load_npz(source_scores).tocsr()
+    for name, m, w in (("target", t, wt), ("source", s, ws)):
+        if m.shape[1] != len(w.rows):
+            raise ValueError(
+                f"{name} scores have {m.shape[1]} documents, the window {w.first}-{w.last} has {len(w.rows)}"
+            )
+    tgt, src = map_by_scores(
+        t, s, wt.sizes, ws.sizes, per_inst=per_inst, shuffle_candidates=shuffle_candidates, seed=seed
+    )
+    orig, new = wt.rows[tgt], ws.rows[src]
+    if swap_direction:
+        order = np.argsort(new, kind="stable")
+        orig, new = new[order], orig[order]
+    _save(out, orig_idxs=orig, new_idxs=new, swap_direction=np.bool_(swap_direction))
+    return {"mapped": int(len(orig))}
