@@ -18,6 +18,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/olmo_backend.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/match.smk"
+include: "workflow/rules/select.smk"
 
 
 rule all:
@@ -27,3 +28,4 @@ rule all:
         train_targets(),
         eval_targets(),
         match_targets(),
+        intervention_targets(),

@@ -22,6 +22,7 @@ def small_config(**data_over) -> dict:
     cfg["reruns"] = {"control": {"from_step": 10, "steps": 10, "runs": 1}}
     cfg["eval"]["target_steps"] = [20]
     cfg["match"]["bm25"]["k"] = 50
+    cfg["interventions"] = {n: {**v, "checkpoint": 20} for n, v in cfg["interventions"].items()}
     cfg["data"].update(data_over)
     return cfg
 
@@ -166,6 +167,31 @@ def test_dense_rules_with_tiny_dpr_encoders(run_dir, tmp_path):
     n_docs = len(np.load(run_dir / "results" / "data" / "doc_info" / "002.npy"))
     assert m.shape == (12 * SMALL_WORLD["facts_per_relation"], n_docs)
     assert (np.diff(m.indptr) == 7).all()
+
+
+def test_run_selects_documents_for_the_interventions(run_dir):
+    res = run_dir / "results"
+    info = np.concatenate([np.load(res / "data" / "doc_info" / f"{g}.npy") for g in ("001", "002")])
+    first_batch = np.concatenate(
+        [
+            np.load(res / "data" / "doc_info" / "001.npy")[:, 0],
+            np.load(res / "data" / "doc_info" / "002.npy")[:, 0] + 12,
+        ]
+    )
+    learned = np.load(res / "eval" / "original" / "learned.npz")["learned_step"]
+    for name in ("rm_coocc_200", "rm_occ_200", "add_coocc_200"):
+        z = np.load(res / "interventions" / name / "doc_idxs.npz")
+        assert z["orig_window"].tolist() == [10, 20] and z["orig_groups"].tolist() == ["001", "002"]
+        # window(20) = batches 10..19, which span groups 001 (0-11) and 002 (12-23)
+        assert ((first_batch[z["orig_idxs"]] >= 10) & (first_batch[z["orig_idxs"]] < 20)).all()
+        assert set(learned[z["orig_inst_idxs"]].tolist()) <= {20}
+        assert set(learned[z["new_inst_idxs"]].tolist()) <= {30}
+    m = np.load(res / "interventions" / "bm25_200" / "mapping.npz")
+    sizes_t = info[m["orig_idxs"], 3] - info[m["orig_idxs"], 2] + 1
+    # the source window [20, 30) spans groups 002 (12-23) and 003 (24-35): rows of their concatenation
+    src = np.concatenate([np.load(res / "data" / "doc_info" / f"{g}.npy") for g in ("002", "003")])
+    sizes_s = src[m["new_idxs"], 3] - src[m["new_idxs"], 2] + 1
+    assert (sizes_s >= sizes_t).all() and len(set(m["new_idxs"].tolist())) == m["new_idxs"].size
 
 
 def test_control_rerun_target_reproduces_the_original(run_dir):

@@ -299,6 +299,70 @@ def _cmd_similarity(a: argparse.Namespace) -> None:
     log.info("similarity: %s", json.dumps(run_similarity(a.queries, a.docs, a.out, k=a.k, device=a.device)))
 
 
+def _cmd_select(a: argparse.Namespace) -> None:
+    from intervene.select.stages import select_documents
+
+    r = select_documents(
+        a.strategy,
+        a.checkpoint,
+        learned_npz=a.learned,
+        search_dir=a.search_dir,
+        doc_info_dir=a.doc_info_dir,
+        terms_dir=a.terms_dir,
+        pararel_root=a.pararel,
+        relations=a.relations.split(","),
+        interval=a.interval,
+        batches_per_group=a.batches_per_group,
+        out=a.out,
+        n_drop=a.n_drop,
+        last_batch=a.last_batch,
+    )
+    log.info("select %s: %s", a.strategy, json.dumps(r))
+
+
+def _cmd_bm25_window(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from intervene.search.stages import instance_queries
+    from intervene.select.stages import bm25_window
+
+    queries = instance_queries(a.pararel, a.relations.split(","), a.query)
+    if a.instances:
+        queries = [queries[i] for i in np.load(a.instances)["inst_idxs"].tolist()]
+    r = bm25_window(
+        a.batches_root,
+        a.doc_info_dir,
+        a.first,
+        a.last,
+        a.batches_per_group,
+        queries,
+        a.out,
+        method=a.method,
+        tokenizer=a.tokenizer,
+        k=a.k,
+    )
+    log.info("bm25 window: %s", json.dumps(r))
+
+
+def _cmd_map_docs(a: argparse.Namespace) -> None:
+    from intervene.select.stages import map_documents
+
+    r = map_documents(
+        a.target_scores,
+        a.source_scores,
+        doc_info_dir=a.doc_info_dir,
+        target_window=tuple(a.target_window),
+        source_window=tuple(a.source_window),
+        batches_per_group=a.batches_per_group,
+        per_inst=a.per_inst,
+        out=a.out,
+        shuffle_candidates=a.shuffle_candidates,
+        swap_direction=a.swap_direction,
+        seed=a.seed,
+    )
+    log.info("mapping: %s", json.dumps(r))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -518,6 +582,52 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_similarity)
+
+    s = sub.add_parser("select", help="documents to swap for an intervention (the paper's doc-indices npz)")
+    s.add_argument("--strategy", required=True, choices=["rm_coocc", "rm_occ", "add_coocc"])
+    s.add_argument("--checkpoint", type=int, required=True, help="c: targets are the instances learned at c")
+    s.add_argument("--interval", type=int, required=True, help="K: window(c) = batches [c-K, c)")
+    s.add_argument("--learned", required=True, help="learned.npz")
+    s.add_argument("--search-dir", required=True, help="folder with term_doc/ and pair_doc/ per group")
+    s.add_argument("--doc-info-dir", required=True)
+    s.add_argument("--terms-dir", required=True)
+    s.add_argument("--pararel", required=True)
+    s.add_argument("--relations", required=True)
+    s.add_argument("--batches-per-group", type=int, required=True)
+    s.add_argument("--n-drop", type=int, default=5, help="rm_occ: instances with most occurrences dropped")
+    s.add_argument("--last-batch", type=int, help="end of the decoded batches (clips the following windows)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_select)
+
+    s = sub.add_parser("bm25-window", help="BM25 scores of (some) instances against a window's documents")
+    s.add_argument("--batches-root", required=True)
+    s.add_argument("--doc-info-dir", required=True)
+    s.add_argument("--first", type=int, required=True)
+    s.add_argument("--last", type=int, required=True)
+    s.add_argument("--batches-per-group", type=int, required=True)
+    s.add_argument("--pararel", required=True)
+    s.add_argument("--relations", required=True)
+    s.add_argument("--instances", help="learned_step{N}.npz: score only its inst_idxs (in that order)")
+    s.add_argument("--query", default="subject", choices=["question", "subject", "subject_object"])
+    s.add_argument("--method", default="okapi", choices=["okapi", "lucene", "robertson", "atire"])
+    s.add_argument("--tokenizer", default="bm25s_en", choices=["bm25s_en", "whitespace"])
+    s.add_argument("--k", type=int)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_bm25_window)
+
+    s = sub.add_parser("map-docs", help="target -> source document mapping from scores (MCQA interventions)")
+    s.add_argument("--target-scores", required=True, help="instances x target-window documents (.npz)")
+    s.add_argument("--source-scores", required=True, help="instances x source-window documents (.npz)")
+    s.add_argument("--doc-info-dir", required=True)
+    s.add_argument("--target-window", type=int, nargs=2, required=True, metavar=("FIRST", "LAST"))
+    s.add_argument("--source-window", type=int, nargs=2, required=True, metavar=("FIRST", "LAST"))
+    s.add_argument("--batches-per-group", type=int, required=True)
+    s.add_argument("--per-inst", type=int, required=True, help="top documents per target instance")
+    s.add_argument("--shuffle-candidates", action="store_true")
+    s.add_argument("--swap-direction", action="store_true")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_map_docs)
 
     s = sub.add_parser(
         "batch-list", help="list decoded batches [first, last) in order (a control re-run's data)"

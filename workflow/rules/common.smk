@@ -232,3 +232,44 @@ def match_targets():
     if DENSE.get("ctx_model"):
         out.append("results/search/dense/similarity.npz")
     return out
+
+
+INTERVENTIONS = config.get("interventions") or {}
+SELECTION_STRATEGIES = ("rm_coocc", "rm_occ", "add_coocc")
+
+
+def selection_names():
+    return [
+        n for n, v in INTERVENTIONS.items() if v["strategy"] in SELECTION_STRATEGIES
+    ]
+
+
+def mapping_names():
+    return [n for n, v in INTERVENTIONS.items() if v["strategy"] == "bm25_mapping"]
+
+
+def window_groups(first, last):
+    """Group names holding batches [first, last)."""
+    per = config["decode"]["batches_per_group"]
+    return [f"{g + 1:03d}" for g in range(first // per, (last - 1) // per + 1)]
+
+
+def intervention_groups(name):
+    """Groups of window(c) and the following windows a selection reads."""
+    c, K = INTERVENTIONS[name]["checkpoint"], config["train"]["save_interval"]
+    ahead = 2 if INTERVENTIONS[name]["strategy"] == "rm_occ" else 1
+    return window_groups(c - K, min(c + ahead * K, config["decode"]["last_batch"]))
+
+
+def mapping_window(name, side):
+    """Target window = window(c) = [c-K, c); source = the next window [c, c+K)."""
+    c, K = INTERVENTIONS[name]["checkpoint"], config["train"]["save_interval"]
+    return (c - K, c) if side == "target" else (c, c + K)
+
+
+def intervention_targets():
+    """Selections need the original run's learned instances (and the matching stage)."""
+    if not (eval_targets() and match_targets()):
+        return []
+    out = [f"results/interventions/{n}/doc_idxs.npz" for n in selection_names()]
+    return out + [f"results/interventions/{n}/mapping.npz" for n in mapping_names()]

@@ -41,6 +41,7 @@ def select_documents(
     batches_per_group: int,
     out,
     n_drop: int = 5,
+    last_batch: int | None = None,
 ) -> dict:
     """The paper's document-indices ``.npz`` for ``strategy`` at ``checkpoint``: ``orig_idxs``,
     ``orig_inst_idxs``, ``new_idxs``, ``new_inst_idxs``, ``extra_idxs`` (+ ``relations``,
@@ -55,6 +56,11 @@ def select_documents(
     if order != list(relations):
         raise ValueError(f"{learned_npz}: relations {order} differ from the configured {list(relations)}")
     c, K = int(checkpoint), int(interval)
+    end = c + 2 * K if last_batch is None else min(c + 2 * K, int(last_batch))  # decoded data only
+    if end < c + K:
+        raise ValueError(
+            f"window [{c}, {c + K}) after checkpoint {c} is beyond the decoded batches (< {last_batch})"
+        )
     w_c = window(doc_info_dir, c - K, c, batches_per_group)
     w_n = window(doc_info_dir, c, c + K, batches_per_group)
     pair_c, pair_n = (_stack(Path(search_dir) / "pair_doc", relations, w) for w in (w_c, w_n))
@@ -66,11 +72,11 @@ def select_documents(
     elif strategy == "add_coocc":
         r = add_coocc(pair_c, pair_n, j_n)
     else:
-        w_x = window(doc_info_dir, c, c + 2 * K, batches_per_group)  # two following windows
+        w_x = window(doc_info_dir, c, end, batches_per_group)  # two following windows (as decoded)
         term_c, term_x = (_stack(Path(search_dir) / "term_doc", relations, w) for w in (w_c, w_x))
         subj, obj = _term_rows(terms_dir, pararel_root, relations, i_c, rel_labels)
         r = rm_occ(term_c, term_x, subj, obj, i_c, n_drop)
-        w_n, extra_window = w_x, (c, c + 2 * K)
+        w_n, extra_window = w_x, (c, end)
     _save(
         out,
         orig_idxs=w_c.rows[r["orig"]],
@@ -145,3 +151,45 @@ def map_documents(
         orig, new = new[order], orig[order]
     _save(out, orig_idxs=orig, new_idxs=new, swap_direction=np.bool_(swap_direction))
     return {"mapped": int(len(orig))}
+
+
+def window_texts(batches_root, doc_info_dir, w: Window) -> list[str]:
+    """The window's documents' texts, in window order."""
+    from intervene.search.corpus import group_texts
+
+    texts: list[str] = []
+    for name in w.groups:
+        texts += group_texts(Path(batches_root) / name, np.load(Path(doc_info_dir) / f"{name}.npy"))[0]
+    return [texts[i] for i in w.rows.tolist()]
+
+
+def bm25_window(
+    batches_root,
+    doc_info_dir,
+    first: int,
+    last: int,
+    batches_per_group: int,
+    queries: list[str],
+    out,
+    *,
+    method: str = "okapi",
+    tokenizer: str = "bm25s_en",
+    k: int | None = None,
+) -> dict:
+    """(queries x window documents) BM25 scores, the index built over the window's documents
+    (as the paper's calc_bm25_scores.py indexes the chosen file range)."""
+    from intervene.search.bm25 import bm25_scores, top_k
+    from intervene.search.stages import tokenize
+
+    w = window(doc_info_dir, first, last, batches_per_group)
+    s = bm25_scores(
+        tokenize(window_texts(batches_root, doc_info_dir, w), tokenizer),
+        tokenize(queries, tokenizer),
+        method=method,
+    )
+    if k:
+        s = top_k(s, k)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            sp.save_npz(fh, s)
+    return {"queries": len(queries), "docs": len(w.rows), "nnz": int(s.nnz)}

@@ -1,0 +1,103 @@
+# Interventions: choose the documents to swap (ParaRel strategies, or a score-based mapping).
+
+
+rule select:
+    input:
+        learned="results/eval/original/learned.npz",
+        pair=lambda wc: expand(
+            "results/search/pair_doc/{group}", group=intervention_groups(wc.name)
+        ),
+        term=lambda wc: expand(
+            "results/search/term_doc/{group}", group=intervention_groups(wc.name)
+        ),
+        doc_info=lambda wc: expand(
+            f"{DATA_DIR}/doc_info/{{group}}.npy", group=intervention_groups(wc.name)
+        ),
+        terms_dir=MATCH.get("terms_dir", f"{WORLD_DIR}/search_terms"),
+        pararel=EVAL.get("sources", {}).get("pararel", f"{WORLD_DIR}/eval"),
+    output:
+        "results/interventions/{name}/doc_idxs.npz",
+    log:
+        "logs/interventions/{name}/select.log",
+    wildcard_constraints:
+        name="|".join(selection_names()) or "no-selection",
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        strategy=lambda wc: INTERVENTIONS[wc.name]["strategy"],
+        checkpoint=lambda wc: INTERVENTIONS[wc.name]["checkpoint"],
+        n_drop=lambda wc: INTERVENTIONS[wc.name].get("n_drop", 5),
+        interval=config["train"]["save_interval"],
+        per_group=config["decode"]["batches_per_group"],
+        relations=",".join(match_relations()),
+        last_batch=config["decode"]["last_batch"],
+    shell:
+        "intervene select --strategy {params.strategy} --checkpoint {params.checkpoint}"
+        " --interval {params.interval} --learned {input.learned} --search-dir results/search"
+        f" --doc-info-dir {DATA_DIR}/doc_info --terms-dir {{input.terms_dir}} --pararel {{input.pararel}}"
+        " --relations {params.relations} --batches-per-group {params.per_group}"
+        " --n-drop {params.n_drop} --last-batch {params.last_batch} --out {output} > {log} 2>&1"
+
+
+rule bm25_window:
+    input:
+        batches=lambda wc: expand(
+            f"{DATA_DIR}/batches/{{group}}",
+            group=window_groups(*mapping_window(wc.name, wc.side)),
+        ),
+        doc_info=lambda wc: expand(
+            f"{DATA_DIR}/doc_info/{{group}}.npy",
+            group=window_groups(*mapping_window(wc.name, wc.side)),
+        ),
+        targets=lambda wc: f"results/eval/original/learned_step{INTERVENTIONS[wc.name]['checkpoint']}.npz",
+        pararel=EVAL.get("sources", {}).get("pararel", f"{WORLD_DIR}/eval"),
+    output:
+        "results/interventions/{name}/scores_{side}.npz",
+    log:
+        "logs/interventions/{name}/scores_{side}.log",
+    wildcard_constraints:
+        name="|".join(mapping_names()) or "no-mapping",
+        side="target|source",
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        window=lambda wc: " ".join(str(x) for x in mapping_window(wc.name, wc.side)),
+        per_group=config["decode"]["batches_per_group"],
+        relations=",".join(match_relations()),
+        query=lambda wc: INTERVENTIONS[wc.name].get("query", "subject"),
+    shell:
+        f"set -- {{params.window}}; intervene bm25-window --batches-root {DATA_DIR}/batches"
+        f" --doc-info-dir {DATA_DIR}/doc_info --first $1 --last $2"
+        " --batches-per-group {params.per_group} --pararel {input.pararel} --relations {params.relations}"
+        " --instances {input.targets} --query {params.query} --out {output} > {log} 2>&1"
+
+
+rule mapping:
+    input:
+        target="results/interventions/{name}/scores_target.npz",
+        source="results/interventions/{name}/scores_source.npz",
+    output:
+        "results/interventions/{name}/mapping.npz",
+    log:
+        "logs/interventions/{name}/mapping.log",
+    wildcard_constraints:
+        name="|".join(mapping_names()) or "no-mapping",
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        target=lambda wc: " ".join(str(x) for x in mapping_window(wc.name, "target")),
+        source=lambda wc: " ".join(str(x) for x in mapping_window(wc.name, "source")),
+        per_group=config["decode"]["batches_per_group"],
+        per_inst=lambda wc: INTERVENTIONS[wc.name].get("per_inst", 10),
+        flags=lambda wc: " ".join(
+            f"--{f.replace('_', '-')}"
+            for f in ("shuffle_candidates", "swap_direction")
+            if INTERVENTIONS[wc.name].get(f)
+        ),
+        seed=lambda wc: INTERVENTIONS[wc.name].get("seed", 42),
+    shell:
+        "intervene map-docs --target-scores {input.target} --source-scores {input.source}"
+        f" --doc-info-dir {DATA_DIR}/doc_info"
+        " --target-window {params.target} --source-window {params.source}"
+        " --batches-per-group {params.per_group} --per-inst {params.per_inst} {params.flags}"
+        " --seed {params.seed} --out {output} > {log} 2>&1"
