@@ -33,7 +33,8 @@ demo: setup
 	$(SNAKEMAKE) --cores $(CORES)
 	@echo "Demo outputs: results/world (toy world), results/data (data order, batches, doc info),"
 	@echo "  results/train (original run checkpoints, replay_check.json: $$(grep -o '"passed": [a-z]*' results/train/replay_check.json))"
-	@echo "  results/eval/original (predictions per checkpoint, labels.npz, learned.json)"
+	@echo "  results/eval/original (predictions per checkpoint, labels.npz, learned.json, figures)"
+	@echo "  results/search (term occurrences, term/pair matrices, BM25), results/interventions (selections)"
 
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks
