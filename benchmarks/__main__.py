@@ -10,6 +10,7 @@ from benchmarks import (
     bench_decode,
     bench_docinfo,
     bench_eval,
+    bench_mapping,
     bench_matrices,
     bench_search,
 )
@@ -27,6 +28,7 @@ def main() -> None:
         bench_decode,
         bench_data_order,
         bench_eval,
+        bench_mapping,
         bench_search,
         bench_matrices,
         bench_bm25,

@@ -95,6 +95,21 @@ def reference_mapping(t, s, t_sizes, s_sizes, per_inst):
     return out
 
 
+@pytest.mark.parametrize("shift", [0.0, -0.5])
+def test_mapping_with_negative_scores_equals_reference(shift):
+    """Dense-retrieval scores can be negative: the lowest mean may then be below the candidates
+    without any score (0)."""
+    rng = np.random.default_rng(5)
+    t = sp.random(5, 30, density=0.3, random_state=3, format="csr")
+    s = sp.random(5, 60, density=0.4, random_state=4, format="csr")
+    s.data += shift
+    t_sizes, s_sizes = rng.integers(1, 6, 30), rng.integers(1, 8, 60)
+    keys, vals = map_by_scores(t, s, t_sizes, s_sizes, per_inst=3)
+    assert dict(zip(keys.tolist(), vals.tolist(), strict=True)) == reference_mapping(
+        t, s, t_sizes, s_sizes, 3
+    )
+
+
 def test_mapping_equals_reference_and_properties():
     rng = np.random.default_rng(0)
     t = sp.random(6, 40, density=0.3, random_state=1, format="csr")

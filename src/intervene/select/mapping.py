@@ -58,6 +58,7 @@ def map_by_scores(
     for d in np.argsort(source_sizes, kind="stable"):
         buckets.setdefault(int(source_sizes[d]), []).append(int(d))
     sizes = sorted(buckets)
+    size_of = np.asarray(source_sizes, dtype=np.int64)
     mapping = {}
     for d in order.tolist():
         need = int(target_sizes[d])
@@ -67,13 +68,58 @@ def map_by_scores(
         if k == len(sizes):
             raise ValueError(f"no unused source document of >= {need} tokens left for target document {d}")
         cands = buckets[sizes[k]]
-        if shuffle_candidates:
-            rng.shuffle(cands)
         lo, hi = t_csc.indptr[d], t_csc.indptr[d + 1]
         insts = t_csc.indices[lo:hi][t_csc.data[lo:hi] != 0]
-        mean = (
-            np.asarray(s_scores[insts][:, cands].mean(axis=0)).ravel() if len(insts) else np.zeros(len(cands))
-        )
-        mapping[d] = cands.pop(int(np.argmin(mean)))
+        if shuffle_candidates:
+            rng.shuffle(cands)
+            mean = (
+                np.asarray(s_scores[insts][:, cands].mean(axis=0)).ravel()
+                if len(insts)
+                else np.zeros(len(cands))
+            )
+            mapping[d] = cands.pop(int(np.argmin(mean)))
+        else:  # candidates in ascending order: only their nonzero scores need summing
+            pick = _lowest_mean(s_scores, insts, cands, size_of, sizes[k])
+            mapping[d] = pick
+            del cands[bisect_left(cands, pick)]
     keys = np.array(sorted(mapping), dtype=np.int64)
     return keys, np.array([mapping[k] for k in keys.tolist()], dtype=np.int64)
+
+
+def _lowest_mean(
+    s_scores: sp.csr_matrix, insts: np.ndarray, cands: list[int], size_of: np.ndarray, size: int
+) -> int:
+    """The candidate (ascending list, all of token count ``size``) with the lowest mean score over
+    ``insts``, the first on ties: sums only over the candidates' nonzero entries; every other
+    candidate scores 0."""
+    if len(insts) == 0:
+        return cands[0]
+    parts = [
+        (
+            s_scores.indices[s_scores.indptr[i] : s_scores.indptr[i + 1]],
+            s_scores.data[s_scores.indptr[i] : s_scores.indptr[i + 1]],
+        )
+        for i in insts
+    ]
+    cols = np.concatenate([p[0] for p in parts])
+    vals = np.concatenate([p[1] for p in parts])
+    keep = size_of[cols] == size
+    cols, vals = cols[keep], vals[keep]
+    if cols.size:  # only still-unused candidates count
+        pos = np.searchsorted(cands, cols)
+        ok = (pos < len(cands)) & (np.asarray(cands, dtype=np.int64)[np.minimum(pos, len(cands) - 1)] == cols)
+        cols, vals = cols[ok], vals[ok]
+    if cols.size == 0:
+        return cands[0]
+    uniq, inv = np.unique(cols, return_inverse=True)
+    sums = np.bincount(inv, weights=vals, minlength=uniq.size)
+    best = sums.min()
+    first_scored = int(uniq[np.flatnonzero(sums == best)[0]])
+    if uniq.size == len(cands) or best < 0:
+        return first_scored
+    # some candidate has no entry (sum 0): the first such, unless a scored one comes earlier at 0
+    scored = set(uniq.tolist())
+    first_zero = next(c for c in cands if c not in scored)
+    if best > 0:
+        return first_zero
+    return min(first_zero, first_scored)
