@@ -63,3 +63,25 @@ def checkpoint(small_world, tmp_path_factory):
         d, model, build_optimizer(model, raw["optimizer"]), {"global_step": 0}, raw, small_world / "tokenizer"
     )
     return d
+
+
+def save_tiny_encoders(tokenizer_dir: Path, out: Path, classes: dict, layers: int = 2) -> None:
+    """Tiny random BERT-shaped encoders (``{name: (model class, config class)}``) saved with the
+    toy tokenizer, for the dense-retrieval tests."""
+    import torch
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    shape = dict(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    for name, (model_cls, config_cls) in classes.items():
+        model_cls(config_cls(**shape)).save_pretrained(out / name)
+        tok.save_pretrained(out / name)

@@ -4,32 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from intervene.search.dense import encode, load_encoder, topk_similarity
+
+from .conftest import save_tiny_encoders
 
 
 @pytest.fixture(scope="module")
 def encoders(small_world, tmp_path_factory):
     """A tiny random DPR context encoder and a tiny BERT (mean pooling), with the toy tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertModel, DPRConfig, DPRContextEncoder
+    from transformers import BertConfig, BertModel, DPRConfig, DPRContextEncoder
 
-    tok = AutoTokenizer.from_pretrained(str(small_world / "tokenizer"))
     d = tmp_path_factory.mktemp("enc")
-    common = dict(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        pad_token_id=tok.pad_token_id,
+    save_tiny_encoders(
+        small_world / "tokenizer", d, {"dpr": (DPRContextEncoder, DPRConfig), "bert": (BertModel, BertConfig)}
     )
-    torch.manual_seed(0)
-    DPRContextEncoder(DPRConfig(**common)).save_pretrained(d / "dpr")
-    BertModel(BertConfig(**common)).save_pretrained(d / "bert")
-    for m in ("dpr", "bert"):
-        tok.save_pretrained(d / m)
     return d
 
 

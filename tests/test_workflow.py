@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from .conftest import REPO, SMALL_WORLD
+from .conftest import REPO, SMALL_WORLD, save_tiny_encoders
 
 
 def small_config(**data_over) -> dict:
@@ -136,23 +136,14 @@ def test_run_matches_terms_and_instances(run_dir):
 
 def test_dense_rules_with_tiny_dpr_encoders(run_dir, tmp_path):
     import scipy.sparse as sp
-    import torch
-    from transformers import AutoTokenizer, DPRConfig, DPRContextEncoder, DPRQuestionEncoder
+    from transformers import DPRConfig, DPRContextEncoder, DPRQuestionEncoder
 
-    tok = AutoTokenizer.from_pretrained(str(run_dir / "results" / "world" / "tokenizer"))
-    cfg_kw = dict(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        pad_token_id=tok.pad_token_id,
+    save_tiny_encoders(
+        run_dir / "results" / "world" / "tokenizer",
+        tmp_path,
+        {"ctx": (DPRContextEncoder, DPRConfig), "q": (DPRQuestionEncoder, DPRConfig)},
+        layers=1,
     )
-    torch.manual_seed(0)
-    for name, cls in (("ctx", DPRContextEncoder), ("q", DPRQuestionEncoder)):
-        cls(DPRConfig(**cfg_kw)).save_pretrained(tmp_path / name)
-        tok.save_pretrained(tmp_path / name)
     cfg = small_config()
     cfg["match"]["dense"] = {
         "ctx_model": str(tmp_path / "ctx"),

@@ -49,7 +49,7 @@ def plot_accuracy(labels_npz: str | os.PathLike, baselines: dict[str, float], ou
     steps, rels, labels = z["steps"], z["dataset_labels"], z["labels"]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, r in enumerate(np.unique(rels)):
-        color = f"C{i % 10}"
+        color = plt.get_cmap("tab20")(i % 20)  # 20 distinct colours: the 12 relations stay apart
         ax.plot(steps, labels[rels == r].mean(axis=0), color=color, lw=1, alpha=0.8, label=str(r))
         if str(r) in baselines:
             ax.axhline(baselines[str(r)], color=color, lw=0.8, ls="--", alpha=0.6)
@@ -79,7 +79,7 @@ def plot_learned(learned_json: str | os.PathLike, out: str | os.PathLike) -> Non
     bottom = np.zeros(len(steps))
     for i, (r, per) in enumerate(sorted(s["per_relation"].items())):
         h = np.array([per.get(str(st), 0) for st in steps], dtype=float)
-        ax.bar(x, h, bottom=bottom, color=f"C{i % 10}", label=r)
+        ax.bar(x, h, bottom=bottom, color=plt.get_cmap("tab20")(i % 20), label=r)
         bottom += h
     ax.set_xticks(x, [str(st) for st in steps], rotation=45, fontsize=7)
     ax.set_xlabel("checkpoint at which the instance is learned")
