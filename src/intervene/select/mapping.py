@@ -52,13 +52,23 @@ def map_by_scores(
     rng = np.random.default_rng(seed)
     targets = top_docs(t_scores, per_inst)
     t_csc = t_scores.tocsc()
+    t_csc.eliminate_zeros()  # an instance "scores" a document only with a nonzero score
     n_inst = np.diff(t_csc.indptr)[targets] if len(targets) else np.zeros(0, np.int64)
     order = targets[np.lexsort((targets, -n_inst))]
-    buckets: dict[int, list[int]] = {}
-    for d in np.argsort(source_sizes, kind="stable"):
-        buckets.setdefault(int(source_sizes[d]), []).append(int(d))
-    sizes = sorted(buckets)
+    # source documents by token count, each bucket in ascending document order
+    by_size = np.lexsort((np.arange(len(source_sizes)), source_sizes))
+    ss = np.asarray(source_sizes, dtype=np.int64)[by_size]
+    cuts = np.flatnonzero(np.diff(ss)) + 1
+    sizes = [int(x) for x in ss[np.concatenate([[0], cuts])]] if ss.size else []
+    buckets = {sz: part.tolist() for sz, part in zip(sizes, np.split(by_size, cuts), strict=True)}
     size_of = np.asarray(source_sizes, dtype=np.int64)
+    unused = np.ones(len(size_of), dtype=bool)
+    # per instance: its scored source documents, their scores and token counts (sliced once)
+    ip, ix, dv = s_scores.indptr, s_scores.indices, s_scores.data
+    rows_of = [
+        (ix[ip[i] : ip[i + 1]], dv[ip[i] : ip[i + 1]], size_of[ix[ip[i] : ip[i + 1]]])
+        for i in range(s_scores.shape[0])
+    ]
     mapping = {}
     for d in order.tolist():
         need = int(target_sizes[d])
@@ -68,8 +78,7 @@ def map_by_scores(
         if k == len(sizes):
             raise ValueError(f"no unused source document of >= {need} tokens left for target document {d}")
         cands = buckets[sizes[k]]
-        lo, hi = t_csc.indptr[d], t_csc.indptr[d + 1]
-        insts = t_csc.indices[lo:hi][t_csc.data[lo:hi] != 0]
+        insts = t_csc.indices[t_csc.indptr[d] : t_csc.indptr[d + 1]]
         if shuffle_candidates:
             rng.shuffle(cands)
             mean = (
@@ -79,38 +88,29 @@ def map_by_scores(
             )
             mapping[d] = cands.pop(int(np.argmin(mean)))
         else:  # candidates in ascending order: only their nonzero scores need summing
-            pick = _lowest_mean(s_scores, insts, cands, size_of, sizes[k])
+            pick = _lowest_mean(rows_of, insts, cands, unused, sizes[k])
             mapping[d] = pick
             del cands[bisect_left(cands, pick)]
+            unused[pick] = False
     keys = np.array(sorted(mapping), dtype=np.int64)
     return keys, np.array([mapping[k] for k in keys.tolist()], dtype=np.int64)
 
 
-def _lowest_mean(
-    s_scores: sp.csr_matrix, insts: np.ndarray, cands: list[int], size_of: np.ndarray, size: int
-) -> int:
-    """The candidate (ascending list, all of token count ``size``) with the lowest mean score over
-    ``insts``, the first on ties: sums only over the candidates' nonzero entries; every other
-    candidate scores 0."""
+def _lowest_mean(rows_of: list, insts: np.ndarray, cands: list[int], unused: np.ndarray, size: int) -> int:
+    """The candidate (ascending list: the unused documents of token count ``size``) with the lowest
+    mean score over ``insts``, the first on ties: sums only over the candidates' nonzero entries
+    (``rows_of[i]`` = instance i's scored documents, scores, token counts); every other candidate
+    scores 0."""
     if len(insts) == 0:
         return cands[0]
-    parts = [
-        (
-            s_scores.indices[s_scores.indptr[i] : s_scores.indptr[i + 1]],
-            s_scores.data[s_scores.indptr[i] : s_scores.indptr[i + 1]],
-        )
-        for i in insts
-    ]
-    cols = np.concatenate([p[0] for p in parts])
-    vals = np.concatenate([p[1] for p in parts])
-    keep = size_of[cols] == size
-    cols, vals = cols[keep], vals[keep]
-    if cols.size:  # only still-unused candidates count
-        pos = np.searchsorted(cands, cols)
-        ok = (pos < len(cands)) & (np.asarray(cands, dtype=np.int64)[np.minimum(pos, len(cands) - 1)] == cols)
-        cols, vals = cols[ok], vals[ok]
-    if cols.size == 0:
+    if len(insts) == 1:
+        cols, vals, sz = rows_of[insts[0]]
+    else:
+        cols, vals, sz = (np.concatenate(x) for x in zip(*(rows_of[i] for i in insts), strict=True))
+    keep = (sz == size) & unused[cols]  # entries of still-unused candidates
+    if not keep.any():
         return cands[0]
+    cols, vals = cols[keep], vals[keep]
     uniq, inv = np.unique(cols, return_inverse=True)
     sums = np.bincount(inv, weights=vals, minlength=uniq.size)
     best = sums.min()
