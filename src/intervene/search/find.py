@@ -73,6 +73,8 @@ def _literal(texts: Sequence[str], terms: Sequence[str]):
     if not hits:
         return empty.astype(np.int32), empty, empty, empty
     h = np.array(hits, dtype=np.int64)
+    # sort once on buffer offsets (a global start orders documents too): 3 keys instead of 4
+    h = h[np.lexsort((h[:, 0], h[:, 2], h[:, 1]))]
     pat, s, e = h[:, 0], h[:, 1], h[:, 2]
     doc = np.searchsorted(starts, s, side="right") - 1
     s, e = s - starts[doc], e - starts[doc]
@@ -86,9 +88,11 @@ def _literal(texts: Sequence[str], terms: Sequence[str]):
         within = np.arange(rep.size) - np.repeat(np.cumsum(counts) - counts, counts)
         term = flat[offs[pat[rep]] + within]
         doc, s, e = doc[rep], s[rep], e[rep]
-    else:
-        term = np.array([o[0] for o in owners])[pat]
-    return _sorted(term.astype(np.int32), doc.astype(np.int64), s, e)
+        return _sorted(term.astype(np.int32), doc.astype(np.int64), s, e)  # duplicates: term order
+    term = np.array([o[0] for o in owners])[pat]
+    # already sorted by (start, end, pattern); one term per pattern keeps that order by term
+    # except where two patterns share (start, end) -- impossible for distinct byte strings
+    return term.astype(np.int32), doc.astype(np.int64), s, e
 
 
 def _greedy_nonoverlapping(term, doc, start, end):
