@@ -61,7 +61,7 @@ def main() -> None:
     t = time.perf_counter()
     tok(texts, truncation=True, max_length=512)
     print("DENSE", json.dumps({"tokenize_all_s": round(time.perf_counter() - t, 2), "docs": n}), flush=True)
-    for bt in (32768, 131072, 262144, 524288):
+    for bt in (262144, 524288, 1048576):
         encode(tok, model_bf16, texts[:512], pooling="pooler", device="cuda", batch_tokens=bt)
         sync()
         t = time.perf_counter()
