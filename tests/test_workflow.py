@@ -183,6 +183,20 @@ def test_run_selects_documents_for_the_interventions(run_dir):
     src = np.concatenate([np.load(res / "data" / "doc_info" / f"{g}.npy") for g in ("002", "003")])
     sizes_s = src[m["new_idxs"], 3] - src[m["new_idxs"], 2] + 1
     assert (sizes_s >= sizes_t).all() and len(set(m["new_idxs"].tolist())) == m["new_idxs"].size
+    # the swap wrote every batch of window(20) = 10..19, shapes kept, untouched batches unchanged
+    import json
+
+    for name in ("rm_coocc_200", "rm_occ_200", "add_coocc_200", "bm25_200"):
+        out = res / "interventions" / name / "batches"
+        audit = json.loads((out / "audit.json").read_text())
+        assert (out / "data_list.txt").read_text().split() == [f"{b}.npy" for b in range(10, 20)]
+        assert audit["replaced"] + audit["skipped"] == audit["pairs"]
+        for b in range(10, 20):
+            orig = np.load(res / "data" / "batches" / f"{1 + b // 12:03d}" / f"{b}.npy")
+            new = np.load(out / f"{b}.npy")
+            assert new.shape == orig.shape and new.dtype == orig.dtype
+            if audit["per_batch"][str(b)]["replaced"] == 0:
+                assert (new == orig).all()
 
 
 def test_control_rerun_target_reproduces_the_original(run_dir):

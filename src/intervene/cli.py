@@ -363,6 +363,22 @@ def _cmd_map_docs(a: argparse.Namespace) -> None:
     log.info("mapping: %s", json.dumps(r))
 
 
+def _cmd_swap(a: argparse.Namespace) -> None:
+    from intervene.swap import swap_window
+
+    r = swap_window(
+        a.indices,
+        a.doc_info_dir,
+        a.batches_root,
+        a.batches_per_group,
+        a.out_dir,
+        pair_by_new_first=a.pair_by_new_first,
+        skip_extra=a.skip_extra,
+        seed=a.seed,
+    )
+    log.info("swap: %s", json.dumps(r))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -628,6 +644,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_map_docs)
+
+    s = sub.add_parser("swap", help="rewrite a window's batches: replace the selected documents")
+    s.add_argument("--indices", required=True, help="doc_idxs.npz (select) or mapping.npz (mapping)")
+    s.add_argument("--doc-info-dir", required=True)
+    s.add_argument("--batches-root", required=True, help="decoded groups with {b}.npy token batches")
+    s.add_argument("--batches-per-group", type=int, required=True)
+    s.add_argument("--pair-by-new-first", action="store_true", help="additions: largest new documents first")
+    s.add_argument("--skip-extra", action="store_true", help="no extra documents for unpaired originals")
+    s.add_argument("--seed", type=int, default=0, help="tie-breaking among equal sizes")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=_cmd_swap)
 
     s = sub.add_parser(
         "batch-list", help="list decoded batches [first, last) in order (a control re-run's data)"

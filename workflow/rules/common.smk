@@ -267,9 +267,26 @@ def mapping_window(name, side):
     return (c - K, c) if side == "target" else (c, c + K)
 
 
+def intervention_indices(name):
+    kind = "mapping" if name in mapping_names() else "doc_idxs"
+    return f"results/interventions/{name}/{kind}.npz"
+
+
+def swap_flags(name):
+    """add_coocc inserts documents: pair new-first and skip extras (the paper's README); others
+    pair originals first; both overridable per intervention."""
+    v = INTERVENTIONS[name]
+    adding = v["strategy"] == "add_coocc"
+    flags = []
+    if v.get("pair_by_new_first", adding):
+        flags.append("--pair-by-new-first")
+    if v.get("skip_extra", adding):
+        flags.append("--skip-extra")
+    return " ".join(flags)
+
+
 def intervention_targets():
     """Selections need the original run's learned instances (and the matching stage)."""
     if not (eval_targets() and match_targets()):
         return []
-    out = [f"results/interventions/{n}/doc_idxs.npz" for n in selection_names()]
-    return out + [f"results/interventions/{n}/mapping.npz" for n in mapping_names()]
+    return [f"results/interventions/{n}/batches" for n in INTERVENTIONS]

@@ -101,3 +101,32 @@ rule mapping:
         " --target-window {params.target} --source-window {params.source}"
         " --batches-per-group {params.per_group} --per-inst {params.per_inst} {params.flags}"
         " --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule swap:
+    input:
+        indices=lambda wc: intervention_indices(wc.name),
+        doc_info=lambda wc: expand(
+            f"{DATA_DIR}/doc_info/{{group}}.npy", group=intervention_groups(wc.name)
+        ),
+        batches=lambda wc: expand(
+            f"{DATA_DIR}/batches/{{group}}", group=intervention_groups(wc.name)
+        ),
+    output:
+        directory("results/interventions/{name}/batches"),
+    log:
+        "logs/interventions/{name}/swap.log",
+    benchmark:
+        "results/benchmarks/interventions/{name}_swap.tsv"
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        per_group=config["decode"]["batches_per_group"],
+        flags=lambda wc: swap_flags(wc.name),
+        seed=lambda wc: INTERVENTIONS[wc.name].get("seed", 0),
+        doc_info_dir=f"{DATA_DIR}/doc_info",
+        batches_root=f"{DATA_DIR}/batches",
+    shell:
+        "intervene swap --indices {input.indices} --doc-info-dir {params.doc_info_dir}"
+        " --batches-root {params.batches_root} --batches-per-group {params.per_group}"
+        " {params.flags} --seed {params.seed} --out-dir {output} > {log} 2>&1"

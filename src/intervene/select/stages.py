@@ -146,10 +146,21 @@ def map_documents(
         t, s, wt.sizes, ws.sizes, per_inst=per_inst, shuffle_candidates=shuffle_candidates, seed=seed
     )
     orig, new = wt.rows[tgt], ws.rows[src]
+    w_orig, w_new = wt, ws
     if swap_direction:
         order = np.argsort(new, kind="stable")
         orig, new = new[order], orig[order]
-    _save(out, orig_idxs=orig, new_idxs=new, swap_direction=np.bool_(swap_direction))
+        w_orig, w_new = ws, wt
+    _save(
+        out,
+        orig_idxs=orig,
+        new_idxs=new,
+        swap_direction=np.bool_(swap_direction),
+        orig_window=np.array([w_orig.first, w_orig.last]),
+        new_window=np.array([w_new.first, w_new.last]),
+        orig_groups=np.array(w_orig.groups),
+        new_groups=np.array(w_new.groups),
+    )
     return {"mapped": int(len(orig))}
 
 

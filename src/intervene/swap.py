@@ -1,0 +1,212 @@
+"""Rewriting a window of batches: pair the documents to remove with their replacements, then write
+the replacements' tokens into the original documents' places (SPEC §5; the paper's
+scripts/swap_docs_between_batches.py, with its index bugs left out).
+
+Pairing, sizes in tokens, ties broken by a seeded shuffle then a stable sort:
+- orig first (removals): originals in ascending size; each takes the smallest unused new document
+  of at least its size; when none is left, the remaining originals take extra documents the same way
+  (unless extras are skipped). An original with no large-enough replacement stays (reported).
+- new first (additions): new documents in descending size; each replaces the largest unused
+  original no larger than itself.
+- a mapping (orig -> new) is applied as given.
+In a sequence the replacement's tokens take the original's place, the tokens after it (EOS
+included) shift right, and the sequence is cut back to its length; several replacements in one
+sequence accumulate their shifts. A replacement shorter than its original is not applied (the paper
+skips it too) and is reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _order(sizes: np.ndarray, rng: np.random.Generator | None, descending: bool = False) -> np.ndarray:
+    idx = np.arange(len(sizes))
+    if rng is not None:
+        idx = rng.permutation(len(sizes))
+    key = -sizes[idx] if descending else sizes[idx]
+    return idx[np.argsort(key, kind="stable")]
+
+
+def pair_orig_first(
+    orig_sizes: np.ndarray,
+    new_sizes: np.ndarray,
+    extra_sizes: np.ndarray,
+    *,
+    seed: int | None,
+    skip_extra: bool = False,
+) -> tuple[list[tuple[int, str, int]], list[int]]:
+    """[(orig position, "new" | "extra", position)], and the originals left unpaired."""
+    rng = np.random.default_rng(seed) if seed is not None else None
+    pairs: list[tuple[int, str, int]] = []
+    left = _order(np.asarray(orig_sizes), rng).tolist()
+    pools = [("new", np.asarray(new_sizes))] + ([] if skip_extra else [("extra", np.asarray(extra_sizes))])
+    for name, sizes in pools:
+        cand = _order(sizes, rng).tolist()
+        pos, rest = 0, []
+        for o in left:
+            while pos < len(cand) and sizes[cand[pos]] < orig_sizes[o]:
+                pos += 1  # too small for this original, and for every larger one after it
+            if pos == len(cand):
+                rest.append(o)
+                continue
+            pairs.append((o, name, cand[pos]))
+            pos += 1
+        left = rest
+    return pairs, left
+
+
+def pair_new_first(
+    orig_sizes: np.ndarray, new_sizes: np.ndarray, *, seed: int | None
+) -> list[tuple[int, str, int]]:
+    """Each new document (largest first) replaces the largest unused original no larger than it."""
+    rng = np.random.default_rng(seed) if seed is not None else None
+    origs = _order(np.asarray(orig_sizes), rng, descending=True).tolist()
+    pairs, pos = [], 0
+    for n in _order(np.asarray(new_sizes), rng, descending=True).tolist():
+        while pos < len(origs) and orig_sizes[origs[pos]] > new_sizes[n]:
+            pos += 1
+        if pos == len(origs):
+            break
+        pairs.append((origs[pos], "new", n))
+        pos += 1
+    return pairs
+
+
+def apply_replacements(
+    batch: np.ndarray, reps: list[tuple[int, int, int, np.ndarray]]
+) -> tuple[np.ndarray, dict]:
+    """``batch`` [n_seq, L] with each (seq, start, end inclusive, tokens) replaced; returns the new
+    batch and counts: replaced, tokens_in, tokens_out, truncated (tokens pushed past L), skipped
+    (replacement shorter than its original)."""
+    out = batch.copy()
+    L = batch.shape[1]
+    stats = {"replaced": 0, "tokens_in": 0, "tokens_out": 0, "truncated": 0, "skipped": 0}
+    by_seq: dict[int, list] = {}
+    for r in reps:
+        by_seq.setdefault(r[0], []).append(r)
+    for s, items in by_seq.items():
+        row, shift = batch[s], 0
+        pieces, cursor = [], 0
+        for _, start, end, toks in sorted(items, key=lambda r: r[1]):
+            n_old = end - start + 1
+            if len(toks) < n_old:
+                stats["skipped"] += 1
+                continue
+            pieces += [row[cursor:start], np.asarray(toks, dtype=batch.dtype)]
+            cursor = end + 1
+            shift += len(toks) - n_old
+            stats["replaced"] += 1
+            stats["tokens_in"] += len(toks)
+            stats["tokens_out"] += n_old
+        pieces.append(row[cursor:])
+        new = np.concatenate(pieces)
+        stats["truncated"] += max(0, len(new) - L)
+        out[s] = new[:L]
+    return out, stats
+
+
+def _rows(doc_info_dir, groups, batches_per_group) -> np.ndarray:
+    """Concatenated doc info of ``groups`` with global batch numbers: [n, 4] (batch, seq, start, end)."""
+    from pathlib import Path
+
+    out = []
+    for g in groups:
+        info = np.load(Path(doc_info_dir) / f"{g}.npy").astype(np.int64)
+        info[:, 0] += (int(g) - 1) * batches_per_group
+        out.append(info)
+    return np.concatenate(out) if out else np.zeros((0, 4), np.int64)
+
+
+def swap_window(
+    indices_npz,
+    doc_info_dir,
+    batches_root,
+    batches_per_group: int,
+    out_dir,
+    *,
+    pair_by_new_first: bool = False,
+    skip_extra: bool = False,
+    seed: int | None = 0,
+) -> dict:
+    """Write every batch of the intervention's window (``orig_window``), with the paired documents
+    replaced, as ``{b}.npy`` into ``out_dir``, plus ``audit.json`` and ``data_list.txt`` (the files
+    in order, for a re-run)."""
+    import json
+    from pathlib import Path
+
+    from intervene.atomic import atomic_path
+
+    z = np.load(indices_npz)
+    missing = {"orig_idxs", "orig_window", "orig_groups", "new_groups"} - set(z.files)
+    if missing:
+        raise ValueError(f"{indices_npz}: lacks {sorted(missing)} (not written by `intervene select`/`map-docs`)")
+    first, last = (int(x) for x in z["orig_window"])
+    orig_info = _rows(doc_info_dir, [str(g) for g in z["orig_groups"]], batches_per_group)
+    new_info = _rows(doc_info_dir, [str(g) for g in z["new_groups"]], batches_per_group)
+    group_of = lambda b: f"{b // batches_per_group + 1:03d}"  # noqa: E731
+    L = np.load(Path(batches_root) / group_of(first) / f"{first}.npy", mmap_mode="r").shape[1]
+
+    def usable(info, idx):
+        """Rows with tokens to move: not the empty-document markers (b, s, L, L) / (b, 0, 0, 0)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        r = info[idx]
+        empty = (r[:, 2] >= L) | ((r[:, 1] == 0) & (r[:, 2] == 0) & (r[:, 3] == 0))
+        return idx[~empty]
+
+    size = lambda info, idx: info[idx, 3] - info[idx, 2] + 1  # noqa: E731
+    if "extra_idxs" in z.files or not {"orig_idxs", "new_idxs"} <= set(z.files):
+        orig = usable(orig_info, z["orig_idxs"])
+        new = usable(new_info, z["new_idxs"])
+        extra = usable(new_info, z["extra_idxs"]) if "extra_idxs" in z.files else np.zeros(0, np.int64)
+        if pair_by_new_first:
+            pairs, unpaired = pair_new_first(size(orig_info, orig), size(new_info, new), seed=seed), []
+        else:
+            pairs, unpaired = pair_orig_first(
+                size(orig_info, orig),
+                size(new_info, new),
+                size(new_info, extra),
+                seed=seed,
+                skip_extra=skip_extra,
+            )
+        pool = {"new": new, "extra": extra}
+        mapping = [(int(orig[o]), int(pool[k][j])) for o, k, j in pairs]
+        unpaired_rows = [int(orig[o]) for o in unpaired]
+    else:  # a mapping (orig -> new), applied as given
+        mapping = list(zip(z["orig_idxs"].tolist(), z["new_idxs"].tolist(), strict=True))
+        unpaired_rows = []
+    # replacement tokens, read batch by batch from the new window
+    reps_by_batch: dict[int, list] = {}
+    cache: dict[int, np.ndarray] = {}
+    for o, n in sorted(mapping, key=lambda p: tuple(new_info[p[1], :2])):
+        nb, ns, n0, n1 = (int(x) for x in new_info[n])
+        if nb not in cache:
+            cache.clear()
+            cache[nb] = np.load(Path(batches_root) / group_of(nb) / f"{nb}.npy")
+        toks = cache[nb][ns, n0 : n1 + 1].copy()
+        ob, os_, o0, o1 = (int(x) for x in orig_info[o])
+        reps_by_batch.setdefault(ob, []).append((os_, o0, o1, toks))
+    totals = {"replaced": 0, "tokens_in": 0, "tokens_out": 0, "truncated": 0, "skipped": 0}
+    per_batch = {}
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        names = []
+        for b in range(first, last):
+            src = Path(batches_root) / group_of(b) / f"{b}.npy"
+            batch = np.load(src)
+            new_batch, st = apply_replacements(batch, reps_by_batch.get(b, []))
+            np.save(tmp / f"{b}.npy", new_batch)
+            names.append(f"{b}.npy")
+            per_batch[b] = st
+            for k in totals:
+                totals[k] += st[k]
+        audit = {
+            "window": [first, last],
+            "pairs": len(mapping),
+            "unpaired_originals": len(unpaired_rows),
+            **totals,
+            "pairs_orig_new_rows": [[o, n] for o, n in sorted(mapping)],
+            "per_batch": {str(b): s for b, s in per_batch.items()},
+        }
+        (tmp / "audit.json").write_text(json.dumps(audit, indent=1) + "\n")
+        (tmp / "data_list.txt").write_text("".join(n + "\n" for n in names))
+    return {k: audit[k] for k in ("window", "pairs", "unpaired_originals", *totals)}
