@@ -140,7 +140,9 @@ def swap_window(
     z = np.load(indices_npz)
     missing = {"orig_idxs", "orig_window", "orig_groups", "new_groups"} - set(z.files)
     if missing:
-        raise ValueError(f"{indices_npz}: lacks {sorted(missing)} (not written by `intervene select`/`map-docs`)")
+        raise ValueError(
+            f"{indices_npz}: lacks {sorted(missing)} (not written by `intervene select`/`map-docs`)"
+        )
     first, last = (int(x) for x in z["orig_window"])
     orig_info = _rows(doc_info_dir, [str(g) for g in z["orig_groups"]], batches_per_group)
     new_info = _rows(doc_info_dir, [str(g) for g in z["new_groups"]], batches_per_group)
