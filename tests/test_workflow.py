@@ -199,6 +199,25 @@ def test_run_selects_documents_for_the_interventions(run_dir):
                 assert (new == orig).all()
 
 
+def test_intervention_rerun_and_memmaps(run_dir):
+    """An intervention's re-run trains from checkpoint c - K over its rewritten batches; the
+    memmaps hold the same tokens as raw uint32."""
+    import json
+
+    targets = ["results/reruns/rm_coocc_200/run1/summary.json", "results/interventions/rm_coocc_200/memmap"]
+    r = snakemake(run_dir, "--cores", "2", *targets)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = run_dir / "results"
+    s = json.loads((res / "reruns" / "rm_coocc_200" / "run1" / "summary.json").read_text())
+    assert s["final_step"] == 20 and s["checkpoints"] == [20]
+    lines = (res / "reruns" / "rm_coocc_200" / "data_list.txt").read_text().split()
+    assert lines == [f"../../interventions/rm_coocc_200/batches/{b}.npy" for b in range(10, 20)]
+    mm = res / "interventions" / "rm_coocc_200" / "memmap"
+    for b in (10, 19):
+        batch = np.load(res / "interventions" / "rm_coocc_200" / "batches" / f"{b}.npy")
+        assert (np.fromfile(mm / f"{b}.npy", dtype=np.uint32).reshape(batch.shape) == batch).all()
+
+
 def test_control_rerun_target_reproduces_the_original(run_dir):
     from intervene.train.replay import compare_checkpoints
 
@@ -242,7 +261,7 @@ def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
     files = sorted(
         p.relative_to(a)
         for p in a.rglob("*")
-        if p.is_file() and not {"benchmarks", "reruns", "dense"} & set(p.parts)
+        if p.is_file() and not {"benchmarks", "reruns", "dense", "memmap"} & set(p.parts)
     )
     assert any(f.name == "model.safetensors" for f in files)
     assert len(files) > 50

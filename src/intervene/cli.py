@@ -379,6 +379,12 @@ def _cmd_swap(a: argparse.Namespace) -> None:
     log.info("swap: %s", json.dumps(r))
 
 
+def _cmd_memmap(a: argparse.Namespace) -> None:
+    from intervene.swap import write_memmaps
+
+    log.info("memmap: %s", json.dumps(write_memmaps(a.batches_dir, a.out_dir)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -655,6 +661,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="tie-breaking among equal sizes")
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_cmd_swap)
+
+    s = sub.add_parser("memmap", help="rewritten batches as OLMo raw uint32 memmaps, with their path list")
+    s.add_argument("--batches-dir", required=True, help="a swap's output folder (with data_list.txt)")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=_cmd_memmap)
 
     s = sub.add_parser(
         "batch-list", help="list decoded batches [first, last) in order (a control re-run's data)"

@@ -212,3 +212,26 @@ def swap_window(
         (tmp / "audit.json").write_text(json.dumps(audit, indent=1) + "\n")
         (tmp / "data_list.txt").write_text("".join(n + "\n" for n in names))
     return {k: audit[k] for k in ("window", "pairs", "unpaired_originals", *totals)}
+
+
+def write_memmaps(batches_dir, out_dir) -> dict:
+    """The rewritten batches as OLMo raw token memmaps (``{b}.npy`` holding the bare uint32 tokens,
+    no header, as the paper's convert_arr_to_memmap.py), in ``data_list.txt`` order, and that list of
+    paths (``data.paths`` of an OLMo re-run config, read in order with shuffle_train: false)."""
+    from pathlib import Path
+
+    from intervene.atomic import atomic_path
+    from intervene.olmo import read_path_list
+
+    files = read_path_list(Path(batches_dir) / "data_list.txt")
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        names = []
+        for f in files:
+            arr = np.load(f)
+            if arr.dtype != np.uint32:
+                raise ValueError(f"{f}: tokens are {arr.dtype}, expected uint32")
+            name = Path(f).name
+            np.ascontiguousarray(arr).tofile(tmp / name)
+            names.append(name)
+        (tmp / "data_list.txt").write_text("".join(n + "\n" for n in names))
+    return {"files": len(names)}

@@ -134,13 +134,21 @@ def olmo_command(kind, path, other):
 
 
 def rerun_setting(key):
+    """A re-run's `from_step` / `steps`: from `reruns:`, or for an intervention named in
+    `interventions:` its window(c): from checkpoint c - K for K steps."""
+
     def get(wildcards):
         runs = config.get("reruns") or {}
-        if wildcards.run not in runs:
-            raise ValueError(
-                f"re-run {wildcards.run!r} is not configured under `reruns:`"
-            )
-        return runs[wildcards.run][key]
+        interventions = config.get("interventions") or {}
+        if wildcards.run in runs:
+            return runs[wildcards.run][key]
+        if wildcards.run in interventions:
+            K = config["train"]["save_interval"]
+            c = interventions[wildcards.run]["checkpoint"]
+            return {"from_step": c - K, "steps": K}[key]
+        raise ValueError(
+            f"re-run {wildcards.run!r} is neither under `reruns:` nor `interventions:`"
+        )
 
     return get
 

@@ -130,3 +130,32 @@ rule swap:
         "intervene swap --indices {input.indices} --doc-info-dir {params.doc_info_dir}"
         " --batches-root {params.batches_root} --batches-per-group {params.per_group}"
         " {params.flags} --seed {params.seed} --out-dir {output} > {log} 2>&1"
+
+
+rule memmap:
+    input:
+        "results/interventions/{name}/batches",
+    output:
+        directory("results/interventions/{name}/memmap"),
+    log:
+        "logs/interventions/{name}/memmap.log",
+    conda:
+        "../envs/intervene.yaml"
+    shell:
+        "intervene memmap --batches-dir {input} --out-dir {output} > {log} 2>&1"
+
+
+rule intervention_list:
+    input:
+        "results/interventions/{name}/batches",
+    output:
+        "results/reruns/{name}/data_list.txt",
+    log:
+        "logs/reruns/{name}_list.log",
+    wildcard_constraints:
+        name="|".join(INTERVENTIONS) or "no-intervention",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    shell:
+        "sed 's|^|../../interventions/{wildcards.name}/batches/|' {input}/data_list.txt > {output} 2> {log}"
