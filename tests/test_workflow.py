@@ -191,12 +191,43 @@ def test_run_selects_documents_for_the_interventions(run_dir):
         audit = json.loads((out / "audit.json").read_text())
         assert (out / "data_list.txt").read_text().split() == [f"{b}.npy" for b in range(10, 20)]
         assert audit["replaced"] + audit["skipped"] == audit["pairs"]
+        dc = audit["decoded_check"]  # decoded: removed texts gone, inserted texts there
+        assert not dc["problems"] and dc["removed_absent"] == dc["inserted_present"] == audit["pairs"]
         for b in range(10, 20):
             orig = np.load(res / "data" / "batches" / f"{1 + b // 12:03d}" / f"{b}.npy")
             new = np.load(out / f"{b}.npy")
             assert new.shape == orig.shape and new.dtype == orig.dtype
             if audit["per_batch"][str(b)]["replaced"] == 0:
                 assert (new == orig).all()
+
+
+def test_decoded_check_catches_a_bad_swap(run_dir, tmp_path):
+    import shutil
+
+    from intervene.swap import check_swap
+
+    res = run_dir / "results"
+    out = tmp_path / "batches"
+    shutil.copytree(res / "interventions" / "rm_coocc_200" / "batches", out)
+    changed = [
+        b
+        for b in range(10, 20)
+        if (
+            np.load(out / f"{b}.npy") != np.load(res / "data" / "batches" / f"{1 + b // 12:03d}" / f"{b}.npy")
+        ).any()
+    ]
+    assert changed
+    b = changed[0]  # put the original batch back: its removed documents are there again
+    shutil.copy(res / "data" / "batches" / f"{1 + b // 12:03d}" / f"{b}.npy", out / f"{b}.npy")
+    r = check_swap(
+        out,
+        res / "interventions" / "rm_coocc_200" / "doc_idxs.npz",
+        res / "data" / "doc_info",
+        res / "data" / "batches",
+        12,
+        res / "world" / "tokenizer",
+    )
+    assert r["problems"] > 0
 
 
 def test_intervention_rerun_and_memmaps(run_dir):

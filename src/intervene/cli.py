@@ -375,6 +375,7 @@ def _cmd_swap(a: argparse.Namespace) -> None:
         pair_by_new_first=a.pair_by_new_first,
         skip_extra=a.skip_extra,
         seed=a.seed,
+        tokenizer_dir=a.tokenizer,
     )
     log.info("swap: %s", json.dumps(r))
 
@@ -659,6 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pair-by-new-first", action="store_true", help="additions: largest new documents first")
     s.add_argument("--skip-extra", action="store_true", help="no extra documents for unpaired originals")
     s.add_argument("--seed", type=int, default=0, help="tie-breaking among equal sizes")
+    s.add_argument(
+        "--tokenizer", help="decode the result and check it (no removed text left, inserted there)"
+    )
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_cmd_swap)
 

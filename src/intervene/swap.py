@@ -128,6 +128,7 @@ def swap_window(
     pair_by_new_first: bool = False,
     skip_extra: bool = False,
     seed: int | None = 0,
+    tokenizer_dir=None,
 ) -> dict:
     """Write every batch of the intervention's window (``orig_window``), with the paired documents
     replaced, as ``{b}.npy`` into ``out_dir``, plus ``audit.json`` and ``data_list.txt`` (the files
@@ -211,7 +212,13 @@ def swap_window(
         }
         (tmp / "audit.json").write_text(json.dumps(audit, indent=1) + "\n")
         (tmp / "data_list.txt").write_text("".join(n + "\n" for n in names))
-    return {k: audit[k] for k in ("window", "pairs", "unpaired_originals", *totals)}
+        check = None
+        if tokenizer_dir is not None:  # before the folder appears: a crash never leaves it unchecked
+            check = check_swap(tmp, indices_npz, doc_info_dir, batches_root, batches_per_group, tokenizer_dir)
+            if check["problems"]:
+                raise ValueError(f"{out_dir}: decoded check failed: {check} (see {tmp / 'audit.json'})")
+    summary = {k: audit[k] for k in ("window", "pairs", "unpaired_originals", *totals)}
+    return {**summary, "decoded_check": check} if check else summary
 
 
 def write_memmaps(batches_dir, out_dir) -> dict:
@@ -235,3 +242,60 @@ def write_memmaps(batches_dir, out_dir) -> dict:
             names.append(name)
         (tmp / "data_list.txt").write_text("".join(n + "\n" for n in names))
     return {"files": len(names)}
+
+
+def check_swap(
+    out_dir, indices_npz, doc_info_dir, batches_root, batches_per_group: int, tokenizer_dir
+) -> dict:
+    """Decode the rewritten batches as the decode stage does (sequences joined by EOS, split into
+    documents) and check the swap in text: no removed document's text remains among a changed
+    batch's documents (unless the same text was inserted or also occurs elsewhere in the original
+    batch), and every inserted document that was not cut by the sequence end is there."""
+    import json
+    from pathlib import Path
+
+    from intervene.decode import split_documents
+    from intervene.tokenizer import decode_batch, load_tokenizer
+
+    tok = load_tokenizer(tokenizer_dir)
+    eos = tok.eos_token
+    z = np.load(indices_npz)
+    orig_info = _rows(doc_info_dir, [str(g) for g in z["orig_groups"]], batches_per_group)
+    new_info = _rows(doc_info_dir, [str(g) for g in z["new_groups"]], batches_per_group)
+    audit = json.loads((Path(out_dir) / "audit.json").read_text())
+    group_of = lambda b: f"{b // batches_per_group + 1:03d}"  # noqa: E731
+
+    def text(info, row, cache):
+        b, s, a, e = (int(x) for x in info[row])
+        if b not in cache:
+            cache[b] = np.load(Path(batches_root) / group_of(b) / f"{b}.npy")
+        return decode_batch(tok, [cache[b][s, a : e + 1].tolist()])[0]
+
+    by_batch: dict[int, list] = {}
+    for o, n in audit["pairs_orig_new_rows"]:
+        by_batch.setdefault(int(orig_info[o, 0]), []).append((o, n))
+    removed_ok = inserted_ok = 0
+    problems = []
+    cache: dict[int, np.ndarray] = {}
+    for b, pairs in sorted(by_batch.items()):
+        before = np.load(Path(batches_root) / group_of(b) / f"{b}.npy")
+        after = np.load(Path(out_dir) / f"{b}.npy")
+        docs_before = split_documents(decode_batch(tok, before.tolist()), eos)
+        docs_after = set(split_documents(decode_batch(tok, after.tolist()), eos))
+        inserted = {text(new_info, n, cache) for _, n in pairs}
+        for o, n in pairs:
+            t_old, t_new = text(orig_info, o, {b: before}), text(new_info, n, cache)
+            if t_old in docs_after and t_old not in inserted and docs_before.count(t_old) < 2:
+                problems.append({"batch": b, "orig_row": o, "issue": "removed document still present"})
+            else:
+                removed_ok += 1
+            if t_new in docs_after:
+                inserted_ok += 1
+            elif not any(d and t_new.startswith(d) for d in docs_after):  # a cut one is a prefix
+                problems.append({"batch": b, "new_row": n, "issue": "inserted document missing"})
+    result = {"removed_absent": removed_ok, "inserted_present": inserted_ok, "problems": problems}
+    audit["decoded_check"] = result
+    from intervene.atomic import write_text
+
+    write_text(Path(out_dir) / "audit.json", json.dumps(audit, indent=1) + "\n")
+    return {k: (len(v) if isinstance(v, list) else v) for k, v in result.items()}

@@ -112,6 +112,7 @@ rule swap:
         batches=lambda wc: expand(
             f"{DATA_DIR}/batches/{{group}}", group=intervention_groups(wc.name)
         ),
+        tokenizer=tokenizer_input(),
     output:
         directory("results/interventions/{name}/batches"),
     log:
@@ -126,10 +127,12 @@ rule swap:
         seed=lambda wc: INTERVENTIONS[wc.name].get("seed", 0),
         doc_info_dir=f"{DATA_DIR}/doc_info",
         batches_root=f"{DATA_DIR}/batches",
+        tokenizer=tokenizer_arg,
     shell:
         "intervene swap --indices {input.indices} --doc-info-dir {params.doc_info_dir}"
         " --batches-root {params.batches_root} --batches-per-group {params.per_group}"
-        " {params.flags} --seed {params.seed} --out-dir {output} > {log} 2>&1"
+        " {params.flags} --seed {params.seed} --tokenizer {params.tokenizer}"
+        " --out-dir {output} > {log} 2>&1"
 
 
 rule memmap:
