@@ -235,7 +235,11 @@ def test_intervention_rerun_and_memmaps(run_dir):
     memmaps hold the same tokens as raw uint32."""
     import json
 
-    targets = ["results/reruns/rm_coocc_200/run1/summary.json", "results/interventions/rm_coocc_200/memmap"]
+    targets = [
+        "results/reruns/rm_coocc_200/run1/summary.json",
+        "results/reruns/rm_coocc_200_control/run1/summary.json",
+        "results/interventions/rm_coocc_200/memmap",
+    ]
     r = snakemake(run_dir, "--cores", "2", *targets)
     assert r.returncode == 0, r.stderr[-3000:]
     res = run_dir / "results"
@@ -243,6 +247,12 @@ def test_intervention_rerun_and_memmaps(run_dir):
     assert s["final_step"] == 20 and s["checkpoints"] == [20]
     lines = (res / "reruns" / "rm_coocc_200" / "data_list.txt").read_text().split()
     assert lines == [f"../../interventions/rm_coocc_200/batches/{b}.npy" for b in range(10, 20)]
+    # the intervention's control re-reads the unmodified window and reproduces the original (CPU)
+    from intervene.train.replay import compare_checkpoints
+
+    control = res / "reruns" / "rm_coocc_200_control"
+    assert (control / "data_list.txt").read_text().split()[0] == "../../data/batches/001/10.npy"
+    assert compare_checkpoints(res / "train" / "original" / "step20", control / "run1" / "step20")["passed"]
     mm = res / "interventions" / "rm_coocc_200" / "memmap"
     for b in (10, 19):
         batch = np.load(res / "interventions" / "rm_coocc_200" / "batches" / f"{b}.npy")

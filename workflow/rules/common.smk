@@ -142,9 +142,12 @@ def rerun_setting(key):
         interventions = config.get("interventions") or {}
         if wildcards.run in runs:
             return runs[wildcards.run][key]
-        if wildcards.run in interventions:
+        name = wildcards.run.removesuffix(
+            "_control"
+        )  # a control: the same window, unmodified
+        if name in interventions:
             K = config["train"]["save_interval"]
-            c = interventions[wildcards.run]["checkpoint"]
+            c = interventions[name]["checkpoint"]
             return {"from_step": c - K, "steps": K}[key]
         raise ValueError(
             f"re-run {wildcards.run!r} is neither under `reruns:` nor `interventions:`"
