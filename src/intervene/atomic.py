@@ -48,3 +48,26 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+def write_npz(path: str | os.PathLike, **arrays) -> None:
+    """``np.savez`` into place atomically (the arrays' names are the keys)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def write_npy(path: str | os.PathLike, array) -> None:
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
+
+
+def write_sparse(path: str | os.PathLike, matrix) -> None:
+    """``scipy.sparse.save_npz`` into place atomically."""
+    import scipy.sparse as sp
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        sp.save_npz(fh, matrix)

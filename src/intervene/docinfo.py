@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from intervene._docinfo import build_rows, scan_batch
-from intervene.atomic import atomic_path
+from intervene.atomic import write_npy
 from intervene.tokenizer import SplitEos, load_tokenizer, split_eos_pattern
 
 #: Column order of a doc-info row.
@@ -115,9 +115,7 @@ def write_group_doc_info(
     rows = np.concatenate(parts)
     if check_text:
         check_against_text(rows, group_dir)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, rows)
+    write_npy(out, rows)
     return rows
 
 

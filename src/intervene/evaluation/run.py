@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from intervene.atomic import atomic_path, write_text
+from intervene.atomic import atomic_path, write_npz, write_text
 from intervene.evaluation.metrics import rc_metrics
 from intervene.evaluation.scoring import score_packed
 from intervene.evaluation.tasks import Instance, dataset_label, expand_tasks, load_task
@@ -199,9 +199,7 @@ def build_labels(
     """The paper's correctness-labels ``.npz``: ``steps``, ``dataset_labels`` (relation, subject or
     task of each instance), ``labels`` (instances x checkpoints, 0/1) for ``metric``."""
     steps, labels_of, labels = _label_matrix(eval_dirs, expand_tasks(tasks), metric)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, steps=np.array(steps), dataset_labels=np.array(labels_of), labels=labels)
+    write_npz(out, steps=np.array(steps), dataset_labels=np.array(labels_of), labels=labels)
     return {"steps": steps, "instances": int(labels.shape[0])}
 
 
@@ -221,9 +219,7 @@ def build_run_labels(
             raise ValueError(f"run {r}: checkpoints {steps} differ from run 1's {steps0}")
         steps0 = steps
         arrays[f"run{r}"] = m
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, steps=np.array(steps0), dataset_labels=np.array(labels_of), **arrays)
+    write_npz(out, steps=np.array(steps0), dataset_labels=np.array(labels_of), **arrays)
     return {"steps": steps0, "runs": len(runs), "instances": len(labels_of)}
 
 
@@ -254,9 +250,7 @@ def write_learned(
         "never_learned": int((k < 0).sum()),
         "per_relation": per_rel,
     }
-    with atomic_path(out_npz) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, steps=steps, dataset_labels=rels, learned_index=k, learned_step=learned_step)
+    write_npz(out_npz, steps=steps, dataset_labels=rels, learned_index=k, learned_step=learned_step)
     write_text(out_json, json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -274,7 +268,5 @@ def write_learned_indices(learned_npz: str | os.PathLike, step: int, out_npz: st
         m = rels == r
         local[m] = np.arange(int(m.sum()))
     idx = np.flatnonzero(learned_step == int(step))
-    with atomic_path(out_npz) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, inst_idxs=idx, local_idxs=local[idx], dataset_labels=rels[idx], step=np.int64(step))
+    write_npz(out_npz, inst_idxs=idx, local_idxs=local[idx], dataset_labels=rels[idx], step=np.int64(step))
     return {"step": int(step), "instances": int(idx.size)}

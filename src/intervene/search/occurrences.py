@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from intervene.atomic import atomic_path
+from intervene.atomic import write_npz
 from intervene.search.corpus import group_texts
 from intervene.search.find import find_terms
 
@@ -46,9 +46,7 @@ def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info
 
 
 def write_occurrences(out: str | os.PathLike, occ: dict) -> None:
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **occ)
+    write_npz(out, **occ)
 
 
 def load_occurrences(path: str | os.PathLike) -> dict:

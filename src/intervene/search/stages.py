@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from intervene.atomic import atomic_path, write_text
+from intervene.atomic import atomic_path, write_npy, write_sparse, write_text
 from intervene.search.bm25 import bm25_scores, top_k
 from intervene.search.corpus import group_texts
 from intervene.search.matrices import pair_doc_matrix, term_doc_matrix
@@ -131,9 +131,7 @@ def run_bm25(
     s = bm25_scores(tokenize(docs, tokenizer), tokenize(queries, tokenizer), method=method)
     if k:
         s = top_k(s, k)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            sp.save_npz(fh, s)
+    write_sparse(out, s)
     return {"queries": len(queries), "docs": len(docs), "nnz": int(s.nnz)}
 
 
@@ -162,9 +160,7 @@ def run_encode(
 
     tok, enc, pooling = load_encoder(model, kind, device)
     emb = encode(tok, enc, texts, pooling=pooling, device=device, batch_tokens=batch_tokens)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, emb)
+    write_npy(out, emb)
     return {"texts": len(texts), "dim": int(emb.shape[1]) if emb.size else 0}
 
 
@@ -175,7 +171,5 @@ def run_similarity(query_emb, doc_embs: list, out, *, k: int, device: str = "cpu
 
     q = np.load(query_emb)
     m = topk_similarity(q, (np.load(p, mmap_mode="r") for p in doc_embs), k, device=device)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            sp.save_npz(fh, m)
+    write_sparse(out, m)
     return {"queries": int(m.shape[0]), "docs": int(m.shape[1]), "nnz": int(m.nnz)}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from intervene.atomic import atomic_path
+from intervene.atomic import write_npz, write_sparse
 from intervene.search.occurrences import read_term_list
 from intervene.search.stages import term_file
 from intervene.select.mapping import map_by_scores
@@ -19,12 +19,6 @@ STRATEGIES = ("rm_coocc", "rm_occ", "add_coocc")
 
 def _stack(matrix_dir, relations, w: Window) -> sp.csr_matrix:
     return sp.vstack([window_matrix(matrix_dir, r, w) for r in relations], format="csr")
-
-
-def _save(out, **arrays) -> None:
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
 
 
 def select_documents(
@@ -77,7 +71,7 @@ def select_documents(
         subj, obj = _term_rows(terms_dir, pararel_root, relations, i_c, rel_labels)
         r = rm_occ(term_c, term_x, subj, obj, i_c, n_drop)
         w_n, extra_window = w_x, (c, end)
-    _save(
+    write_npz(
         out,
         orig_idxs=w_c.rows[r["orig"]],
         orig_inst_idxs=r["orig_inst"].astype(np.int64),
@@ -151,7 +145,7 @@ def map_documents(
         order = np.argsort(new, kind="stable")
         orig, new = new[order], orig[order]
         w_orig, w_new = ws, wt
-    _save(
+    write_npz(
         out,
         orig_idxs=orig,
         new_idxs=new,
@@ -200,7 +194,5 @@ def bm25_window(
     )
     if k:
         s = top_k(s, k)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            sp.save_npz(fh, s)
+    write_sparse(out, s)
     return {"queries": len(queries), "docs": len(w.rows), "nnz": int(s.nnz)}
