@@ -110,11 +110,19 @@ def _need(row: dict, keys: tuple[str, ...], source, i: int) -> None:
         raise ValueError(f"{source}: row {i} lacks field(s) {missing}")
 
 
-def load_pararel(data_root: str | os.PathLike, relation: str) -> list[Instance]:
+def pararel_split(data_root: str | os.PathLike, relation: str):
+    """(folder, its ``train`` split) of one relation's ParaRel-schema dataset."""
     path = Path(data_root) / f"pararel_patterns_{relation}"
     if not path.exists():
         raise FileNotFoundError(f"{path}: ParaRel-schema dataset folder not found")
-    ds = _load(path)["train"]
+    dd = _load(path)
+    if "train" not in dd:
+        raise ValueError(f"{path}: no 'train' split (has {list(dd)})")
+    return path, dd["train"]
+
+
+def load_pararel(data_root: str | os.PathLike, relation: str) -> list[Instance]:
+    path, ds = pararel_split(data_root, relation)
     out = []
     for i, row in enumerate(ds):
         _need(row, ("query", "object", "candidates"), path, i)

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from intervene.atomic import atomic_path, write_npy, write_sparse, write_text
+from intervene.evaluation.tasks import pararel_split
 from intervene.search.bm25 import bm25_scores, top_k
 from intervene.search.corpus import group_texts
 from intervene.search.matrices import pair_doc_matrix, term_doc_matrix
@@ -48,12 +49,10 @@ def run_search(group_dir, doc_info_path, terms_path, out, *, mode: str = "litera
     return {"terms": len(terms), "docs": int(occ["n_docs"]), "occurrences": int(occ["term"].size)}
 
 
-def _relation_pairs(pararel_root, rel: str, rel_terms: list[str]) -> np.ndarray:
-    import datasets
-
-    datasets.disable_progress_bars()
-    path = Path(pararel_root) / f"pararel_patterns_{rel}"
-    ds = datasets.load_from_disk(str(path))["train"]
+def relation_pairs(pararel_root, rel: str, rel_terms: list[str]) -> np.ndarray:
+    """Per instance of the relation, the rows of its stripped subject and object in ``rel_terms``
+    (the relation's term-file lines)."""
+    path, ds = pararel_split(pararel_root, rel)
     row = {t: i for i, t in enumerate(rel_terms)}
     pairs = []
     for i, (s, o) in enumerate(zip(ds["subject"], ds["object"], strict=True)):
@@ -83,7 +82,7 @@ def write_matrices(
             m = (
                 td
                 if kind == "term_doc"
-                else pair_doc_matrix(occ, vocab, rel_terms, _relation_pairs(pararel_root, rel, rel_list), td)
+                else pair_doc_matrix(occ, vocab, rel_terms, relation_pairs(pararel_root, rel, rel_list), td)
             )
             sp.save_npz(tmp / f"{rel}.npz", m)
             shapes[rel] = [int(x) for x in m.shape] + [int(m.nnz)]
@@ -92,12 +91,9 @@ def write_matrices(
 
 def pararel_queries(pararel_root, relations: list[str], *, with_answer: bool = False) -> list[str]:
     """The paper's BM25 queries for ParaRel: the subject, or ``"{subject} {object}"``."""
-    import datasets
-
-    datasets.disable_progress_bars()
     out = []
     for rel in relations:
-        ds = datasets.load_from_disk(str(Path(pararel_root) / f"pararel_patterns_{rel}"))["train"]
+        _, ds = pararel_split(pararel_root, rel)
         out += [f"{s} {o}" if with_answer else s for s, o in zip(ds["subject"], ds["object"], strict=True)]
     return out
 
@@ -140,13 +136,9 @@ def instance_queries(pararel_root, relations: list[str], query: str) -> list[str
     dataset's ``question`` column."""
     if query in ("subject", "subject_object"):
         return pararel_queries(pararel_root, relations, with_answer=query == "subject_object")
-    import datasets
-
-    datasets.disable_progress_bars()
     out = []
     for rel in relations:
-        path = Path(pararel_root) / f"pararel_patterns_{rel}"
-        ds = datasets.load_from_disk(str(path))["train"]
+        path, ds = pararel_split(pararel_root, rel)
         if query not in ds.column_names:
             raise ValueError(f"{path}: no {query!r} column for the queries")
         out += list(ds[query])

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from intervene.atomic import write_npz, write_sparse
 from intervene.search.occurrences import read_term_list
-from intervene.search.stages import term_file
+from intervene.search.stages import relation_pairs, term_file
 from intervene.select.mapping import map_by_scores
 from intervene.select.strategies import add_coocc, rm_coocc, rm_occ, with_cooccurrence
 from intervene.select.windows import Window, window, window_matrix
@@ -90,26 +90,18 @@ def select_documents(
 
 
 def _term_rows(terms_dir, pararel_root, relations, insts, rel_labels):
-    """Rows of the stacked term matrices holding each instance's subject and object."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    base, row_of, first_inst, pairs = 0, {}, {}, {}
+    """Rows of the stacked term matrices holding each instance's subject and object; instances are
+    the relations' rows stacked in order, as in the labels."""
+    stacked, base = [], 0
     for rel in relations:
         terms = read_term_list(term_file(terms_dir, rel))
-        row_of[rel] = ({t: i for i, t in enumerate(terms)}, base)
+        stacked.append(relation_pairs(pararel_root, rel, terms) + base)
         base += len(terms)
-        first_inst[rel] = rel_labels.index(rel)
-        ds = datasets.load_from_disk(str(Path(pararel_root) / f"pararel_patterns_{rel}"))["train"]
-        pairs[rel] = list(zip(ds["subject"], ds["object"], strict=True))
-    subj, obj = [], []
-    for i in insts.tolist():
-        rel = rel_labels[i]
-        s, o = pairs[rel][i - first_inst[rel]]
-        rows, b = row_of[rel]
-        subj.append(b + rows[s.strip()])
-        obj.append(b + rows[o.strip()])
-    return np.array(subj, dtype=np.int64), np.array(obj, dtype=np.int64)
+    pairs = np.concatenate(stacked)
+    order = np.repeat(np.array(relations), [len(p) for p in stacked])
+    if len(order) != len(rel_labels) or (order != np.array(rel_labels)).any():
+        raise ValueError(f"{pararel_root}: the relations' instances do not line up with the labels' rows")
+    return pairs[insts, 0], pairs[insts, 1]
 
 
 def map_documents(
