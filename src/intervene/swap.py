@@ -17,6 +17,10 @@ skips it too) and is reported.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from pathlib import Path
+
 import numpy as np
 
 
@@ -106,9 +110,15 @@ def apply_replacements(
     return out, stats
 
 
+def _batch_file(root, b: int, batches_per_group: int):
+    """``{root}/{group}/{b}.npy``: where the decode stage put batch ``b``."""
+    from intervene.decode import group_name
+
+    return Path(root) / group_name(b // batches_per_group) / f"{b}.npy"
+
+
 def _rows(doc_info_dir, groups, batches_per_group) -> np.ndarray:
     """Concatenated doc info of ``groups`` with global batch numbers: [n, 4] (batch, seq, start, end)."""
-    from pathlib import Path
 
     out = []
     for g in groups:
@@ -133,8 +143,6 @@ def swap_window(
     """Write every batch of the intervention's window (``orig_window``), with the paired documents
     replaced, as ``{b}.npy`` into ``out_dir``, plus ``audit.json`` and ``data_list.txt`` (the files
     in order, for a re-run)."""
-    import json
-    from pathlib import Path
 
     from intervene.atomic import atomic_path
 
@@ -147,8 +155,7 @@ def swap_window(
     first, last = (int(x) for x in z["orig_window"])
     orig_info = _rows(doc_info_dir, [str(g) for g in z["orig_groups"]], batches_per_group)
     new_info = _rows(doc_info_dir, [str(g) for g in z["new_groups"]], batches_per_group)
-    group_of = lambda b: f"{b // batches_per_group + 1:03d}"  # noqa: E731
-    L = np.load(Path(batches_root) / group_of(first) / f"{first}.npy", mmap_mode="r").shape[1]
+    L = np.load(_batch_file(batches_root, first, batches_per_group), mmap_mode="r").shape[1]
 
     def usable(info, idx):
         """Rows with tokens to move: not the empty-document markers (b, s, L, L) / (b, 0, 0, 0)."""
@@ -185,7 +192,7 @@ def swap_window(
         nb, ns, n0, n1 = (int(x) for x in new_info[n])
         if nb not in cache:
             cache.clear()
-            cache[nb] = np.load(Path(batches_root) / group_of(nb) / f"{nb}.npy")
+            cache[nb] = np.load(_batch_file(batches_root, nb, batches_per_group))
         toks = cache[nb][ns, n0 : n1 + 1].copy()
         ob, os_, o0, o1 = (int(x) for x in orig_info[o])
         reps_by_batch.setdefault(ob, []).append((os_, o0, o1, toks))
@@ -194,8 +201,7 @@ def swap_window(
     with atomic_path(out_dir, is_dir=True) as tmp:
         names = []
         for b in range(first, last):
-            src = Path(batches_root) / group_of(b) / f"{b}.npy"
-            batch = np.load(src)
+            batch = np.load(_batch_file(batches_root, b, batches_per_group))
             new_batch, st = apply_replacements(batch, reps_by_batch.get(b, []))
             np.save(tmp / f"{b}.npy", new_batch)
             names.append(f"{b}.npy")
@@ -225,7 +231,6 @@ def write_memmaps(batches_dir, out_dir) -> dict:
     """The rewritten batches as OLMo raw token memmaps (``{b}.npy`` holding the bare uint32 tokens,
     no header, as the paper's convert_arr_to_memmap.py), in ``data_list.txt`` order, and that list of
     paths (``data.paths`` of an OLMo re-run config, read in order with shuffle_train: false)."""
-    from pathlib import Path
 
     from intervene.atomic import atomic_path
     from intervene.olmo import read_path_list
@@ -251,8 +256,6 @@ def check_swap(
     documents) and check the swap in text: no removed document's text remains among a changed
     batch's documents (unless the same text was inserted or also occurs elsewhere in the original
     batch), and every inserted document that was not cut by the sequence end is there."""
-    import json
-    from pathlib import Path
 
     from intervene.decode import split_documents
     from intervene.tokenizer import decode_batch, load_tokenizer
@@ -263,12 +266,11 @@ def check_swap(
     orig_info = _rows(doc_info_dir, [str(g) for g in z["orig_groups"]], batches_per_group)
     new_info = _rows(doc_info_dir, [str(g) for g in z["new_groups"]], batches_per_group)
     audit = json.loads((Path(out_dir) / "audit.json").read_text())
-    group_of = lambda b: f"{b // batches_per_group + 1:03d}"  # noqa: E731
 
     def text(info, row, cache):
         b, s, a, e = (int(x) for x in info[row])
         if b not in cache:
-            cache[b] = np.load(Path(batches_root) / group_of(b) / f"{b}.npy")
+            cache[b] = np.load(_batch_file(batches_root, b, batches_per_group))
         return decode_batch(tok, [cache[b][s, a : e + 1].tolist()])[0]
 
     by_batch: dict[int, list] = {}
@@ -278,14 +280,15 @@ def check_swap(
     problems = []
     cache: dict[int, np.ndarray] = {}
     for b, pairs in sorted(by_batch.items()):
-        before = np.load(Path(batches_root) / group_of(b) / f"{b}.npy")
+        before = np.load(_batch_file(batches_root, b, batches_per_group))
         after = np.load(Path(out_dir) / f"{b}.npy")
-        docs_before = split_documents(decode_batch(tok, before.tolist()), eos)
+        times_before = Counter(split_documents(decode_batch(tok, before.tolist()), eos))
         docs_after = set(split_documents(decode_batch(tok, after.tolist()), eos))
-        inserted = {text(new_info, n, cache) for _, n in pairs}
-        for o, n in pairs:
-            t_old, t_new = text(orig_info, o, {b: before}), text(new_info, n, cache)
-            if t_old in docs_after and t_old not in inserted and docs_before.count(t_old) < 2:
+        new_texts = [text(new_info, n, cache) for _, n in pairs]
+        inserted = set(new_texts)
+        for (o, n), t_new in zip(pairs, new_texts, strict=True):
+            t_old = text(orig_info, o, {b: before})
+            if t_old in docs_after and t_old not in inserted and times_before[t_old] < 2:
                 problems.append({"batch": b, "orig_row": o, "issue": "removed document still present"})
             else:
                 removed_ok += 1

@@ -81,7 +81,7 @@ def select_documents(
         relations=np.array(relations),
         relation_labels=np.array(rel_labels),
         orig_window=np.array([c - K, c]),
-        new_window=np.array(extra_window if strategy == "rm_occ" else (c, c + K)),
+        new_window=np.array(extra_window),
         orig_groups=np.array(w_c.groups),
         new_groups=np.array(w_n.groups),
         strategy=np.str_(strategy),

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from intervene.decode import group_name
+
 
 @dataclass
 class Window:
@@ -30,7 +32,7 @@ def window(doc_info_dir: str | os.PathLike, first: int, last: int, batches_per_g
     if not 0 <= first < last:
         raise ValueError(f"window [{first}, {last}) is empty or negative")
     g0, g1 = first // batches_per_group, (last - 1) // batches_per_group
-    groups = [f"{g + 1:03d}" for g in range(g0, g1 + 1)]
+    groups = [group_name(g) for g in range(g0, g1 + 1)]
     rows, sizes, counts, base = [], [], [], 0
     for k, name in enumerate(groups):
         p = Path(doc_info_dir) / f"{name}.npy"
