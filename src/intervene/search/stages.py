@@ -124,6 +124,13 @@ def run_bm25(
     docs: list[str] = []
     for g in group_dirs:
         docs += group_texts(g)[0]
+    return write_bm25(docs, queries, out, k=k, method=method, tokenizer=tokenizer)
+
+
+def write_bm25(
+    docs: list[str], queries: list[str], out, *, k: int | None, method: str, tokenizer: str
+) -> dict:
+    """Tokenize, score (the index built over ``docs``), keep the top ``k`` per query, save."""
     s = bm25_scores(tokenize(docs, tokenizer), tokenize(queries, tokenizer), method=method)
     if k:
         s = top_k(s, k)

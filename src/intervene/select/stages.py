@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from intervene.atomic import write_npz, write_sparse
+from intervene.atomic import write_npz
 from intervene.search.occurrences import read_term_list
-from intervene.search.stages import relation_pairs, term_file
+from intervene.search.stages import relation_pairs, term_file, write_bm25
 from intervene.select.mapping import map_by_scores
 from intervene.select.strategies import add_coocc, rm_coocc, rm_occ, with_cooccurrence
 from intervene.select.windows import Window, window, window_matrix
@@ -175,16 +175,6 @@ def bm25_window(
 ) -> dict:
     """(queries x window documents) BM25 scores, the index built over the window's documents
     (as the paper's calc_bm25_scores.py indexes the chosen file range)."""
-    from intervene.search.bm25 import bm25_scores, top_k
-    from intervene.search.stages import tokenize
-
     w = window(doc_info_dir, first, last, batches_per_group)
-    s = bm25_scores(
-        tokenize(window_texts(batches_root, doc_info_dir, w), tokenizer),
-        tokenize(queries, tokenizer),
-        method=method,
-    )
-    if k:
-        s = top_k(s, k)
-    write_sparse(out, s)
-    return {"queries": len(queries), "docs": len(w.rows), "nnz": int(s.nnz)}
+    docs = window_texts(batches_root, doc_info_dir, w)
+    return write_bm25(docs, queries, out, k=k, method=method, tokenizer=tokenizer)
