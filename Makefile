@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo report bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py src/intervene/_docinfo.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,15 +29,24 @@ lint: setup
 test: lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
+# The whole experiment on the toy world; Snakemake's "N of M steps" lines are the progress display.
+# Interrupted (Ctrl-C, a kill), `make demo` again resumes: finished outputs are kept, training
+# restarts from its last checkpoint.
 demo: setup
-	$(SNAKEMAKE) --cores $(CORES)
-	@echo "Demo outputs: results/world (toy world), results/data (data order, batches, doc info),"
-	@echo "  results/train (original run checkpoints, replay_check.json: $$(grep -o '"passed": [a-z]*' results/train/replay_check.json))"
-	@echo "  results/eval/original (predictions per checkpoint, labels.npz, learned.json, figures)"
-	@echo "  results/search (term occurrences, term/pair matrices, BM25), results/interventions (selections)"
+	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete --quiet rules host reason
+	@echo "Outputs: results/world (toy world), results/data (data order, batches, doc info),"
+	@echo "  results/train (original run; replay check: $$(grep -o '"passed": [a-z]*' results/train/replay_check.json)),"
+	@echo "  results/eval (original run and re-runs), results/search, results/interventions, results/reruns."
+	@echo "Report: results/report/summary.html (also summary.md, effects.png); snakemake's: make report"
+	@echo "Headline (accuracy at the checkpoint after the rewritten window, 95% bootstrap CIs):"
+	@sed 's/^/  /' results/report/headline.txt
+
+report: setup
+	$(SNAKEMAKE) --cores $(CORES) --report results/report/snakemake_report.html
 
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks
 
 clean:
-	rm -rf results/world results/data results/train results/olmo results/benchmarks logs .snakemake
+	rm -rf results/world results/data results/train results/olmo results/benchmarks results/eval \
+		results/search results/interventions results/reruns results/report logs .snakemake

@@ -19,6 +19,7 @@ include: "workflow/rules/olmo_backend.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/match.smk"
 include: "workflow/rules/select.smk"
+include: "workflow/rules/experiment.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
         eval_targets(),
         match_targets(),
         intervention_targets(),
+        experiment_targets(),

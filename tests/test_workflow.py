@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,11 @@ def small_config(**data_over) -> dict:
     cfg["world"] = {**cfg["world"], **SMALL_WORLD}
     cfg["decode"] = {"batches_per_group": 12, "first_batch": 0, "last_batch": 30}
     cfg["train"].update(save_interval=10, replay_check={"from_step": 10, "steps": 10})
-    cfg["reruns"] = {"control": {"from_step": 10, "steps": 10, "runs": 1}}
+    cfg["experiment"] = {
+        **cfg["experiment"],
+        "runs": 2,
+        "bootstrap": {"samples": 200, "level": 0.9, "seed": 0},
+    }
     cfg["eval"]["target_steps"] = [20]
     cfg["match"]["bm25"]["k"] = 50
     cfg["interventions"] = {n: {**v, "checkpoint": 20} for n, v in cfg["interventions"].items()}
@@ -27,7 +33,7 @@ def small_config(**data_over) -> dict:
     return cfg
 
 
-def snakemake(workdir: Path, *args: str, cfg: dict | None = None) -> subprocess.CompletedProcess:
+def _snakemake_cmd(workdir: Path, *args: str, cfg: dict | None = None) -> tuple[list[str], dict]:
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg or small_config()))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -41,6 +47,11 @@ def snakemake(workdir: Path, *args: str, cfg: dict | None = None) -> subprocess.
         str(workdir),
         *args,
     ]
+    return cmd, env
+
+
+def snakemake(workdir: Path, *args: str, cfg: dict | None = None) -> subprocess.CompletedProcess:
+    cmd, env = _snakemake_cmd(workdir, *args, cfg=cfg)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -230,51 +241,74 @@ def test_decoded_check_catches_a_bad_swap(run_dir, tmp_path):
     assert r["problems"] > 0
 
 
-def test_intervention_rerun_and_memmaps(run_dir):
-    """An intervention's re-run trains from checkpoint c - K over its rewritten batches; the
-    memmaps hold the same tokens as raw uint32."""
+def test_intervention_reruns_controls_and_memmaps(run_dir):
+    """An intervention's re-runs train from checkpoint c - K over its rewritten batches; the control
+    of that window re-reads it unmodified, and its run 1 (in order) reproduces the original
+    checkpoint on CPU while run 2 reads a permutation; the memmaps hold the batches' tokens."""
     import json
 
-    targets = [
-        "results/reruns/rm_coocc_200/run1/summary.json",
-        "results/reruns/rm_coocc_200_control/run1/summary.json",
-        "results/interventions/rm_coocc_200/memmap",
-    ]
-    r = snakemake(run_dir, "--cores", "2", *targets)
+    r = snakemake(run_dir, "--cores", "2", "results/interventions/rm_coocc_200/memmap")
     assert r.returncode == 0, r.stderr[-3000:]
     res = run_dir / "results"
     s = json.loads((res / "reruns" / "rm_coocc_200" / "run1" / "summary.json").read_text())
-    assert s["final_step"] == 20 and s["checkpoints"] == [20]
+    assert s["final_step"] == 20 and s["checkpoints"] == [20] and s["order_seed"] is None
+    s2 = json.loads((res / "reruns" / "rm_coocc_200" / "run2" / "summary.json").read_text())
+    assert s2["order_seed"] == 2
     lines = (res / "reruns" / "rm_coocc_200" / "data_list.txt").read_text().split()
     assert lines == [f"../../interventions/rm_coocc_200/batches/{b}.npy" for b in range(10, 20)]
-    # the intervention's control re-reads the unmodified window and reproduces the original (CPU)
     from intervene.train.replay import compare_checkpoints
 
-    control = res / "reruns" / "rm_coocc_200_control"
-    assert (control / "data_list.txt").read_text().split()[0] == "../../data/batches/001/10.npy"
-    assert compare_checkpoints(res / "train" / "original" / "step20", control / "run1" / "step20")["passed"]
+    control = res / "reruns" / "control_10_20"
+    lines = (control / "data_list.txt").read_text().split()
+    assert lines == [f"../../data/batches/{1 + b // 12:03d}/{b}.npy" for b in range(10, 20)]
+    orig = res / "train" / "original" / "step20"
+    assert compare_checkpoints(orig, control / "run1" / "step20")["passed"]
+    assert not compare_checkpoints(orig, control / "run2" / "step20")["passed"]  # another order
     mm = res / "interventions" / "rm_coocc_200" / "memmap"
     for b in (10, 19):
         batch = np.load(res / "interventions" / "rm_coocc_200" / "batches" / f"{b}.npy")
         assert (np.fromfile(mm / f"{b}.npy", dtype=np.uint32).reshape(batch.shape) == batch).all()
 
 
-def test_control_rerun_target_reproduces_the_original(run_dir):
-    from intervene.train.replay import compare_checkpoints
+def test_effect_report(run_dir):
+    """Every re-run is evaluated; the effect of each intervention is computed from those labels
+    against the shared control, and the report documents them all."""
+    import json
 
-    r = snakemake(run_dir, "--cores", "2", "results/reruns/control/run1/summary.json")
-    assert r.returncode == 0, r.stderr[-3000:]
-    rerun = run_dir / "results" / "reruns" / "control" / "run1"
-    lines = (run_dir / "results" / "reruns" / "control" / "data_list.txt").read_text().split()
-    assert lines == [f"../../data/batches/{1 + b // 12:03d}/{b}.npy" for b in range(10, 20)]
-    assert compare_checkpoints(run_dir / "results" / "train" / "original" / "step20", rerun / "step20")[
-        "passed"
-    ]
+    from intervene.effect import compute_effect, targeted_instances
+    from intervene.effect.compute import run_matrix
+
+    res = run_dir / "results"
+    rep = res / "report"
+    names = ["rm_coocc_200", "rm_occ_200", "add_coocc_200", "bm25_200"]
+    z = np.load(res / "eval" / "reruns" / "control_10_20" / "labels.npz")
+    assert sorted(z.files) == ["dataset_labels", "run1", "run2", "steps"] and z["steps"].tolist() == [20]
+    # control run 1 = the original run's checkpoint 20: the same correctness
+    orig = np.load(res / "eval" / "original" / "labels.npz")
+    assert (z["run1"][:, 0] == orig["labels"][:, orig["steps"].tolist().index(20)]).all()
+    for name in names:
+        e = json.loads((rep / name / "effect.json").read_text())
+        _, inter, _ = run_matrix(res / "eval" / "reruns" / name / "labels.npz")
+        _, ctrl, _ = run_matrix(res / "eval" / "reruns" / "control_10_20" / "labels.npz")
+        tfile = (
+            res / "eval" / "original" / "learned_step20.npz"
+            if name == "bm25_200"
+            else res / "interventions" / name / "doc_idxs.npz"
+        )
+        ref = compute_effect(inter, ctrl, targeted_instances(tfile), n_boot=200, seed=0, level=0.9)
+        assert e["targeted"] == json.loads(json.dumps(ref["targeted"]))
+        assert e["runs"] == {"intervention": 2, "control": 2} and e["step"] == 20
+        assert e["swap"]["decoded_check"]["problems"] == 0 and e["replay_fidelity"]["passed"]
+        assert (rep / name / "effect.png").read_bytes()[:4] == b"\x89PNG"
+    head = (rep / "headline.txt").read_text().splitlines()
+    assert [h.split(" ")[0] for h in head] == names
+    md = (rep / "summary.md").read_text()
+    assert all(f"| {n} |" in md for n in names) and "## Swap audit" in md
+    assert (rep / "summary.html").read_text().count("data:image/png;base64,") == 1 + len(names)
 
 
 def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
-    """The same stage run by hand through the CLI reproduces the rule's output byte for byte,
-    and a second full run of the pipeline does too (determinism)."""
+    """The same stage run by hand through the CLI reproduces the rule's output byte for byte."""
     res = run_dir / "results"
     r = subprocess.run(
         [
@@ -295,17 +329,68 @@ def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "002.npy").read_bytes() == (res / "data" / "doc_info" / "002.npy").read_bytes()
 
+
+def _terminate_when(workdir: Path, condition, what: str) -> None:
+    """Start the pipeline and, as soon as ``condition()`` holds, SIGTERM its whole process group
+    (Snakemake and the jobs it runs: a terminal hang-up, a cluster's kill); wait until all are gone."""
+    cmd, env = _snakemake_cmd(workdir, "--cores", "2")
+    with open(workdir / f"killed_during_{what}.log", "w") as out:
+        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 900
+    try:
+        while not condition():
+            assert p.poll() is None, f"the pipeline ended before {what}"
+            assert time.monotonic() < deadline, f"no {what} within 900 s"
+            time.sleep(0.005)
+        os.killpg(p.pid, signal.SIGTERM)
+        assert p.wait(timeout=300) != 0
+        while time.monotonic() < deadline:  # the jobs unwind (temporary outputs removed), then exit
+            try:
+                os.killpg(p.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_killed_pipeline_resumes_to_identical_bytes(run_dir, tmp_path):
+    """Kill the whole pipeline during the original run's training, then during a swap; each time
+    nothing half-written is left, and the rerun resumes (training from its last checkpoint) and
+    ends with the same bytes as the uninterrupted run: every stage, the re-runs and the report."""
     d2 = tmp_path / "second"
+    res2 = d2 / "results"
+    orig = res2 / "train" / "original"
+
+    def training() -> bool:
+        return (orig / "step10").is_dir() and not (orig / "summary.json").exists()
+
+    def swapping() -> bool:
+        return any(res2.glob("interventions/*/.batches.tmp-*"))
+
+    _terminate_when(d2, training, "training")
+    assert not (orig / "summary.json").exists() and (orig / "step10").is_dir()
+    assert not list(res2.rglob("*.tmp-*")), "a killed job left temporary output behind"
+    _terminate_when(d2, swapping, "a swap")
+    assert not list(res2.rglob("*.tmp-*")), "a killed job left temporary output behind"
+    swapped = [p.parent.name for p in res2.glob("interventions/*/batches/audit.json")]
+    assert len(swapped) < 4  # at least the swap that was running is not there
     r = snakemake(d2, "--cores", "2")
     assert r.returncode == 0, r.stderr[-3000:]
-    a, b = res, d2 / "results"
-    files = sorted(
-        p.relative_to(a)
-        for p in a.rglob("*")
-        if p.is_file() and not {"benchmarks", "reruns", "dense", "memmap"} & set(p.parts)
+    assert (
+        "starting from results/train/original/step10" in (d2 / "logs" / "train" / "original.log").read_text()
     )
-    assert any(f.name == "model.safetensors" for f in files)
-    assert len(files) > 50
+
+    def outputs(root: Path) -> list[Path]:
+        skip = {"benchmarks", "dense", "memmap"}  # timings; and what other tests added to run_dir
+        return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and not skip & set(p.parts))
+
+    a, b = run_dir / "results", res2
+    files = outputs(a)
+    assert files == outputs(b)
+    assert any(f.name == "model.safetensors" for f in files) and len(files) > 100
+    assert Path("report/summary.html") in files and Path("reruns/control_10_20/run2/step20/optim.pt") in files
     for f in files:
         assert (b / f).read_bytes() == (a / f).read_bytes(), f
 

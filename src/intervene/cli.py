@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -103,6 +104,7 @@ def _cmd_train(a: argparse.Namespace) -> None:
         stop_after=a.stop_after,
         save_interval=a.save_interval,
         seed=a.seed,
+        order_seed=a.order_seed,
         device=a.device,
         microbatch=a.microbatch,
         tokenizer_dir=a.tokenizer,
@@ -386,6 +388,53 @@ def _cmd_memmap(a: argparse.Namespace) -> None:
     log.info("memmap: %s", json.dumps(write_memmaps(a.batches_dir, a.out_dir)))
 
 
+def _cmd_effect(a: argparse.Namespace) -> None:
+    from intervene.effect.compute import write_effect
+    from intervene.effect.plots import plot_effect
+
+    eff = write_effect(
+        a.name,
+        a.strategy,
+        a.intervention_labels,
+        a.control_labels,
+        a.targets,
+        a.out_json,
+        audit=a.audit,
+        replay=a.replay,
+        swap_direction=a.swap_direction,
+        n_boot=a.bootstrap,
+        seed=a.seed,
+        level=a.level,
+    )
+    if a.out_png:
+        plot_effect(eff, a.out_png)
+    t = eff["targeted"]
+    log.info(
+        "%s: targeted %d, accuracy %.3f vs control %.3f (change %+.3f)",
+        a.name,
+        t["n"],
+        t["intervention"]["accuracy"],
+        t["control"]["accuracy"],
+        t["difference"]["value"],
+    )
+
+
+def _cmd_report(a: argparse.Namespace) -> None:
+    from intervene.effect.plots import plot_effects
+    from intervene.effect.summary import write_summary
+
+    effects = [json.loads(Path(p).read_text()) for p in a.effects]
+    plot_effects(effects, a.out_png)
+    figures = {"effects": a.out_png}
+    for spec in a.figure or []:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--figure: {spec!r} is not NAME=PNG")
+        figures[name] = path
+    write_summary(a.effects, figures, a.out_md, a.out_html, a.out_headline)
+    sys.stdout.write(Path(a.out_headline).read_text())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -458,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stop-after", type=int, help="steps to train from the start checkpoint")
     s.add_argument("--save-interval", type=int, help="checkpoint every N steps (default: config)")
     s.add_argument("--seed", type=int, help="initialisation seed (default: the config's seed)")
+    s.add_argument(
+        "--order-seed",
+        type=int,
+        help="re-runs: read the data list's instances in this seed's permutation (repeated runs)",
+    )
     s.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     s.add_argument("--microbatch", type=int, help="micro-batch size (default: device_train_microbatch_size)")
     s.add_argument("--tokenizer", help="tokenizer folder copied into checkpoints (default: the config's)")
@@ -681,6 +735,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_batch_list)
 
+    s = sub.add_parser("effect", help="an intervention's effect: re-runs vs. controls, bootstrap CIs")
+    s.add_argument("--name", required=True, help="the intervention's name")
+    s.add_argument("--strategy", required=True)
+    s.add_argument("--intervention-labels", required=True, help="labels.npz (run1..runN) of its re-runs")
+    s.add_argument("--control-labels", required=True, help="labels.npz (run1..runN) of the control re-runs")
+    s.add_argument(
+        "--targets", required=True, help="doc_idxs.npz of the selection, or learned_step{N}.npz (mappings)"
+    )
+    s.add_argument("--audit", help="the swap's audit.json")
+    s.add_argument("--replay", help="replay_check.json")
+    s.add_argument("--swap-direction", action="store_true", help="a mapping that promotes its targets")
+    s.add_argument("--bootstrap", type=int, default=2000, help="bootstrap samples")
+    s.add_argument("--level", type=float, default=0.95, help="confidence level")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out-json", required=True)
+    s.add_argument("--out-png")
+    s.set_defaults(func=_cmd_effect)
+
+    s = sub.add_parser(
+        "report", help="the effect report (markdown, HTML, figure, headline) of all interventions"
+    )
+    s.add_argument("--effects", nargs="+", required=True, help="effect.json files")
+    s.add_argument("--figure", action="append", help="NAME=PNG: an intervention's figure to include")
+    s.add_argument("--out-md", required=True)
+    s.add_argument("--out-html", required=True)
+    s.add_argument("--out-png", required=True, help="the forest plot of all effects")
+    s.add_argument("--out-headline", required=True)
+    s.set_defaults(func=_cmd_report)
+
     s = sub.add_parser("olmo-config", help="write the OLMo (paper's fork) config of a re-run")
     s.add_argument(
         "--base-config", required=True, help="the original run's OLMo config (e.g. OLMo2-1B-stage1.yaml)"
@@ -704,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # SIGTERM (Snakemake stopping, Slurm cancelling) unwinds like Ctrl-C: temporary outputs are removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         args.func(args)
     except Exception as e:

@@ -2,6 +2,7 @@
 # Top-level code stays cheap: it reads the config only, never the data.
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -133,34 +134,74 @@ def olmo_command(kind, path, other):
     return convert_command(olmo["repo"], path, other, olmo["tokenizer_json"])
 
 
+EXPERIMENT = config.get("experiment") or {}
+CONTROL_RUN = re.compile(r"control_(\d+)_(\d+)")
+
+
+def rerun_window(run):
+    """[first, last) batches a re-run reads: a control `control_{first}_{last}` (the unmodified
+    window), or an intervention's window(c) = [c - K, c) (rewritten)."""
+    m = CONTROL_RUN.fullmatch(run)
+    if m:
+        return int(m[1]), int(m[2])
+    if run in INTERVENTIONS:
+        return mapping_window(run, "target")
+    raise ValueError(
+        f"re-run {run!r} is neither an intervention nor control_FIRST_LAST (a control window)"
+    )
+
+
 def rerun_setting(key):
-    """A re-run's `from_step` / `steps`: from `reruns:`, or for an intervention named in
-    `interventions:` its window(c): from checkpoint c - K for K steps."""
+    """A re-run's `from_step` (its first batch = the checkpoint it starts from) or `steps`."""
 
     def get(wildcards):
-        runs = config.get("reruns") or {}
-        interventions = config.get("interventions") or {}
-        if wildcards.run in runs:
-            return runs[wildcards.run][key]
-        name = wildcards.run.removesuffix(
-            "_control"
-        )  # a control: the same window, unmodified
-        if name in interventions:
-            K = config["train"]["save_interval"]
-            c = interventions[name]["checkpoint"]
-            return {"from_step": c - K, "steps": K}[key]
-        raise ValueError(
-            f"re-run {wildcards.run!r} is neither under `reruns:` nor `interventions:`"
-        )
+        first, last = rerun_window(wildcards.run)
+        return {"from_step": first, "steps": last - first}[key]
 
     return get
 
 
-def control_inputs(wildcards):
-    rc = (config.get("reruns") or {}).get("control")
-    if rc is None:
-        raise ValueError("`reruns: control:` is not configured")
-    return batch_groups_of(rc["from_step"], rc["from_step"] + rc["steps"])
+def control_of(name):
+    """The control re-runs of an intervention: its window, unmodified (shared by every intervention
+    on that window)."""
+    first, last = mapping_window(name, "target")
+    return f"control_{first}_{last}"
+
+
+def n_runs():
+    return EXPERIMENT.get("runs", 1)
+
+
+def order_flag(wildcards):
+    """Run 1 reads the window's batches in order (on CPU a control run 1 reproduces the original
+    checkpoint bit for bit); with `experiment.order: shuffle`, run r > 1 reads them in the
+    permutation of seed + r, the same for the intervention and its control (paired runs).
+    """
+    r = int(wildcards.r)
+    if EXPERIMENT.get("order", "given") == "shuffle" and r > 1:
+        return f"--order-seed {EXPERIMENT.get('seed', 0) + r}"
+    return ""
+
+
+def effect_targets(name):
+    """The file naming an intervention's targeted instances (see intervene.effect.targeted_instances)."""
+    if name in mapping_names():
+        return (
+            f"results/eval/original/learned_step{INTERVENTIONS[name]['checkpoint']}.npz"
+        )
+    return f"results/interventions/{name}/doc_idxs.npz"
+
+
+def experiment_targets():
+    """The effect report, once interventions can be selected (the original run's evaluation and
+    the matching stage exist)."""
+    if not (intervention_targets() and EXPERIMENT):
+        return []
+    return [
+        "results/report/summary.md",
+        "results/report/summary.html",
+        "results/report/headline.txt",
+    ]
 
 
 def original_steps():
@@ -294,6 +335,10 @@ def swap_flags(name):
     if v.get("skip_extra", adding):
         flags.append("--skip-extra")
     return " ".join(flags)
+
+
+# wildcard constraint of a re-run's name: an intervention, or a control window
+RERUN_NAMES = "|".join([*INTERVENTIONS, r"control_\d+_\d+"])
 
 
 def intervention_targets():

@@ -162,24 +162,3 @@ rule intervention_list:
         "../envs/intervene.yaml"
     shell:
         "sed 's|^|../../interventions/{wildcards.name}/batches/|' {input}/data_list.txt > {output} 2> {log}"
-
-
-rule intervention_control_list:
-    input:
-        lambda wc: batch_groups_of(*mapping_window(wc.name, "target")),
-    output:
-        "results/reruns/{name}_control/data_list.txt",
-    log:
-        "logs/reruns/{name}_control_list.log",
-    wildcard_constraints:
-        name="|".join(INTERVENTIONS) or "no-intervention",
-    localrule: True
-    conda:
-        "../envs/intervene.yaml"
-    params:
-        batches_root=f"{DATA_DIR}/batches",
-        per=config["decode"]["batches_per_group"],
-        window=lambda wc: " ".join(str(x) for x in mapping_window(wc.name, "target")),
-    shell:
-        "set -- {params.window}; intervene batch-list --batches-root {params.batches_root}"
-        " --first $1 --last $2 --batches-per-group {params.per} --out {output} > {log} 2>&1"

@@ -1,4 +1,6 @@
-# Pretraining with the built-in trainer: the original run (toy world) and the replay-fidelity check.
+# Pretraining with the built-in trainer: the original run (toy world), the replay-fidelity check, and
+# re-runs (rule `pretrain_rerun`) from a checkpoint over an intervention's rewritten window or, for a
+# control `control_{first}_{last}`, over the unmodified batches of that window.
 
 
 rule pretrain_original:
@@ -66,23 +68,23 @@ rule replay_check:
 
 rule control_list:
     input:
-        control_inputs,
+        lambda wc: batch_groups_of(int(wc.first), int(wc.last)),
     output:
-        "results/reruns/control/data_list.txt",
+        "results/reruns/control_{first}_{last}/data_list.txt",
     log:
-        "logs/reruns/control_list.log",
+        "logs/reruns/control_{first}_{last}_list.log",
+    wildcard_constraints:
+        first=r"\d+",
+        last=r"\d+",
     localrule: True
     conda:
         "../envs/intervene.yaml"
     params:
-        batches_root=lambda wc, input: os.path.dirname(input[0]),
+        batches_root=f"{DATA_DIR}/batches",
         per=config["decode"]["batches_per_group"],
-        first=lambda wc: config["reruns"]["control"]["from_step"],
-        last=lambda wc: config["reruns"]["control"]["from_step"]
-        + config["reruns"]["control"]["steps"],
     shell:
-        "intervene batch-list --batches-root {params.batches_root} --first {params.first}"
-        " --last {params.last} --batches-per-group {params.per} --out {output} > {log} 2>&1"
+        "intervene batch-list --batches-root {params.batches_root} --first {wildcards.first}"
+        " --last {wildcards.last} --batches-per-group {params.per} --out {output} > {log} 2>&1"
 
 
 rule pretrain_rerun:
@@ -97,6 +99,7 @@ rule pretrain_rerun:
     benchmark:
         "results/benchmarks/reruns/{run}/run{r}.tsv"
     wildcard_constraints:
+        run=RERUN_NAMES,
         r=r"\d+",
     conda:
         "../envs/intervene.yaml"
@@ -114,7 +117,8 @@ rule pretrain_rerun:
         steps=rerun_setting("steps"),
         launcher=intervene_launcher(),
         device=config["train"]["device"],
+        order=order_flag,
     shell:
         "{params.launcher} train --train-config {input.train_config} --load-path {params.load_path}"
         " --data-list {input.data_list} --stop-after {params.steps} --save-interval {params.steps}"
-        " --out {params.out} --device {params.device} > {log} 2>&1"
+        " {params.order} --out {params.out} --device {params.device} > {log} 2>&1"

@@ -96,13 +96,18 @@ def train(
     stop_after: int | None = None,
     save_interval: int | None = None,
     seed: int | None = None,
+    order_seed: int | None = None,
     device: str | None = None,
     microbatch: int | None = None,
     tokenizer_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Train and save ``out_dir/step{N}`` checkpoints; resumes from the newest one in ``out_dir``.
 
-    ``data_list`` switches to a re-run over those files (requires ``load_path``). Returns a summary.
+    ``data_list`` switches to a re-run over those files (requires ``load_path``). ``order_seed``
+    (re-runs only) reads the files' instances in a seeded permutation instead of in order: how
+    repeated runs of one intervention differ on CPU, where a replay is otherwise bit-identical; run r
+    of an intervention and run r of its control share the seed, hence the permutation (paired runs).
+    Returns a summary.
     """
     rank, world, local_rank = _dist_env()
     if device is None:
@@ -132,7 +137,11 @@ def train(
             raise ValueError("a re-run over given batch files needs the checkpoint to start from (load_path)")
         source = InstanceFiles(read_path_list(data_list), spec.dtype, L)
         order = np.arange(source.num_instances, dtype=np.int64)
+        if order_seed is not None:
+            order = np.random.Generator(np.random.PCG64(int(order_seed))).permutation(order)
     else:
+        if order_seed is not None:
+            raise ValueError("order_seed permutes a re-run's batch files: it needs data_list")
         source = InstanceFiles(data_files(spec), spec.dtype, L)
         if order_path is not None:
             order = load_order(order_path, source.num_instances, world, spec.drop_last)
@@ -198,12 +207,16 @@ def train(
     metrics_path = out / "metrics.jsonl"
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0 and metrics_path.exists():  # drop steps after the checkpoint we resume from
-        kept = [
-            ln
-            for ln in metrics_path.read_text().splitlines()
-            if json.loads(ln)["step"] <= state["global_step"]
-        ]
-        metrics_path.write_text("".join(ln + "\n" for ln in kept))
+        kept = []
+        for ln in metrics_path.read_text().splitlines():
+            try:
+                rec = json.loads(ln)
+            except json.JSONDecodeError:  # a line cut short by a kill: nothing after it counts
+                break
+            if rec["step"] > state["global_step"]:
+                break
+            kept.append(ln)
+        write_text(metrics_path, "".join(ln + "\n" for ln in kept))
 
     def save() -> None:
         if rank == 0:
@@ -262,6 +275,7 @@ def train(
     summary = {
         "final_step": state["global_step"],
         "world_size": world,
+        "order_seed": order_seed,
         "checkpoints": sorted(checkpoints(out)),
     }
     if rank == 0:  # written last: its presence means the run is complete

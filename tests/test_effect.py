@@ -1,0 +1,213 @@
+"""The effect report's numbers: a hand-computed case, the bootstrap, target files, the documents."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from intervene.effect import bootstrap_means, compute_effect, percentile_ci, targeted_instances
+from intervene.effect.compute import run_matrix, write_effect
+from intervene.effect.summary import write_summary
+
+# 2 intervention runs and 2 control runs over 6 instances; instances 0-2 are targeted.
+INTER = np.array([[0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 0, 0]])
+CTRL = np.array([[1, 1, 1, 1, 1, 0], [1, 1, 0, 1, 1, 0]])
+TARGETS = np.array([2, 0, 1, 1])  # unordered, with a repeat: the set {0, 1, 2}
+
+
+def test_hand_computed_case():
+    e = compute_effect(INTER, CTRL, TARGETS, np.array(list("aabbcc")), n_boot=500, seed=3)
+    t, o = e["targeted"], e["others"]
+    assert t["n"] == 3 and o["n"] == 3
+    # pooled = mean over instances of the per-instance fraction of runs correct
+    assert t["intervention"]["accuracy"] == pytest.approx((0 + 0.5 + 1) / 3)
+    assert t["control"]["accuracy"] == pytest.approx((1 + 1 + 0.5) / 3)
+    assert t["difference"]["value"] == pytest.approx(0.5 - 5 / 6)
+    assert [r["accuracy"] for r in t["intervention"]["per_run"]] == pytest.approx([1 / 3, 2 / 3])
+    assert [r["accuracy"] for r in t["control"]["per_run"]] == pytest.approx([1.0, 2 / 3])
+    assert o["intervention"]["accuracy"] == pytest.approx(0.5)
+    assert o["control"]["accuracy"] == pytest.approx(2 / 3)
+    assert e["difference_in_differences"]["value"] == pytest.approx((0.5 - 5 / 6) - (0.5 - 2 / 3))
+    # majority of runs: instance 2's control is 1 of 2 (not a majority) -> gained; 0, 1 lost; 4 lost
+    assert e["flips"] == {"targeted": {"lost": 2, "gained": 1}, "others": {"lost": 1, "gained": 0}}
+    assert [d["instance"] for d in e["targeted_instances"]] == [0, 1, 2]
+    assert e["targeted_instances"][1] == {
+        "instance": 1,
+        "dataset": "a",
+        "intervention_runs_correct": 1,
+        "control_runs_correct": 2,
+    }
+    assert e["runs"] == {"intervention": 2, "control": 2}
+    for side in (t["intervention"], t["control"], o["intervention"], o["control"]):
+        lo, hi = side["ci"]
+        assert lo <= side["accuracy"] <= hi
+    lo, hi = t["difference"]["ci"]
+    assert lo <= t["difference"]["value"] <= hi and lo < hi
+
+
+def test_effect_is_deterministic_and_seeded():
+    a = compute_effect(INTER, CTRL, TARGETS, n_boot=300, seed=1)
+    assert a == compute_effect(INTER, CTRL, TARGETS, n_boot=300, seed=1)
+    rows = np.vstack([INTER, CTRL]).astype(float)
+    assert not np.array_equal(
+        bootstrap_means(rows, n_boot=50, seed=1), bootstrap_means(rows, n_boot=50, seed=2)
+    )
+
+
+def test_bootstrap_matches_a_plain_reference_and_is_chunk_invariant():
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 2, size=(3, 50)).astype(float)
+    got = bootstrap_means(rows, n_boot=97, seed=5, chunk=10)
+    assert np.array_equal(got, bootstrap_means(rows, n_boot=97, seed=5, chunk=1000))
+    # reference: one draw at a time from the same generator, rows resampled together (paired)
+    ref_rng = np.random.Generator(np.random.PCG64(5))
+    ref = np.array([rows[:, ref_rng.integers(0, 50, size=(1, 50))[0]].mean(axis=1) for _ in range(97)])
+    assert np.allclose(got, ref)
+
+
+def test_bootstrap_ci_has_the_binomial_width():
+    x = np.r_[np.ones(200), np.zeros(200)]  # p = 0.5, n = 400: normal-approx. 95% half-width 0.049
+    lo, hi = percentile_ci(bootstrap_means(x, n_boot=4000, seed=0)[:, 0], 0.95)
+    assert 0.085 < hi - lo < 0.11 and lo < 0.5 < hi
+    assert percentile_ci(bootstrap_means(np.ones(30), n_boot=200)[:, 0]) == (1.0, 1.0)
+
+
+def test_empty_target_set_gives_nan_not_a_crash():
+    e = compute_effect(INTER, CTRL, np.array([], dtype=np.int64), n_boot=100)
+    assert e["targeted"]["n"] == 0 and np.isnan(e["targeted"]["intervention"]["accuracy"])
+    assert e["others"]["n"] == 6
+
+
+def test_bad_shapes_and_targets_are_errors():
+    with pytest.raises(ValueError, match="same instances"):
+        compute_effect(INTER, CTRL[:, :5], TARGETS)
+    with pytest.raises(ValueError, match=r"\[0, 6\)"):
+        compute_effect(INTER, CTRL, np.array([6]))
+
+
+def _labels(path, runs, steps=(20,)):
+    np.savez(
+        path,
+        steps=np.array(steps),
+        dataset_labels=np.array(list("aabbcc")),
+        **{f"run{i + 1}": r[:, None].repeat(len(steps), axis=1) for i, r in enumerate(runs)},
+    )
+    return path
+
+
+def test_target_files(tmp_path):
+    np.savez(tmp_path / "rm.npz", strategy=np.str_("rm_coocc"), orig_inst_idxs=[4, 1], new_inst_idxs=[])
+    np.savez(tmp_path / "add.npz", strategy=np.str_("add_coocc"), orig_inst_idxs=[], new_inst_idxs=[3])
+    np.savez(tmp_path / "learned.npz", inst_idxs=[5, 0])
+    np.savez(tmp_path / "other.npz", x=[1])
+    assert targeted_instances(tmp_path / "rm.npz").tolist() == [1, 4]
+    assert targeted_instances(tmp_path / "add.npz").tolist() == [3]
+    assert targeted_instances(tmp_path / "learned.npz").tolist() == [0, 5]
+    with pytest.raises(ValueError, match="other.npz"):
+        targeted_instances(tmp_path / "other.npz")
+
+
+def test_run_matrix_reads_runs_in_numeric_order(tmp_path):
+    runs = [np.full(6, i % 2) for i in range(11)]  # run10 must come after run9, not after run1
+    rels, m, step = run_matrix(_labels(tmp_path / "l.npz", runs))
+    assert step == 20 and m.shape == (11, 6) and m[:, 0].tolist() == [i % 2 for i in range(11)]
+    with pytest.raises(ValueError, match="no checkpoint 7"):
+        run_matrix(tmp_path / "l.npz", step=7)
+
+
+def test_effect_files_and_report_documents(tmp_path):
+    from intervene.effect.plots import plot_effect, plot_effects
+
+    inter = _labels(tmp_path / "inter.npz", list(INTER))
+    ctrl = _labels(tmp_path / "ctrl.npz", list(CTRL))
+    np.savez(tmp_path / "sel.npz", strategy=np.str_("rm_coocc"), orig_inst_idxs=[0, 1, 2], new_inst_idxs=[])
+    audit = tmp_path / "audit.json"
+    audit.write_text(
+        json.dumps(
+            {
+                "window": [10, 20],
+                "pairs": 7,
+                "replaced": 7,
+                "tokens_in": 70,
+                "tokens_out": 70,
+                "truncated": 0,
+                "skipped": 0,
+                "per_batch": {},
+                "decoded_check": {"removed_absent": 7, "inserted_present": 7, "problems": []},
+            }
+        )
+    )
+    replay = tmp_path / "replay.json"
+    replay.write_text(
+        json.dumps(
+            {
+                "passed": True,
+                "max_abs_diff": 0.0,
+                "atol": 0.0,
+                "reference": "step20",
+                "tensors": 9,
+                "tensors_not_bit_identical": 0,
+            }
+        )
+    )
+    e = write_effect(
+        "rm_x",
+        "rm_coocc",
+        inter,
+        ctrl,
+        tmp_path / "sel.npz",
+        tmp_path / "effect.json",
+        audit=audit,
+        replay=replay,
+        n_boot=200,
+    )
+    assert json.loads((tmp_path / "effect.json").read_text()) == json.loads(json.dumps(e))
+    assert e["expected"] == "decrease" and e["step"] == 20 and e["swap"]["replaced"] == 7
+    assert e["swap"]["decoded_check"]["problems"] == 0 and e["replay_fidelity"]["passed"]
+    plot_effect(e, tmp_path / "e.png")
+    plot_effects([e], tmp_path / "all.png")
+    write_summary(
+        [tmp_path / "effect.json"],
+        {"effects": tmp_path / "all.png", "rm_x": tmp_path / "e.png"},
+        tmp_path / "s.md",
+        tmp_path / "s.html",
+        tmp_path / "h.txt",
+    )
+    md, page, head = ((tmp_path / f).read_text() for f in ("s.md", "s.html", "h.txt"))
+    assert "| rm_x | rm_coocc | decrease | 3 | 0.833 " in md and "0.500" in md
+    assert "![rm_x](e.png)" in md and "passed" in md
+    assert page.count("data:image/png;base64,") == 2 and "<td>rm_x</td>" in page
+    assert head.startswith("rm_x (rm_coocc, 3 targeted, 2 runs vs 2 controls): targeted accuracy 0.50 [")
+    assert "change -0.33 [" in head
+    # the same inputs give the same bytes
+    before = [(tmp_path / f).read_bytes() for f in ("effect.json", "e.png", "s.md", "s.html")]
+    write_effect(
+        "rm_x",
+        "rm_coocc",
+        inter,
+        ctrl,
+        tmp_path / "sel.npz",
+        tmp_path / "effect.json",
+        audit=audit,
+        replay=replay,
+        n_boot=200,
+    )
+    plot_effect(e, tmp_path / "e.png")
+    write_summary(
+        [tmp_path / "effect.json"],
+        {"effects": tmp_path / "all.png", "rm_x": tmp_path / "e.png"},
+        tmp_path / "s.md",
+        tmp_path / "s.html",
+        tmp_path / "h.txt",
+    )
+    assert before == [(tmp_path / f).read_bytes() for f in ("effect.json", "e.png", "s.md", "s.html")]
+
+
+def test_mismatched_evaluations_are_an_error(tmp_path):
+    inter = _labels(tmp_path / "inter.npz", list(INTER))
+    ctrl = _labels(tmp_path / "ctrl.npz", list(CTRL), steps=(30,))
+    np.savez(tmp_path / "sel.npz", strategy=np.str_("rm_coocc"), orig_inst_idxs=[0], new_inst_idxs=[])
+    with pytest.raises(ValueError, match="ctrl.npz"):
+        write_effect("x", "rm_coocc", inter, ctrl, tmp_path / "sel.npz", tmp_path / "e.json")
