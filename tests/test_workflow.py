@@ -301,10 +301,16 @@ def test_effect_report(run_dir):
         assert e["swap"]["decoded_check"]["problems"] == 0 and e["replay_fidelity"]["passed"]
         assert (rep / name / "effect.png").read_bytes()[:4] == b"\x89PNG"
     head = (rep / "headline.txt").read_text().splitlines()
-    assert [h.split(" ")[0] for h in head] == names
+    configured = yaml.safe_load((run_dir / "config" / "config.yaml").read_text())["interventions"]
+    assert [h.split(" ")[0] for h in head] == list(configured)  # in the config's order
     md = (rep / "summary.md").read_text()
     assert all(f"| {n} |" in md for n in names) and "## Swap audit" in md
     assert (rep / "summary.html").read_text().count("data:image/png;base64,") == 1 + len(names)
+    # Snakemake's own report gathers the report() outputs with their captions
+    r = snakemake(run_dir, "--report", str(run_dir / "snakemake_report.html"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    page = (run_dir / "snakemake_report.html").read_text()
+    assert "effects.png" in page and "summary.html" in page
 
 
 def test_cli_and_rule_give_identical_bytes(run_dir, tmp_path):
