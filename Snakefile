@@ -15,6 +15,13 @@ include: "workflow/rules/data_order.smk"
 include: "workflow/rules/decode.smk"
 include: "workflow/rules/doc_info.smk"
 include: "workflow/rules/train.smk"
+
+
+if RELEASED and not config["train"]["original"]:
+
+    include: "workflow/rules/released.smk"
+
+
 include: "workflow/rules/olmo_backend.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/match.smk"

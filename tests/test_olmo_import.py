@@ -124,3 +124,35 @@ def test_up_gate_order_and_errors(olmo_checkpoint, tmp_path):
     (src / "optim.pt").unlink()
     with pytest.raises(FileNotFoundError, match="optim.pt"):
         import_olmo_checkpoint(src, tmp_path / "x")
+
+
+def test_fetch_unsharded_downloads_the_folder(tmp_path):
+    """A released checkpoint folder is fetched file by file over HTTP and appears only when complete."""
+    import functools
+    import http.server
+    import threading
+
+    from intervene.train.released import UNSHARDED_FILES, fetch_unsharded
+
+    src = tmp_path / "srv" / "step7-unsharded"
+    src.mkdir(parents=True)
+    for i, name in enumerate(UNSHARDED_FILES):
+        (src / name).write_bytes(bytes([i]) * (1000 + i))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "srv"))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/step7-unsharded/"
+        out = fetch_unsharded(url, tmp_path / "ckpt")
+        for name in UNSHARDED_FILES:
+            assert (out / name).read_bytes() == (src / name).read_bytes()
+        (src / "optim.pt").unlink()  # a missing file: an error, and no folder that looks done
+        import pytest
+
+        with pytest.raises(Exception, match="optim.pt"):
+            fetch_unsharded(url, tmp_path / "ckpt2")
+        assert not (tmp_path / "ckpt2").exists()
+    finally:
+        srv.shutdown()
+        srv.server_close()

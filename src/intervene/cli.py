@@ -435,6 +435,12 @@ def _cmd_report(a: argparse.Namespace) -> None:
     sys.stdout.write(Path(a.out_headline).read_text())
 
 
+def _cmd_fetch_checkpoint(a: argparse.Namespace) -> None:
+    from intervene.train.released import fetch_unsharded
+
+    log.info("fetched %s -> %s", a.url, fetch_unsharded(a.url, a.out))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -535,6 +541,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reference", help="original run's checkpoint step{c+k}")
     g.add_argument("--replay", help="replay's checkpoint step{c+k}")
     s.set_defaults(func=_cmd_replay_check)
+
+    s = sub.add_parser("fetch-checkpoint", help="download a released OLMo unsharded checkpoint folder")
+    s.add_argument(
+        "--url", required=True, help=".../stepN-unsharded/ (config.yaml, model.pt, optim.pt, train.pt)"
+    )
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_fetch_checkpoint)
 
     s = sub.add_parser("import-olmo", help="import an OLMo unsharded checkpoint (model, optimizer, counters)")
     s.add_argument("--olmo-dir", required=True, help="stepN-unsharded/ with model.pt, optim.pt, train.pt")

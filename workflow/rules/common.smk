@@ -74,12 +74,45 @@ def download_manifests():
     return expand("resources/manifests/shard_{shard}.tsv", shard=range(n))
 
 
+def train_nodes():
+    return config["train"].get("nodes", 1)
+
+
+def srun_launch():
+    """Several nodes (or `train.launcher: srun`): one torchrun per node under srun, inside the job."""
+    return train_nodes() > 1 or config["train"].get("launcher", "torchrun") == "srun"
+
+
 def intervene_launcher():
-    """`intervene`, or `torchrun ... -m intervene.cli` when the config asks for several processes."""
+    """`intervene`; `torchrun --standalone ...` for several processes on one node; or, under Slurm,
+    `srun` starting one torchrun per node (workflow/scripts/torchrun_node.sh) whose rendezvous is
+    the allocation's first node."""
     n = config["train"]["nproc"]
+    if srun_launch():
+        script = os.path.join(
+            workflow.basedir, "workflow", "scripts", "torchrun_node.sh"
+        )
+        return (
+            f"srun --nodes={train_nodes()} --ntasks-per-node=1 --ntasks={train_nodes()}"
+            f" bash {script} {n}"
+        )
     if n == 1:
         return "intervene"
     return f"torchrun --standalone --nproc_per_node={n} -m intervene.cli"
+
+
+def train_resources():
+    """Slurm resources of a training job (ignored when running locally): GPUs per node, nodes, one
+    task per process (`mpi: srun` lets the job's shell call srun itself; `tasks_per_gpu: 0` keeps
+    the executor plugin from adding --ntasks-per-gpu)."""
+    t = config["train"]
+    n, nodes, cuda = t["nproc"], train_nodes(), t["device"] == "cuda"
+    res = {"gpu": n * nodes if cuda and nodes == 1 else 0}
+    if cuda and nodes > 1:
+        res["gres"] = f"gpu:{n}"  # per node
+    if srun_launch():
+        res.update(nodes=nodes, tasks=n * nodes, mpi="srun", tasks_per_gpu=0)
+    return res
 
 
 def batch_groups_of(first, last):
@@ -205,9 +238,14 @@ def experiment_targets():
 
 
 def original_steps():
-    """Checkpoint steps of the toy original run (known from the config: no data is read)."""
+    """Checkpoint steps of the original run (from the config: no data is read): every
+    `train.save_interval` up to `train.stop_at` (default: the toy world's `num_steps`).
+    """
+    if (config.get("eval") or {}).get("steps"):
+        return list(config["eval"]["steps"])
     w, t = config.get("world", {}), config["train"]
-    return list(range(0, w.get("num_steps", 400) + 1, t["save_interval"]))
+    last = t.get("stop_at") or w.get("num_steps", 400)
+    return list(range(0, last + 1, t["save_interval"]))
 
 
 EVAL = config.get("eval") or {}
@@ -231,8 +269,52 @@ def eval_args():
     return " ".join(args)
 
 
+RELEASED = config["train"].get("released") or {}
+
+
+def has_original_run():
+    """Checkpoints of an original run exist: trained here, or released (imported on demand)."""
+    return bool(config["train"]["original"] or RELEASED)
+
+
+def original_checkpoint(step):
+    return f"{TRAIN_DIR}/original/step{step}"
+
+
+def original_run_input(wildcards):
+    """What an evaluation of the original run's checkpoint waits for: the run trained here (its
+    summary is written last), or nothing for a released checkpoint (read from the hub).
+    """
+    return (
+        {"original": f"{TRAIN_DIR}/original/summary.json"}
+        if config["train"]["original"]
+        else {}
+    )
+
+
+def eval_model(wildcards):
+    """The model `intervene eval` reads for checkpoint `step`: our checkpoint folder, or the released
+    checkpoint's hub id and revision (OLMo 2 names them stage1-step{N}-tokens{T}B)."""
+    if config["train"]["original"]:
+        return original_checkpoint(wildcards.step)
+    from intervene.olmo import load_train_config
+    from intervene.train.released import hf_revision
+
+    spec = load_train_config(config["data"]["train_config"])
+    rev = hf_revision(int(wildcards.step), spec.global_batch_size, spec.seq_len)
+    return f"{RELEASED['hub_model']} --revision {rev}"
+
+
+def rerun_start_input(wildcards):
+    """A re-run starts from the original run's checkpoint at its window's start: trained here (wait
+    for the run), or a released one (fetched and imported by rule `import_released`)."""
+    if config["train"]["original"]:
+        return f"{TRAIN_DIR}/original/summary.json"
+    return original_checkpoint(rerun_window(wildcards.run)[0])
+
+
 def eval_targets():
-    if not (config["train"]["original"] and EVAL):
+    if not (has_original_run() and EVAL):
         return []
     return [
         "results/eval/original/learned.json",

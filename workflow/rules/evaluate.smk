@@ -1,9 +1,9 @@
-# Evaluate the original run's checkpoints, stack correctness labels, find learned instances, plot.
+# Evaluate the original run's checkpoints (trained here, or released ones from the hub), stack correctness labels, find learned instances, plot.
 
 
 rule evaluate:
     input:
-        original=f"{TRAIN_DIR}/original/summary.json",
+        unpack(original_run_input),
     output:
         directory("results/eval/original/step{step}"),
     log:
@@ -17,9 +17,7 @@ rule evaluate:
     resources:
         gpu=lambda wc: 1 if EVAL.get("device", "cpu").startswith("cuda") else 0,
     params:
-        model=lambda wc, input: os.path.join(
-            os.path.dirname(input.original), f"step{wc.step}"
-        ),
+        model=eval_model,
         args=eval_args(),
     shell:
         "intervene eval --model {params.model} {params.args} --out {output} > {log} 2>&1"

@@ -18,9 +18,7 @@ rule pretrain_original:
         "../envs/intervene.yaml"
     threads: 2
     resources:
-        gpu=lambda wc: (
-            config["train"]["nproc"] if config["train"]["device"] == "cuda" else 0
-        ),
+        **train_resources(),
         runtime=lambda wc, attempt: 240 * attempt,
         mem_mb=lambda wc, attempt: 8000 * attempt,
     params:
@@ -28,9 +26,15 @@ rule pretrain_original:
         launcher=intervene_launcher(),
         interval=config["train"]["save_interval"],
         device=config["train"]["device"],
+        stop=(
+            f"--stop-after {config['train']['stop_at']}"
+            if config["train"].get("stop_at")
+            else ""
+        ),
     shell:
         "{params.launcher} train --train-config {input.train_config} --order {input.order}"
-        " --out {params.out} --save-interval {params.interval} --device {params.device} > {log} 2>&1"
+        " --out {params.out} --save-interval {params.interval} --device {params.device}"
+        " {params.stop} > {log} 2>&1"
 
 
 rule replay_check:
@@ -91,7 +95,7 @@ rule pretrain_rerun:
     input:
         train_config=train_config(),
         data_list="results/reruns/{run}/data_list.txt",
-        original=f"{TRAIN_DIR}/original/summary.json",
+        start=rerun_start_input,
     output:
         "results/reruns/{run}/run{r}/summary.json",
     log:
@@ -105,15 +109,12 @@ rule pretrain_rerun:
         "../envs/intervene.yaml"
     threads: 2
     resources:
-        gpu=lambda wc: (
-            config["train"]["nproc"] if config["train"]["device"] == "cuda" else 0
-        ),
+        **train_resources(),
         runtime=lambda wc, attempt: 240 * attempt,
+        mem_mb=lambda wc, attempt: 8000 * attempt,
     params:
         out=lambda wc, output: os.path.dirname(output[0]),
-        load_path=lambda wc, input: os.path.join(
-            os.path.dirname(input.original), f"step{rerun_setting('from_step')(wc)}"
-        ),
+        load_path=lambda wc: original_checkpoint(rerun_setting("from_step")(wc)),
         steps=rerun_setting("steps"),
         launcher=intervene_launcher(),
         device=config["train"]["device"],

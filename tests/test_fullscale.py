@@ -1,0 +1,156 @@
+"""The full-scale configs: OLMo's train YAML facts, the DAG a dry run builds (job counts: shards,
+not per-term or per-file jobs), GPU resources on every GPU rule, and the DAG rendered by graphviz."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+GPU_RULES = ("pretrain_original", "pretrain_rerun", "replay_check", "evaluate", "evaluate_rerun")
+
+
+def test_olmo2_train_configs_hold_the_stage1_data_and_schedule():
+    from intervene.olmo import load_train_config
+    from intervene.train.optim import scheduled_lr
+
+    for size, gbs, lr_step, lr in (("1b", 512, 3001, 3.001e-4), ("7b", 1024, 3000, 2.999995296279139e-4)):
+        path = REPO / "config" / f"olmo2-{size}" / "train_config.yaml"
+        spec = load_train_config(path)
+        paths = spec.raw["data"]["paths"]
+        assert len(paths) == 1122 and len(set(paths)) == 1117  # 5 DCLM files twice in a row, kept
+        assert all(p.startswith("http://olmo-data.org/preprocessed/") for p in paths)
+        assert spec.global_batch_size == gbs and spec.seq_len == 4096 and spec.seed == 6198
+        assert str(spec.dtype) == "uint32"
+        assert scheduled_lr(spec.raw, lr_step) == pytest.approx(lr, rel=1e-12)
+
+
+def dry_run(workdir: Path, config: str, *args: str) -> subprocess.CompletedProcess:
+    """`snakemake -n` on a full-scale config from a work folder holding the config files and the
+    (empty) ParaRel folders a user provides."""
+    shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
+    for d in ("huggingface", "search_terms"):
+        (workdir / "resources" / "pararel" / d).mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    cmd += ["--configfile", f"config/{config}", "--replace-workflow-config", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def job_resources(out: str) -> list[tuple[str, dict]]:
+    """(rule, resources) of every job a dry run prints."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        r = re.search(r"resources: (.*)", block)
+        if m:
+            res = dict(kv.split("=", 1) for kv in r.group(1).split(", ")) if r else {}
+            jobs.append((m.group(1), res))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def olmo2_1b_dry_run(tmp_path_factory):
+    r = dry_run(tmp_path_factory.mktemp("olmo2-1b"), "olmo2-1b.yaml", "-n", "-p")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout + r.stderr
+
+
+def test_olmo2_1b_dag_has_shard_sized_jobs(olmo2_1b_dry_run):
+    counts = Counter(rule for rule, _ in job_resources(olmo2_1b_dry_run) if rule != "all")
+    # 16 download shards for 1122 files; 4 groups of 1000 batches (1000-4999) decoded, located and
+    # searched once each (all terms of all relations per pass); one original run, 9 checkpoints
+    # evaluated; 10 interventions x 3 runs + 3 windows' controls x 3 runs re-run and evaluated
+    assert counts["download"] == 16
+    for rule in ("decode", "doc_info", "search", "term_doc", "pair_doc"):
+        assert counts[rule] == 4, rule
+    assert counts["pretrain_original"] == 1 and counts["evaluate"] == 9
+    assert counts["select"] == 9 and counts["swap"] == 10 and counts["effect"] == 10
+    assert counts["pretrain_rerun"] == counts["evaluate_rerun"] == 39
+    assert counts["control_list"] == 3 and counts["report"] == 1
+    assert sum(counts.values()) < 250
+
+
+def test_every_gpu_rule_carries_gpu_resources(olmo2_1b_dry_run):
+    jobs = job_resources(olmo2_1b_dry_run)
+    seen = set()
+    for rule, res in jobs:
+        if rule not in GPU_RULES:
+            assert res.get("gpu", "0") == "0" and "gres" not in res, (rule, res)
+            continue
+        seen.add(rule)
+        if rule.startswith("pretrain"):  # 2 nodes x 8 GPUs: one torchrun per node under srun
+            assert res["gres"] == "gpu:8" and res["nodes"] == "2" and res["tasks"] == "16"
+            assert res["mpi"] == "srun" and res["tasks_per_gpu"] == "0"
+        else:
+            assert int(res["gpu"]) >= 1, (rule, res)
+    assert seen == set(GPU_RULES)
+    # the multi-node launcher: srun starts torchrun_node.sh once per node
+    assert re.search(
+        r"srun --nodes=2 --ntasks-per-node=1 --ntasks=2 bash \S+torchrun_node.sh 8", olmo2_1b_dry_run
+    )
+
+
+@pytest.fixture(scope="module")
+def dot():
+    """graphviz's `dot`, installed from Debian when missing (as root)."""
+    if shutil.which("dot") is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            pytest.skip("graphviz is not installed and cannot be (needs root and apt-get)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "graphviz"],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+    return shutil.which("dot")
+
+
+def test_dag_and_rulegraph_render(dot, tmp_path):
+    for flag, fmt, magic in (("--rulegraph", "svg", b"<svg"), ("--dag", "png", b"\x89PNG")):
+        r = dry_run(tmp_path, "olmo2-1b.yaml", flag)
+        assert r.returncode == 0, r.stderr[-3000:]
+        img = subprocess.run(
+            [dot, f"-T{fmt}"], input=r.stdout.encode(), capture_output=True, check=True
+        ).stdout
+        assert magic in img[:1000]
+    assert (
+        b"pretrain_rerun"
+        in subprocess.run(
+            [dot, "-Tsvg"],
+            input=dry_run(tmp_path, "olmo2-1b.yaml", "--rulegraph").stdout.encode(),
+            capture_output=True,
+        ).stdout
+    )
+
+
+def test_olmo2_7b_plans_released_checkpoints(tmp_path):
+    """7B: the released checkpoints are the original run: evaluated at their HF revisions, and the
+    windows' start checkpoints fetched unsharded and imported for the re-runs."""
+    r = dry_run(tmp_path, "olmo2-7b.yaml", "-n", "-p")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    counts = Counter(rule for rule, _ in job_resources(out) if rule != "all")
+    assert "pretrain_original" not in counts and counts["evaluate"] == 5
+    assert counts["fetch_released"] == counts["import_released"] == 2  # steps 1000 and 2000
+    assert counts["pretrain_rerun"] == counts["evaluate_rerun"] == 7 * 3 + 2 * 3
+    assert "--model allenai/OLMo-2-1124-7B --revision stage1-step3000-tokens13B" in out
+    assert "https://olmo-checkpoints.org/ai2-llm/peteish7/step2000-unsharded/" in out
+
+
+def test_hf_revision_names():
+    from intervene.train.released import hf_revision
+
+    assert hf_revision(10000, 512, 4096) == "stage1-step10000-tokens21B"  # OLMo 2 1B, as released
+    assert hf_revision(3000, 1024, 4096) == "stage1-step3000-tokens13B"
+    assert hf_revision(1000, 1024, 4096) == "stage1-step1000-tokens5B"
