@@ -154,3 +154,32 @@ def test_hf_revision_names():
     assert hf_revision(10000, 512, 4096) == "stage1-step10000-tokens21B"  # OLMo 2 1B, as released
     assert hf_revision(3000, 1024, 4096) == "stage1-step3000-tokens13B"
     assert hf_revision(1000, 1024, 4096) == "stage1-step1000-tokens5B"
+
+
+def test_conda_envs_are_valid_and_match_the_package():
+    """`--sdm conda` envs: valid YAML, the package env installs this repository (so its pins are
+    pyproject.toml's) on a Python pyproject admits, the OLMo env keeps the backend's numpy<2, and every
+    rule's `conda:` names an env that exists."""
+    import tomllib
+    import yaml
+    from packaging.specifiers import SpecifierSet
+
+    envs = REPO / "workflow" / "envs"
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    spec = yaml.safe_load((envs / "intervene.yaml").read_text())
+    deps = spec["dependencies"]
+    python = next(d for d in deps if isinstance(d, str) and d.startswith("python="))
+    assert python.split("=")[1] + ".0" in SpecifierSet(project["requires-python"])
+    pip = next(d["pip"] for d in deps if isinstance(d, dict))
+    editable = next(p for p in pip if p.startswith("-e "))
+    assert (envs / editable[3:]).resolve() == REPO.resolve() and project["name"] == "intervene"
+    olmo = yaml.safe_load((envs / "olmo.yaml").read_text())
+    olmo_pip = next(d["pip"] for d in olmo["dependencies"] if isinstance(d, dict))
+    assert "numpy<2" in olmo_pip
+    rules_dir = REPO / "workflow" / "rules"
+    named = set()
+    for smk in rules_dir.glob("*.smk"):
+        named |= set(re.findall(r'conda:\s*\n\s*"([^"]+)"', smk.read_text()))
+    assert named == {"../envs/intervene.yaml", "../envs/olmo.yaml"}
+    for env in named:
+        assert (rules_dir / env).is_file()

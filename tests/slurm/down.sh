@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop what up.sh started (by pid file) and remove its configuration.
 set -uo pipefail
-: "${SLURM_ROOT:?set SLURM_ROOT to up.sh's state folder}"
+: "${SLURM_ROOT:?set SLURM_ROOT to the state folder of up.sh}"
 stop() {
   [ -s "$1" ] || return 0
   local pid
