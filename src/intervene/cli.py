@@ -291,7 +291,9 @@ def _cmd_encode(a: argparse.Namespace) -> None:
         texts = group_texts(a.group_dir)[0]
     else:
         texts = instance_queries(a.pararel, a.relations.split(","), a.query)
-    r = run_encode(a.model, a.kind, texts, a.out, device=a.device, batch_tokens=a.batch_tokens)
+    r = run_encode(
+        a.model, a.kind, texts, a.out, device=a.device, batch_tokens=a.batch_tokens, compile=a.compile
+    )
     log.info("encode: %s", json.dumps(r))
 
 
@@ -662,6 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--query", default="question", choices=["question", "subject", "subject_object"])
     s.add_argument("--device", default="cpu")
     s.add_argument("--batch-tokens", type=int, default=262144, help="padded tokens per forward pass")
+    s.add_argument("--compile", action="store_true", help="torch.compile the encoder (GPU, large shards)")
     s.add_argument("--out", required=True, help=".npy, float32 [texts, dim]")
     s.set_defaults(func=_cmd_encode)
 

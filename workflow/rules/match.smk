@@ -119,9 +119,15 @@ rule encode_docs:
         model=DENSE.get("ctx_model", ""),
         kind="dpr_ctx" if DENSE.get("kind", "dpr") == "dpr" else "mean",
         device=DENSE.get("device", "cpu"),
+        # a group holds millions of documents: compiling (about a minute) pays on a GPU
+        compile=(
+            "--compile"
+            if DENSE.get("compile", DENSE.get("device", "cpu").startswith("cuda"))
+            else ""
+        ),
     shell:
         "intervene encode --model {params.model} --kind {params.kind} --group-dir {input.batches}"
-        " --device {params.device} --out {output} > {log} 2>&1"
+        " --device {params.device} {params.compile} --out {output} > {log} 2>&1"
 
 
 rule encode_instances:

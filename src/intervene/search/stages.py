@@ -153,11 +153,18 @@ def instance_queries(pararel_root, relations: list[str], query: str) -> list[str
 
 
 def run_encode(
-    model, kind: str, texts: list[str], out, *, device: str = "cpu", batch_tokens: int = 65536
+    model,
+    kind: str,
+    texts: list[str],
+    out,
+    *,
+    device: str = "cpu",
+    batch_tokens: int = 65536,
+    compile: bool = False,
 ) -> dict:
     from intervene.search.dense import encode, load_encoder
 
-    tok, enc, pooling = load_encoder(model, kind, device)
+    tok, enc, pooling = load_encoder(model, kind, device, compile=compile)
     emb = encode(tok, enc, texts, pooling=pooling, device=device, batch_tokens=batch_tokens)
     write_npy(out, emb)
     return {"texts": len(texts), "dim": int(emb.shape[1]) if emb.size else 0}
