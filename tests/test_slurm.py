@@ -110,7 +110,9 @@ def test_pipeline_through_slurm_equals_local_run(slurm, tmp_path):
     assert {"world", "data_order", "decode", "doc_info", "pretrain_original", "evaluate"} <= rules, rules
     # the partition each job was allocated, from the controller's log
     ctld = (slurm / "log" / "slurmctld.log").read_text()
+    # (the main scheduler logs "Allocate JobId=N ... Partition=P", the backfill one "Started JobId=N in P")
     alloc = {int(j): p for j, p in re.findall(r"Allocate JobId=(\d+) .*?Partition=(\S+)", ctld)}
+    alloc |= {int(j): p for j, p in re.findall(r"Started JobId=(\d+) in (\S+) on", ctld)}
     for job, rule in jobs.items():
         assert alloc.get(job) == ("gpu" if rule in GPU_RULES else "cpu"), (job, rule, alloc.get(job))
     import json
