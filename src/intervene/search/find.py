@@ -44,12 +44,6 @@ def _sorted(term, doc, start, end):
     return term[order], doc[order], start[order], end[order]
 
 
-def _byte_lengths(texts: Sequence[str]) -> np.ndarray:
-    return np.fromiter(
-        (len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts), np.int64, len(texts)
-    )
-
-
 def _literal(texts: Sequence[str], terms: Sequence[str]):
     """Every occurrence (overlapping) of every term; arrays (term, doc, start, end)."""
     import ahocorasick_rs
@@ -61,13 +55,14 @@ def _literal(texts: Sequence[str], terms: Sequence[str]):
     empty = np.zeros(0, dtype=np.int64)
     if not pats or not texts:
         return empty.astype(np.int32), empty, empty, empty
-    # one encode of the NUL-joined texts (not one per text): the join is the bytes we search
-    buf = "\x00".join(texts).encode("utf-8")
-    seps = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0)
-    if seps.size == len(texts) - 1:  # the separators are the only NULs: texts start after them
-        starts = np.concatenate([[0], seps + 1])
-    else:  # some text holds a NUL itself
-        starts = np.concatenate([[0], np.cumsum(_byte_lengths(texts) + 1)[:-1]])
+    # each text encoded on its own, then the bytes NUL-joined: joining the str first would widen the
+    # whole buffer to the widest character of any text (measured: 0.18 s vs 0.12 s per 100 MB), and
+    # the byte lengths give every text's start without scanning the buffer
+    encoded = [t.encode("utf-8") for t in texts]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    buf = b"\x00".join(encoded)
+    del encoded
+    starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
     ac = ahocorasick_rs.BytesAhoCorasick(pats, implementation=ahocorasick_rs.Implementation.ContiguousNFA)
     hits = ac.find_matches_as_indexes(buf, overlapping=True)
     if not hits:
