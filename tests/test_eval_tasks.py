@@ -246,3 +246,29 @@ def test_plots_are_written_and_stable(tmp_path):
     assert (tmp_path / "acc1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "acc1.png").read_bytes() == (tmp_path / "acc2.png").read_bytes()
     assert (tmp_path / "hist1.png").read_bytes() == (tmp_path / "hist2.png").read_bytes()
+
+
+def test_retrieval_queries_of_mixed_tasks(mcqa, small_world):
+    """Queries for rows of a labels.npz over ParaRel and MCQA tasks: ParaRel subjects, MCQA
+    questions (with the gold answer for question_answer), only the requested rows, in their order."""
+    from intervene.evaluation.tasks import dataset_labels_of
+    from intervene.search.stages import instance_queries, mcqa_query, task_queries
+
+    srcs = {"pararel": str(small_world / "eval"), "sciq": str(mcqa["sciq"])}
+    tasks = ["pararel_p17", "sciq"]
+    n17 = len(load_task("pararel_p17", srcs))
+    sciq = load_task("sciq", srcs)
+    rows = [n17 + 2, 0, n17]  # sciq's third, p17's first, sciq's first
+    q = task_queries(tasks, srcs, "question", rows)
+    assert q[0] == sciq[2].context.removeprefix("Question: ").removesuffix("\nAnswer:")
+    assert q[1] == instance_queries(srcs["pararel"], ["p17"], "question")[0]
+    qa = task_queries(["sciq"], srcs, "question_answer", [1])
+    assert qa == [f"{mcqa_query(sciq[1], 'question')} {sciq[1].choices[3].strip()}"]
+    assert (
+        task_queries(tasks, srcs, "subject", [0]) == instance_queries(srcs["pararel"], ["p17"], "subject")[:1]
+    )
+    with pytest.raises(ValueError, match="MCQA query"):
+        task_queries(tasks, srcs, "subject", [n17])  # a subject query for a SciQ row
+    with pytest.raises(ValueError, match=r"\[0, "):
+        task_queries(tasks, srcs, "question", [n17 + len(sciq)])
+    assert dataset_labels_of(["mmlu", "sciq"])[-1] == "sciq" and len(dataset_labels_of(["mmlu"])) == 57

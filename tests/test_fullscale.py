@@ -68,13 +68,20 @@ def test_olmo2_1b_dag_has_shard_sized_jobs(olmo2_1b_dry_run):
     counts = Counter(rule for rule, _ in job_resources(olmo2_1b_dry_run) if rule != "all")
     # 16 download shards for 1122 files; 4 groups of 1000 batches (1000-4999) decoded, located and
     # searched once each (all terms of all relations per pass); one original run, 9 checkpoints
-    # evaluated; 10 interventions x 3 runs + 3 windows' controls x 3 runs re-run and evaluated
+    # evaluated; 13 interventions (9 ParaRel selections, 4 BM25 mappings: ParaRel, SciQ, OpenBookQA,
+    # MMLU) x 3 runs + 3 windows' controls x 3 runs re-run and evaluated
     assert counts["download"] == 16
     for rule in ("decode", "doc_info", "search", "term_doc", "pair_doc"):
         assert counts[rule] == 4, rule
     assert counts["pretrain_original"] == 1 and counts["evaluate"] == 9
-    assert counts["select"] == 9 and counts["swap"] == 10 and counts["effect"] == 10
-    assert counts["pretrain_rerun"] == counts["evaluate_rerun"] == 39
+    assert counts["select"] == 9 and counts["mapping"] == 4 and counts["bm25_window"] == 8
+    assert counts["swap"] == counts["effect"] == 13
+    assert counts["pretrain_rerun"] == counts["evaluate_rerun"] == 13 * 3 + 3 * 3
+    # each mapping scores only its own task's instances, with a query that task has
+    for name, ds, query in (("bm25_3000", "pararel", "subject"), ("bm25_mmlu_3000", "mmlu", "question")):
+        assert re.search(
+            rf"--datasets {ds} --query {query} --out results/interventions/{name}/", olmo2_1b_dry_run
+        )
     assert counts["control_list"] == 3 and counts["report"] == 1
     assert sum(counts.values()) < 250
 

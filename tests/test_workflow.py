@@ -448,3 +448,97 @@ def test_url_source_downloads_then_runs(small_world, small_data, http_server, tm
     assert (wd / "results" / "data" / "doc_info" / "003.npy").exists()
     assert not (wd / "results" / "world").exists()  # no toy world was generated in URL mode
     assert (wd / "results" / "search" / "pair_doc" / "003" / "p17.npz").exists()
+
+
+def test_selection_ignores_other_tasks_rows(run_dir, tmp_path):
+    """With SciQ rows before the ParaRel block in the labels (an evaluation of both), a selection
+    picks the same documents and reports the same instances, shifted to their labels.npz rows."""
+    from intervene.select.stages import select_documents
+
+    res = run_dir / "results"
+    z = dict(np.load(res / "eval" / "original" / "learned.npz"))
+    extra = 3
+    z["dataset_labels"] = np.concatenate([np.full(extra, "sciq"), z["dataset_labels"].astype(str)])
+    z["learned_step"] = np.concatenate([np.full(extra, 20), z["learned_step"]])  # "learned" SciQ rows
+    z["learned_index"] = np.concatenate([np.full(extra, 2), z["learned_index"]])
+    np.savez(tmp_path / "learned.npz", **z)
+    rels = [f"p{r}" for r in (17, 27, 36, 127, 131, 138, 176, 178, 276, 495, 1376, 1412)]
+    for strategy in ("rm_coocc", "rm_occ", "add_coocc"):
+        select_documents(
+            strategy,
+            20,
+            learned_npz=tmp_path / "learned.npz",
+            search_dir=res / "search",
+            doc_info_dir=res / "data" / "doc_info",
+            terms_dir=res / "world" / "search_terms",
+            pararel_root=res / "world" / "eval",
+            relations=rels,
+            interval=10,
+            batches_per_group=12,
+            out=tmp_path / f"{strategy}.npz",
+            last_batch=30,
+        )
+        name = {"rm_coocc": "rm_coocc_200", "rm_occ": "rm_occ_200", "add_coocc": "add_coocc_200"}[strategy]
+        ref = np.load(res / "interventions" / name / "doc_idxs.npz")
+        got = np.load(tmp_path / f"{strategy}.npz")
+        for key in ("orig_idxs", "new_idxs", "extra_idxs"):
+            assert (got[key] == ref[key]).all(), (strategy, key)
+        for key in ("orig_inst_idxs", "new_inst_idxs"):
+            assert (got[key] == ref[key] + extra).all(), (strategy, key)
+
+
+def test_dense_mapping_intervention(run_dir, tmp_path):
+    """A DPR-score mapping (strategy dense_mapping) runs end to end to its effect; its window scores
+    are the top-k dot products of the targets' question embeddings with the window's documents."""
+    import json
+
+    import scipy.sparse as sp
+    from transformers import DPRConfig, DPRContextEncoder, DPRQuestionEncoder
+
+    from intervene.search.dense import encode, load_encoder
+    from intervene.search.stages import task_queries
+    from intervene.select.windows import window
+
+    res = run_dir / "results"
+    save_tiny_encoders(
+        res / "world" / "tokenizer",
+        tmp_path,
+        {"ctx": (DPRContextEncoder, DPRConfig), "q": (DPRQuestionEncoder, DPRConfig)},
+        layers=1,
+    )
+    cfg = small_config()
+    cfg["match"]["dense"] = {
+        "ctx_model": str(tmp_path / "ctx"),
+        "question_model": str(tmp_path / "q"),
+        "k": 5,
+    }
+    cfg["interventions"]["dpr_200"] = {
+        "strategy": "dense_mapping",
+        "checkpoint": 20,
+        "per_inst": 2,
+        "query": "question",
+    }
+    r = snakemake(run_dir, "--cores", "2", "results/report/dpr_200/effect.json", cfg=cfg)
+    assert r.returncode == 0, r.stderr[-3000:]
+    e = json.loads((res / "report" / "dpr_200" / "effect.json").read_text())
+    targets = np.load(res / "eval" / "original" / "learned_step20.npz")["inst_idxs"]
+    assert e["targeted"]["n"] == len(targets) and e["swap"]["decoded_check"]["problems"] == 0
+    # the target window's scores against a brute-force reference
+    w = window(res / "data" / "doc_info", 10, 20, 12)
+    docs = np.concatenate([np.load(res / "search" / "dense" / "docs" / f"{g}.npy") for g in w.groups])[w.rows]
+    tok, enc, pooling = load_encoder(tmp_path / "q", "dpr_question")
+    tasks = cfg["eval"]["tasks"]
+    q = encode(
+        tok,
+        enc,
+        task_queries(tasks, {"pararel": str(res / "world" / "eval")}, "question", targets),
+        pooling=pooling,
+    )
+    full = q @ docs.T
+    got = sp.load_npz(res / "interventions" / "dpr_200" / "scores_target.npz").tocsr()
+    assert got.shape == full.shape and (np.diff(got.indptr) == 5).all()
+    for i in range(full.shape[0]):
+        top = np.sort(full[i])[::-1][:5]
+        assert np.allclose(np.sort(got[i].data)[::-1], top, rtol=1e-5, atol=1e-6)
+    m = np.load(res / "interventions" / "dpr_200" / "mapping.npz")
+    assert m["orig_idxs"].size > 0 and m["orig_idxs"].size == m["new_idxs"].size

@@ -327,12 +327,24 @@ def _cmd_select(a: argparse.Namespace) -> None:
 def _cmd_bm25_window(a: argparse.Namespace) -> None:
     import numpy as np
 
-    from intervene.search.stages import instance_queries
+    from intervene.evaluation.tasks import dataset_labels_of
+    from intervene.search.stages import instance_queries, task_queries
     from intervene.select.stages import bm25_window
 
-    queries = instance_queries(a.pararel, a.relations.split(","), a.query)
+    if not a.tasks and not (a.pararel and a.relations):
+        raise SystemExit("bm25-window: give --tasks (with --source) or --pararel and --relations")
+    rows = None
     if a.instances:
-        queries = [queries[i] for i in np.load(a.instances)["inst_idxs"].tolist()]
+        z = np.load(a.instances)
+        rows = z["inst_idxs"]
+        if a.datasets:  # e.g. only SciQ's learned instances
+            keep = dataset_labels_of(a.datasets.split(","))
+            rows = rows[np.isin(z["dataset_labels"].astype(str), keep)]
+    if a.tasks:
+        queries = task_queries(a.tasks.split(","), _sources(a), a.query, rows)
+    else:
+        queries = instance_queries(a.pararel, a.relations.split(","), a.query)
+        queries = queries if rows is None else [queries[i] for i in rows.tolist()]
     r = bm25_window(
         a.batches_root,
         a.doc_info_dir,
@@ -346,6 +358,35 @@ def _cmd_bm25_window(a: argparse.Namespace) -> None:
         k=a.k,
     )
     log.info("bm25 window: %s", json.dumps(r))
+
+
+def _cmd_dense_window(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from intervene.evaluation.tasks import dataset_labels_of
+    from intervene.search.dense import encode, load_encoder
+    from intervene.search.stages import task_queries
+    from intervene.select.stages import dense_window
+
+    z = np.load(a.instances)
+    rows = z["inst_idxs"]
+    if a.datasets:
+        rows = rows[np.isin(z["dataset_labels"].astype(str), dataset_labels_of(a.datasets.split(",")))]
+    queries = task_queries(a.tasks.split(","), _sources(a), a.query, rows)
+    tok, enc, pooling = load_encoder(a.question_model, a.kind, a.device)
+    q = encode(tok, enc, queries, pooling=pooling, device=a.device)
+    r = dense_window(
+        a.doc_embeddings,
+        a.doc_info_dir,
+        a.first,
+        a.last,
+        a.batches_per_group,
+        q,
+        a.out,
+        k=a.k,
+        device=a.device,
+    )
+    log.info("dense window: %s", json.dumps(r))
 
 
 def _cmd_map_docs(a: argparse.Namespace) -> None:
@@ -393,6 +434,7 @@ def _cmd_memmap(a: argparse.Namespace) -> None:
 def _cmd_effect(a: argparse.Namespace) -> None:
     from intervene.effect.compute import write_effect
     from intervene.effect.plots import plot_effect
+    from intervene.evaluation.tasks import dataset_labels_of
 
     eff = write_effect(
         a.name,
@@ -404,6 +446,7 @@ def _cmd_effect(a: argparse.Namespace) -> None:
         audit=a.audit,
         replay=a.replay,
         swap_direction=a.swap_direction,
+        datasets=dataset_labels_of(a.datasets.split(",")) if a.datasets else None,
         n_boot=a.bootstrap,
         seed=a.seed,
         level=a.level,
@@ -698,15 +741,48 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--first", type=int, required=True)
     s.add_argument("--last", type=int, required=True)
     s.add_argument("--batches-per-group", type=int, required=True)
-    s.add_argument("--pararel", required=True)
-    s.add_argument("--relations", required=True)
+    s.add_argument("--tasks", help="evaluation tasks (the rows of labels.npz); data from the flags below")
+    s.add_argument("--pararel", help="ParaRel folder (alone: with --relations instead of --tasks)")
+    s.add_argument("--relations")
+    for kind in ("sciq", "openbookqa", "mmlu"):
+        s.add_argument(f"--{kind}", help=f"{kind} data: local save_to_disk folder or hub id")
     s.add_argument("--instances", help="learned_step{N}.npz: score only its inst_idxs (in that order)")
-    s.add_argument("--query", default="subject", choices=["question", "subject", "subject_object"])
+    s.add_argument("--datasets", help="with --instances: keep only these dataset labels (e.g. sciq)")
+    s.add_argument(
+        "--query",
+        default="subject",
+        choices=["question", "subject", "subject_object", "question_answer"],
+        help="ParaRel: subject, subject_object, question; MCQA: question, question_answer",
+    )
     s.add_argument("--method", default="okapi", choices=["okapi", "lucene", "robertson", "atire"])
     s.add_argument("--tokenizer", default="bm25s_en", choices=["bm25s_en", "whitespace"])
     s.add_argument("--k", type=int)
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_bm25_window)
+
+    s = sub.add_parser(
+        "dense-window", help="dense (DPR) scores of target instances against a window's documents"
+    )
+    s.add_argument("--doc-embeddings", nargs="+", required=True, help="per-group document embeddings (.npy)")
+    s.add_argument("--doc-info-dir", required=True)
+    s.add_argument("--first", type=int, required=True)
+    s.add_argument("--last", type=int, required=True)
+    s.add_argument("--batches-per-group", type=int, required=True)
+    s.add_argument("--question-model", required=True, help="DPR question encoder (or a mean-pooling encoder)")
+    s.add_argument("--kind", default="dpr_question", choices=["dpr_question", "mean"])
+    s.add_argument("--tasks", required=True, help="evaluation tasks (the rows of labels.npz)")
+    s.add_argument("--pararel")
+    for kind in ("sciq", "openbookqa", "mmlu"):
+        s.add_argument(f"--{kind}")
+    s.add_argument("--instances", required=True, help="learned_step{N}.npz: the targets")
+    s.add_argument("--datasets", help="keep only targets of these dataset labels (e.g. sciq)")
+    s.add_argument(
+        "--query", default="question", choices=["question", "subject", "subject_object", "question_answer"]
+    )
+    s.add_argument("--k", type=int, default=10000)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_dense_window)
 
     s = sub.add_parser("map-docs", help="target -> source document mapping from scores (MCQA interventions)")
     s.add_argument("--target-scores", required=True, help="instances x target-window documents (.npz)")
@@ -762,6 +838,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--audit", help="the swap's audit.json")
     s.add_argument("--replay", help="replay_check.json")
     s.add_argument("--swap-direction", action="store_true", help="a mapping that promotes its targets")
+    s.add_argument(
+        "--datasets", help="targets only of these dataset labels (an MCQA mapping's task, e.g. sciq)"
+    )
     s.add_argument("--bootstrap", type=int, default=2000, help="bootstrap samples")
     s.add_argument("--level", type=float, default=0.95, help="confidence level")
     s.add_argument("--seed", type=int, default=0)

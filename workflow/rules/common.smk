@@ -378,8 +378,9 @@ def selection_names():
     ]
 
 
-def mapping_names():
-    return [n for n, v in INTERVENTIONS.items() if v["strategy"] == "bm25_mapping"]
+def mapping_names(strategies=("bm25_mapping", "dense_mapping")):
+    """Interventions that map documents by scores (BM25 or dense), not by term matches."""
+    return [n for n, v in INTERVENTIONS.items() if v["strategy"] in strategies]
 
 
 def window_groups(first, last):
@@ -404,6 +405,12 @@ def mapping_window(name, side):
 def intervention_indices(name):
     kind = "mapping" if name in mapping_names() else "doc_idxs"
     return f"results/interventions/{name}/{kind}.npz"
+
+
+def datasets_flag(name):
+    """`--datasets ...` when an intervention targets only some tasks' instances (e.g. sciq)."""
+    ds = INTERVENTIONS[name].get("datasets")
+    return f"--datasets {','.join(ds)}" if ds else ""
 
 
 def swap_flags(name):

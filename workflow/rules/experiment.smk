@@ -80,6 +80,7 @@ rule effect:
         direction=lambda wc: (
             "--swap-direction" if INTERVENTIONS[wc.name].get("swap_direction") else ""
         ),
+        datasets=lambda wc: datasets_flag(wc.name),
         boot=EXPERIMENT.get("bootstrap", {}).get("samples", 2000),
         level=EXPERIMENT.get("bootstrap", {}).get("level", 0.95),
         seed=EXPERIMENT.get("bootstrap", {}).get("seed", 0),
@@ -87,7 +88,7 @@ rule effect:
         "intervene effect --name {wildcards.name} --strategy {params.strategy}"
         " --intervention-labels {input.intervention} --control-labels {input.control}"
         " --targets {input.targets} --audit {input.batches}/audit.json {params.replay}"
-        " {params.direction} --bootstrap {params.boot} --level {params.level} --seed {params.seed}"
+        " {params.direction} {params.datasets} --bootstrap {params.boot} --level {params.level} --seed {params.seed}"
         " --out-json {output.json} --out-png {output.png} > {log} 2>&1"
 
 

@@ -56,20 +56,67 @@ rule bm25_window:
     log:
         "logs/interventions/{name}/scores_{side}.log",
     wildcard_constraints:
-        name="|".join(mapping_names()) or "no-mapping",
+        name="|".join(mapping_names(["bm25_mapping"])) or "no-mapping",
         side="target|source",
     conda:
         "../envs/intervene.yaml"
     params:
         window=lambda wc: " ".join(str(x) for x in mapping_window(wc.name, wc.side)),
         per_group=config["decode"]["batches_per_group"],
-        relations=",".join(match_relations()),
+        tasks=",".join(EVAL.get("tasks", [])),
+        sources=" ".join(
+            f"--{k} {v}" for k, v in sorted(EVAL.get("sources", {}).items())
+        ),
+        datasets=lambda wc: datasets_flag(wc.name),
         query=lambda wc: INTERVENTIONS[wc.name].get("query", "subject"),
     shell:
         f"set -- {{params.window}}; intervene bm25-window --batches-root {DATA_DIR}/batches"
         f" --doc-info-dir {DATA_DIR}/doc_info --first $1 --last $2"
-        " --batches-per-group {params.per_group} --pararel {input.pararel} --relations {params.relations}"
-        " --instances {input.targets} --query {params.query} --out {output} > {log} 2>&1"
+        " --batches-per-group {params.per_group} --tasks {params.tasks} {params.sources}"
+        " --instances {input.targets} {params.datasets} --query {params.query} --out {output} > {log} 2>&1"
+
+
+rule dense_window:
+    input:
+        docs=lambda wc: expand(
+            "results/search/dense/docs/{group}.npy",
+            group=window_groups(*mapping_window(wc.name, wc.side)),
+        ),
+        doc_info=lambda wc: expand(
+            f"{DATA_DIR}/doc_info/{{group}}.npy",
+            group=window_groups(*mapping_window(wc.name, wc.side)),
+        ),
+        targets=lambda wc: f"results/eval/original/learned_step{INTERVENTIONS[wc.name]['checkpoint']}.npz",
+    output:
+        "results/interventions/{name}/scores_{side}.npz",
+    log:
+        "logs/interventions/{name}/scores_{side}.log",
+    wildcard_constraints:
+        name="|".join(mapping_names(["dense_mapping"])) or "no-dense-mapping",
+        side="target|source",
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        gpu=lambda wc: 1 if DENSE.get("device", "cpu").startswith("cuda") else 0,
+    params:
+        window=lambda wc: " ".join(str(x) for x in mapping_window(wc.name, wc.side)),
+        per_group=config["decode"]["batches_per_group"],
+        model=DENSE.get("question_model", DENSE.get("ctx_model", "")),
+        kind="dpr_question" if DENSE.get("kind", "dpr") == "dpr" else "mean",
+        tasks=",".join(EVAL.get("tasks", [])),
+        sources=" ".join(
+            f"--{k} {v}" for k, v in sorted(EVAL.get("sources", {}).items())
+        ),
+        datasets=lambda wc: datasets_flag(wc.name),
+        query=lambda wc: INTERVENTIONS[wc.name].get("query", "question"),
+        k=DENSE.get("k", 10000),
+        device=DENSE.get("device", "cpu"),
+    shell:
+        f"set -- {{params.window}}; intervene dense-window --doc-embeddings {{input.docs}}"
+        f" --doc-info-dir {DATA_DIR}/doc_info --first $1 --last $2"
+        " --batches-per-group {params.per_group} --question-model {params.model} --kind {params.kind}"
+        " --tasks {params.tasks} {params.sources} --instances {input.targets} {params.datasets}"
+        " --query {params.query} --k {params.k} --device {params.device} --out {output} > {log} 2>&1"
 
 
 rule mapping:

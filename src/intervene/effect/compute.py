@@ -192,11 +192,13 @@ def write_effect(
     audit: str | os.PathLike | None = None,
     replay: str | os.PathLike | None = None,
     swap_direction: bool = False,
+    datasets: list[str] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
     level: float = 0.95,
 ) -> dict:
-    """Compute an intervention's effect from its files and write ``effect.json``."""
+    """Compute an intervention's effect from its files and write ``effect.json``; ``datasets``
+    keeps only targets of those dataset labels (a mapping aimed at one task, e.g. SciQ)."""
     rels_i, inter, step = run_matrix(intervention_labels)
     rels_c, ctrl, step_c = run_matrix(control_labels)
     if step != step_c or inter.shape[1] != ctrl.shape[1] or (rels_i != rels_c).any():
@@ -204,9 +206,10 @@ def write_effect(
             f"{intervention_labels} (step {step}, {inter.shape[1]} instances) and {control_labels} "
             f"(step {step_c}, {ctrl.shape[1]} instances) do not describe the same evaluation"
         )
-    eff = compute_effect(
-        inter, ctrl, targeted_instances(targets), rels_i, n_boot=n_boot, seed=seed, level=level
-    )
+    tgt = targeted_instances(targets)
+    if datasets:
+        tgt = tgt[np.isin(rels_i[tgt].astype(str), list(datasets))]
+    eff = compute_effect(inter, ctrl, tgt, rels_i, n_boot=n_boot, seed=seed, level=level)
     result = {
         "name": name,
         "strategy": strategy,

@@ -215,6 +215,12 @@ def expand_tasks(names: list[str]) -> list[str]:
     return out
 
 
+def dataset_labels_of(names: list[str]) -> list[str]:
+    """Dataset labels named by task families or tasks: ``mmlu`` -> its 57 subjects, ``pararel`` ->
+    the 12 relations, ``pararel_p17`` -> ``p17``, ``sciq`` -> ``sciq``."""
+    return [dataset_label(t) for t in expand_tasks(names)]
+
+
 def dataset_label(task: str) -> str:
     """The ``dataset_labels`` entry of a task's instances: the relation, the subject, or the task."""
     for prefix in ("pararel_", "mmlu_"):

@@ -152,6 +152,49 @@ def instance_queries(pararel_root, relations: list[str], query: str) -> list[str
     return out
 
 
+MCQA_QUERIES = ("question", "question_answer")
+
+
+def mcqa_query(inst, query: str) -> str:
+    """The paper's MCQA retrieval query of an evaluation instance: its question, or the question and
+    its gold answer (calc_bm25_scores.py's --add_answer)."""
+    q = inst.context.removeprefix("Question: ").removesuffix("\nAnswer:")
+    if query == "question":
+        return q
+    if query == "question_answer":
+        return f"{q} {inst.choices[inst.gold].strip()}"
+    raise ValueError(f"an MCQA query is one of {MCQA_QUERIES}, not {query!r}")
+
+
+def task_queries(tasks: list[str], sources: dict[str, str], query: str, rows=None) -> list[str]:
+    """Retrieval queries of the evaluation instances ``rows`` (rows of labels.npz: the expanded
+    tasks' instances in order; default all). ParaRel instances take ``subject``, ``subject_object`` or
+    ``question``; SciQ, OpenBookQA and MMLU instances ``question`` or ``question_answer``. Only the
+    tasks holding requested rows are read for their queries."""
+    import numpy as np
+
+    from intervene.evaluation.tasks import expand_tasks, load_task
+
+    names = expand_tasks(tasks)
+    instances = {t: load_task(t, sources) for t in names}  # counts give each task's rows
+    starts = np.cumsum([0] + [len(instances[t]) for t in names])
+    want = np.arange(starts[-1]) if rows is None else np.asarray(rows, dtype=np.int64)
+    if want.size and (want.min() < 0 or want.max() >= starts[-1]):
+        raise ValueError(f"instance rows must lie in [0, {starts[-1]}) for tasks {tasks}")
+    which = np.searchsorted(starts, want, side="right") - 1
+    cache: dict[int, list[str]] = {}
+    out = []
+    for row, k in zip(want.tolist(), which.tolist(), strict=True):
+        if k not in cache:
+            task = names[k]
+            if task.startswith("pararel_"):
+                cache[k] = instance_queries(sources["pararel"], [task[len("pararel_") :]], query)
+            else:
+                cache[k] = [mcqa_query(i, query) for i in instances[task]]
+        out.append(cache[k][row - starts[k]])
+    return out
+
+
 def run_encode(
     model,
     kind: str,

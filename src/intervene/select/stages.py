@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from intervene.atomic import write_npz
+from intervene.atomic import write_npz, write_sparse
 from intervene.search.occurrences import read_term_list
 from intervene.search.stages import relation_pairs, term_file, write_bm25
 from intervene.select.mapping import map_by_scores
@@ -44,11 +44,18 @@ def select_documents(
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
     z = np.load(learned_npz)
-    learned_step, labels = z["learned_step"], z["dataset_labels"]
-    rel_labels = [str(x) for x in labels]
+    # the evaluation may hold other tasks too (SciQ, ...): the ParaRel rows are one contiguous block
+    # in relation order; selections work on that block and report rows of the whole labels.npz
+    all_labels = np.asarray(z["dataset_labels"]).astype(str)
+    block = np.flatnonzero(np.isin(all_labels, list(relations)))
+    offset = int(block[0]) if block.size else 0
+    rel_labels = [str(x) for x in all_labels[block]]
     order = list(dict.fromkeys(rel_labels))
-    if order != list(relations):
-        raise ValueError(f"{learned_npz}: relations {order} differ from the configured {list(relations)}")
+    if order != list(relations) or (block.size and block[-1] - offset + 1 != block.size):
+        raise ValueError(
+            f"{learned_npz}: the relations' rows {order} are not one block in the configured order {list(relations)}"
+        )
+    learned_step = z["learned_step"][block]
     c, K = int(checkpoint), int(interval)
     end = c + 2 * K if last_batch is None else min(c + 2 * K, int(last_batch))  # decoded data only
     if end < c + K:
@@ -74,9 +81,9 @@ def select_documents(
     write_npz(
         out,
         orig_idxs=w_c.rows[r["orig"]],
-        orig_inst_idxs=r["orig_inst"].astype(np.int64),
+        orig_inst_idxs=r["orig_inst"].astype(np.int64) + offset,
         new_idxs=w_n.rows[r["new"]],
-        new_inst_idxs=r["new_inst"].astype(np.int64),
+        new_inst_idxs=r["new_inst"].astype(np.int64) + offset,
         extra_idxs=w_n.rows[r["extra"]],
         relations=np.array(relations),
         relation_labels=np.array(rel_labels),
@@ -178,3 +185,37 @@ def bm25_window(
     w = window(doc_info_dir, first, last, batches_per_group)
     docs = window_texts(batches_root, doc_info_dir, w)
     return write_bm25(docs, queries, out, k=k, method=method, tokenizer=tokenizer)
+
+
+def dense_window(
+    doc_embeddings: list,
+    doc_info_dir,
+    first: int,
+    last: int,
+    batches_per_group: int,
+    query_embeddings: np.ndarray,
+    out,
+    *,
+    k: int,
+    device: str = "cpu",
+) -> dict:
+    """(queries x window documents) top-``k`` dense scores (dot products, the paper's DPR
+    retrieval), from the per-group document embeddings (rows = the groups' doc info) of the groups
+    the window spans; the window's documents are taken out of them by row, never re-encoded."""
+    from intervene.search.dense import topk_similarity
+
+    w = window(doc_info_dir, first, last, batches_per_group)
+    if len(doc_embeddings) != len(w.groups):
+        raise ValueError(f"window {first}-{last} spans groups {w.groups}: give one embeddings file each")
+    embs = [np.load(p, mmap_mode="r") for p in doc_embeddings]
+    total = sum(len(e) for e in embs)
+    if total <= (w.rows.max() if len(w.rows) else -1):
+        raise ValueError(
+            f"{doc_embeddings}: {total} document embeddings, the window needs rows up to {w.rows.max()}"
+        )
+    docs = (
+        np.concatenate(embs)[w.rows] if len(w.rows) else np.zeros((0, query_embeddings.shape[1]), np.float32)
+    )
+    m = topk_similarity(query_embeddings, [docs], k, device=device)
+    write_sparse(out, m)
+    return {"queries": int(m.shape[0]), "docs": int(m.shape[1]), "nnz": int(m.nnz)}
