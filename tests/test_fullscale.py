@@ -15,7 +15,16 @@ import pytest
 
 from .conftest import REPO
 
-GPU_RULES = ("pretrain_original", "pretrain_rerun", "replay_check", "evaluate", "evaluate_rerun")
+GPU_RULES = (
+    "pretrain_original",
+    "pretrain_rerun",
+    "replay_check",
+    "evaluate",
+    "evaluate_rerun",
+    "encode_docs",
+    "encode_instances",
+    "dense_window",
+)
 
 
 def test_olmo2_train_configs_hold_the_stage1_data_and_schedule():
@@ -68,22 +77,23 @@ def test_olmo2_1b_dag_has_shard_sized_jobs(olmo2_1b_dry_run):
     counts = Counter(rule for rule, _ in job_resources(olmo2_1b_dry_run) if rule != "all")
     # 16 download shards for 1122 files; 4 groups of 1000 batches (1000-4999) decoded, located and
     # searched once each (all terms of all relations per pass); one original run, 9 checkpoints
-    # evaluated; 13 interventions (9 ParaRel selections, 4 BM25 mappings: ParaRel, SciQ, OpenBookQA,
-    # MMLU) x 3 runs + 3 windows' controls x 3 runs re-run and evaluated
+    # evaluated; 14 interventions (9 ParaRel selections, 4 BM25 mappings: ParaRel, SciQ, OpenBookQA,
+    # MMLU; a DPR mapping: SciQ) x 3 runs + 3 windows' controls x 3 runs re-run and evaluated
     assert counts["download"] == 16
     for rule in ("decode", "doc_info", "search", "term_doc", "pair_doc"):
         assert counts[rule] == 4, rule
     assert counts["pretrain_original"] == 1 and counts["evaluate"] == 9
-    assert counts["select"] == 9 and counts["mapping"] == 4 and counts["bm25_window"] == 8
-    assert counts["swap"] == counts["effect"] == 13
-    assert counts["pretrain_rerun"] == counts["evaluate_rerun"] == 13 * 3 + 3 * 3
+    assert counts["select"] == 9 and counts["mapping"] == 5 and counts["bm25_window"] == 8
+    assert counts["encode_docs"] == 2 and counts["dense_window"] == 2  # groups 003, 004; target, source
+    assert counts["swap"] == counts["effect"] == 14
+    assert counts["pretrain_rerun"] == counts["evaluate_rerun"] == 14 * 3 + 3 * 3
     # each mapping scores only its own task's instances, with a query that task has
     for name, ds, query in (("bm25_3000", "pararel", "subject"), ("bm25_mmlu_3000", "mmlu", "question")):
         assert re.search(
             rf"--datasets {ds} --query {query} --out results/interventions/{name}/", olmo2_1b_dry_run
         )
     assert counts["control_list"] == 3 and counts["report"] == 1
-    assert sum(counts.values()) < 250
+    assert sum(counts.values()) == 252  # no per-term, per-file or per-batch jobs
 
 
 def test_every_gpu_rule_carries_gpu_resources(olmo2_1b_dry_run):

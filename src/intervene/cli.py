@@ -324,22 +324,27 @@ def _cmd_select(a: argparse.Namespace) -> None:
     log.info("select %s: %s", a.strategy, json.dumps(r))
 
 
-def _cmd_bm25_window(a: argparse.Namespace) -> None:
+def _target_rows(learned_step_npz: str, datasets: str | None):
+    """The target instances (labels.npz rows) of a learned_step{N}.npz, only those of ``datasets``
+    (comma-separated task families or dataset labels, e.g. ``sciq`` or ``mmlu``) when given."""
     import numpy as np
 
     from intervene.evaluation.tasks import dataset_labels_of
+
+    z = np.load(learned_step_npz)
+    rows = z["inst_idxs"]
+    if datasets:
+        rows = rows[np.isin(z["dataset_labels"].astype(str), dataset_labels_of(datasets.split(",")))]
+    return rows
+
+
+def _cmd_bm25_window(a: argparse.Namespace) -> None:
     from intervene.search.stages import instance_queries, task_queries
     from intervene.select.stages import bm25_window
 
     if not a.tasks and not (a.pararel and a.relations):
-        raise SystemExit("bm25-window: give --tasks (with --source) or --pararel and --relations")
-    rows = None
-    if a.instances:
-        z = np.load(a.instances)
-        rows = z["inst_idxs"]
-        if a.datasets:  # e.g. only SciQ's learned instances
-            keep = dataset_labels_of(a.datasets.split(","))
-            rows = rows[np.isin(z["dataset_labels"].astype(str), keep)]
+        raise SystemExit("bm25-window: give --tasks (with the data flags) or --pararel and --relations")
+    rows = _target_rows(a.instances, a.datasets) if a.instances else None
     if a.tasks:
         queries = task_queries(a.tasks.split(","), _sources(a), a.query, rows)
     else:
@@ -361,18 +366,11 @@ def _cmd_bm25_window(a: argparse.Namespace) -> None:
 
 
 def _cmd_dense_window(a: argparse.Namespace) -> None:
-    import numpy as np
-
-    from intervene.evaluation.tasks import dataset_labels_of
     from intervene.search.dense import encode, load_encoder
     from intervene.search.stages import task_queries
     from intervene.select.stages import dense_window
 
-    z = np.load(a.instances)
-    rows = z["inst_idxs"]
-    if a.datasets:
-        rows = rows[np.isin(z["dataset_labels"].astype(str), dataset_labels_of(a.datasets.split(",")))]
-    queries = task_queries(a.tasks.split(","), _sources(a), a.query, rows)
+    queries = task_queries(a.tasks.split(","), _sources(a), a.query, _target_rows(a.instances, a.datasets))
     tok, enc, pooling = load_encoder(a.question_model, a.kind, a.device)
     q = encode(tok, enc, queries, pooling=pooling, device=a.device)
     r = dense_window(
