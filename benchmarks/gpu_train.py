@@ -90,14 +90,15 @@ def small_world(d: Path) -> Path:
     return d / "config.yaml"
 
 
-def part1(out: Path) -> dict:
+def part1(out: Path, runs=((1, "ddp"), (2, "ddp"))) -> dict:
     from intervene.train.replay import compare_checkpoints, run_losses
 
     cfg = small_world(out / "p1")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     res = {}
-    for n in (1, 2):
-        run = out / "p1" / f"gpu{n}"
+    for n, strategy in runs:
+        key = n if strategy == "ddp" else f"{n}_{strategy}"
+        run = out / "p1" / f"gpu{key}"
         cmd = [
             sys.executable,
             "-m",
@@ -117,13 +118,15 @@ def part1(out: Path) -> dict:
             "40",
             "--device",
             "cuda",
+            "--strategy",
+            strategy,
         ]
         t = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
         if r.returncode:
             raise RuntimeError(r.stderr[-3000:])
         ce = run_losses(run)
-        res[n] = {
+        res[key] = {
             "seconds": round(time.perf_counter() - t, 1),
             "ce_first": ce[0],
             "ce_last": ce[-1],
@@ -138,6 +141,18 @@ def part1(out: Path) -> dict:
         "max_abs_weight_or_moment_diff_1v2": cmp["max_abs_diff"],
         "seconds": [res[1]["seconds"], res[2]["seconds"]],
     }
+    for key in (k for k in res if isinstance(k, str)):  # sharded runs against the 2-GPU DDP run
+        c = compare_checkpoints(
+            out / "p1" / "gpu2" / "step40", out / "p1" / f"gpu{key}" / "step40", atol=5e-2
+        )
+        summary[f"gpu{key}"] = {
+            "loss": [res[key]["ce_first"], res[key]["ce_last"]],
+            "max_rel_loss_diff_vs_2gpu_ddp": max(
+                abs(a - b) / abs(a) for a, b in zip(res[2]["ce"], res[key]["ce"], strict=True)
+            ),
+            "max_abs_weight_or_moment_diff_vs_2gpu_ddp": c["max_abs_diff"],
+            "seconds": res[key]["seconds"],
+        }
     print("PART1", json.dumps(summary), flush=True)
     return summary
 
@@ -248,6 +263,13 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int) -> dict:
         from intervene.train.trainer import optimizer_step
 
         fused = "fused" in name
+        if "fsdp" in name:  # FSDP2 on one GPU: bf16 parameters gathered, fp32 master weights and moments
+            import torch.distributed as dist
+
+            from intervene.train.fsdp import shard_model
+
+            dist.init_process_group("nccl", store=dist.HashStore(), rank=0, world_size=1)
+            shard_model(model, bf16=True)
         objective = OlmoObjective(model, z_loss=True, fused=fused)
         if name == "ours_layers_fused":  # the per-layer compilation measured first (slower)
             for layer in model.model.layers:
@@ -319,6 +341,7 @@ def main() -> None:
     ap.add_argument("--micro", type=int, default=2)
     ap.add_argument("--parts", default="1,2")
     ap.add_argument("--seqs-per-step", type=int, default=8, help="sequences per optimizer step (one GPU)")
+    ap.add_argument("--fsdp", action="store_true", help="part 1 also trains with FSDP2 on 2 GPUs")
     ap.add_argument(
         "--variants",
         default="baseline_eager:2,baseline_compiled:2,ours_layers_fused:2,ours_whole_plain:2,ours_whole_fused:2",
@@ -332,7 +355,8 @@ def main() -> None:
     rows = []
     if "1" in a.parts:
         try:
-            rows.append({"part1": part1(out)})
+            runs = ((1, "ddp"), (2, "ddp"), (2, "fsdp")) if a.fsdp else ((1, "ddp"), (2, "ddp"))
+            rows.append({"part1": part1(out, runs)})
         except Exception as e:  # keep going to part 2, report the failure
             print("PART1 FAILED", e, flush=True)
     if "2" in a.parts:

@@ -292,3 +292,70 @@ def test_fused_loss_trains_like_the_plain_loss(small_world, original_run, tmp_pa
     train(cfg, tmp_path / "run", stop_after=8, save_interval=4, device="cpu")
 
     assert run_losses(tmp_path / "run") == pytest.approx(run_losses(original_run), rel=1e-4)
+
+
+def test_fsdp_trains_like_ddp_and_resumes_exactly(small_world, tmp_path):
+    """FSDP2 (weights, gradients and AdamW state sharded) computes the same steps as the replicated
+    trainer, in one process and in two under torchrun (gloo); its checkpoints have the unsharded
+    layout (a DDP run resumes from them) and an FSDP run resumes from its own exactly."""
+    cfg = small_world / "train_config.yaml"
+    plain, sharded = tmp_path / "plain", tmp_path / "fsdp"
+    train(cfg, plain, stop_after=6, save_interval=3, device="cpu")
+    train(cfg, sharded, stop_after=6, save_interval=3, device="cpu", strategy="fsdp")
+    res = compare_checkpoints(plain / "step6", sharded / "step6", atol=1e-6)
+    assert res["passed"] and res["counters_equal"], res
+    assert run_losses(sharded) == pytest.approx(run_losses(plain), rel=1e-6)
+    # resume: from the FSDP step-3 checkpoint, FSDP to step 6 = the uninterrupted run, bit for bit
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    import shutil
+
+    shutil.copytree(sharded / "step3", resumed / "step3")
+    train(cfg, resumed, stop_after=6, save_interval=3, device="cpu", strategy="fsdp")
+    res = compare_checkpoints(sharded / "step6", resumed / "step6")
+    assert res["passed"] and res["tensors_not_bit_identical"] == 0, res
+    # and the replicated trainer continues from the FSDP checkpoint to the same step 6
+    cont = tmp_path / "cont"
+    cont.mkdir()
+    shutil.copytree(sharded / "step3", cont / "step3")
+    train(cfg, cont, stop_after=6, save_interval=3, device="cpu")
+    assert compare_checkpoints(sharded / "step6", cont / "step6", atol=1e-6)["passed"]
+
+    # two processes: FSDP vs DDP under torchrun, up to float summation order
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for strategy in ("ddp", "fsdp"):
+        runs[strategy] = tmp_path / f"two_{strategy}"
+        r = subprocess.run(
+            [
+                str(torchrun),
+                "--standalone",
+                "--nproc_per_node=2",
+                "-m",
+                "intervene.cli",
+                "train",
+                "--train-config",
+                str(cfg),
+                "--device",
+                "cpu",
+                "--microbatch",
+                "2",
+                "--strategy",
+                strategy,
+                "--out",
+                str(runs[strategy]),
+                "--stop-after",
+                "6",
+                "--save-interval",
+                "3",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+    res = compare_checkpoints(runs["ddp"] / "step6", runs["fsdp"] / "step6", atol=1e-3)
+    assert res["passed"], res
+    assert run_losses(runs["fsdp"]) == pytest.approx(run_losses(runs["ddp"]), rel=1e-5)

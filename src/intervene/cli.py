@@ -105,6 +105,7 @@ def _cmd_train(a: argparse.Namespace) -> None:
         save_interval=a.save_interval,
         seed=a.seed,
         order_seed=a.order_seed,
+        strategy=a.strategy,
         device=a.device,
         microbatch=a.microbatch,
         tokenizer_dir=a.tokenizer,
@@ -560,6 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--order-seed",
         type=int,
         help="re-runs: read the data list's instances in this seed's permutation (repeated runs)",
+    )
+    s.add_argument(
+        "--strategy",
+        default="ddp",
+        choices=["ddp", "fsdp"],
+        help="several processes: replicated weights (ddp) or FSDP2-sharded weights and optimizer state",
     )
     s.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     s.add_argument("--microbatch", type=int, help="micro-batch size (default: device_train_microbatch_size)")

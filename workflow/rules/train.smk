@@ -24,6 +24,9 @@ rule pretrain_original:
     params:
         out=lambda wc, output: os.path.dirname(output[0]),
         launcher=intervene_launcher(),
+        strategy=(
+            "--strategy fsdp" if config["train"].get("strategy") == "fsdp" else ""
+        ),
         interval=config["train"]["save_interval"],
         device=config["train"]["device"],
         stop=(
@@ -34,7 +37,7 @@ rule pretrain_original:
     shell:
         "{params.launcher} train --train-config {input.train_config} --order {input.order}"
         " --out {params.out} --save-interval {params.interval} --device {params.device}"
-        " {params.stop} > {log} 2>&1"
+        " {params.strategy} {params.stop} > {log} 2>&1"
 
 
 rule replay_check:
@@ -117,9 +120,13 @@ rule pretrain_rerun:
         load_path=lambda wc: original_checkpoint(rerun_setting("from_step")(wc)),
         steps=rerun_setting("steps"),
         launcher=intervene_launcher(),
+        strategy=(
+            "--strategy fsdp" if config["train"].get("strategy") == "fsdp" else ""
+        ),
         device=config["train"]["device"],
         order=order_flag,
     shell:
         "{params.launcher} train --train-config {input.train_config} --load-path {params.load_path}"
         " --data-list {input.data_list} --stop-after {params.steps} --save-interval {params.steps}"
-        " {params.order} --out {params.out} --device {params.device} > {log} 2>&1"
+        " {params.order} {params.strategy} --out {params.out} --device {params.device}"
+        " > {log} 2>&1"

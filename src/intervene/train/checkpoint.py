@@ -36,14 +36,18 @@ def save_checkpoint(
     state: dict,
     raw_config: dict,
     tokenizer_dir: str | os.PathLike | None = None,
+    *,
+    model_state: dict | None = None,
+    optimizer_state: dict | None = None,
 ) -> Path:
+    """``model_state``/``optimizer_state``: the unsharded states when the live ones are sharded (FSDP)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     path = Path(path)
     with atomic_path(path, is_dir=True) as tmp:
-        unwrap(model).save_pretrained(str(tmp), safe_serialization=True)
-        torch.save(optimizer.state_dict(), tmp / "optim.pt")
+        unwrap(model).save_pretrained(str(tmp), safe_serialization=True, state_dict=model_state)
+        torch.save(optimizer.state_dict() if optimizer_state is None else optimizer_state, tmp / "optim.pt")
         torch.save(state, tmp / "train.pt")
         (tmp / "config.yaml").write_text(yaml.safe_dump(raw_config, sort_keys=False, allow_unicode=True))
         if tokenizer_dir is not None and Path(tokenizer_dir).is_dir():
@@ -69,14 +73,17 @@ def load_model_weights(path: str | os.PathLike, model: torch.nn.Module) -> None:
         )
 
 
-def load_training_state(path: str | os.PathLike, optimizer) -> dict:
+def load_training_state(path: str | os.PathLike, optimizer, load_optimizer=None) -> dict:
+    """Load ``optim.pt`` into ``optimizer`` (or through ``load_optimizer(state_dict)``, e.g. into a
+    sharded one) and return ``train.pt``'s counters."""
     path = Path(path)
     for name in ("optim.pt", "train.pt"):
         if not (path / name).exists():
             raise FileNotFoundError(
                 f"{path / name}: checkpoint lacks {name} (cannot resume training from it)"
             )
-    optimizer.load_state_dict(torch.load(path / "optim.pt", map_location="cpu", weights_only=True))
+    sd = torch.load(path / "optim.pt", map_location="cpu", weights_only=True)
+    (load_optimizer or optimizer.load_state_dict)(sd)
     return torch.load(path / "train.pt", map_location="cpu", weights_only=False)
 
 

@@ -28,6 +28,12 @@ from intervene.data_order import data_files, load_order
 from intervene.olmo import global_indices, load_train_config, read_path_list, resolve_path
 from intervene.train.checkpoint import checkpoints, load_model_weights, load_training_state, save_checkpoint
 from intervene.train.data import BatchStream, InstanceFiles
+from intervene.train.fsdp import (
+    full_model_state,
+    full_optimizer_state,
+    load_full_optimizer_state,
+    shard_model,
+)
 from intervene.train.instance_filter import instance_mask
 from intervene.train.model import build_model
 from intervene.train.objective import OlmoObjective
@@ -77,8 +83,12 @@ def optimizer_step(
     params = [p for p in objective.parameters() if p.grad is not None]
     if max_norm > 0:
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    elif hasattr(params[0], "full_tensor"):  # sharded (FSDP): the norm of the whole gradient
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
     else:
         grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+    if hasattr(grad_norm, "full_tensor"):
+        grad_norm = grad_norm.full_tensor()
     for g in optimizer.param_groups:
         g["lr"] = lr
     optimizer.step()
@@ -97,6 +107,7 @@ def train(
     save_interval: int | None = None,
     seed: int | None = None,
     order_seed: int | None = None,
+    strategy: str = "ddp",
     device: str | None = None,
     microbatch: int | None = None,
     tokenizer_dir: str | os.PathLike | None = None,
@@ -107,7 +118,8 @@ def train(
     (re-runs only) reads the files' instances in a seeded permutation instead of in order: how
     repeated runs of one intervention differ on CPU, where a replay is otherwise bit-identical; run r
     of an intervention and run r of its control share the seed, hence the permutation (paired runs).
-    Returns a summary.
+    ``strategy``: ``ddp`` (replicated weights) or ``fsdp`` (FSDP2: weights, gradients and AdamW
+    state sharded; see :mod:`intervene.train.fsdp`). Returns a summary.
     """
     rank, world, local_rank = _dist_env()
     if device is None:
@@ -150,9 +162,15 @@ def train(
     stream = BatchStream(source, order, gbs, rank, world)
 
     # --- model, optimizer, state
+    if strategy not in ("ddp", "fsdp"):
+        raise ValueError(f"strategy must be ddp or fsdp, not {strategy!r}")
+    fsdp = strategy == "fsdp"
+    if fsdp and not dist.is_initialized():  # FSDP2 needs a process group, one process too
+        dist.init_process_group(
+            "nccl" if device == "cuda" else "gloo", store=dist.HashStore(), rank=0, world_size=1
+        )
     model = build_model(raw, seed)
     model.to(dev)
-    optimizer = build_optimizer(model, raw["optimizer"], fused=(device == "cuda") or None)
     out = Path(out_dir)
     existing = checkpoints(out)
     state = {
@@ -166,8 +184,13 @@ def train(
     resume = existing[max(existing)] if existing else None
     start = resume or (Path(load_path) if load_path else None)
     if start is not None:
-        load_model_weights(start, model)
-        state.update(load_training_state(start, optimizer))
+        load_model_weights(start, model)  # unsharded weights, before any sharding
+    if fsdp:
+        shard_model(model, bf16=device == "cuda")
+    optimizer = build_optimizer(model, raw["optimizer"], fused=(device == "cuda") or None)
+    if start is not None:
+        load_opt = (lambda sd: load_full_optimizer_state(model, optimizer, sd)) if fsdp else None
+        state.update(load_training_state(start, optimizer, load_opt))
         if resume is None:  # a new run from someone else's checkpoint starts counting here
             state["run_start_step"] = state["global_step"]
         log.info("starting from %s at step %d", start, state["global_step"])
@@ -176,7 +199,11 @@ def train(
         z_loss=bool(raw.get("softmax_auxiliary_loss", False)),
         fused=bool(raw.get("fused_loss", False)),
     )
-    if world > 1:
+    if fsdp:
+        # the fused loss reads the head's weight directly, bypassing the sharded root's gather:
+        # sharded, the loss goes through the model's own forward (same values, tested)
+        objective.fused = False
+    if world > 1 and not fsdp:
         objective = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[local_rank] if device == "cuda" else None
         )
@@ -219,8 +246,15 @@ def train(
         write_text(metrics_path, "".join(ln + "\n" for ln in kept))
 
     def save() -> None:
-        if rank == 0:
-            save_checkpoint(out / f"step{state['global_step']}", model, optimizer, dict(state), raw, tok_dir)
+        path = out / f"step{state['global_step']}"
+        if fsdp:  # every rank takes part in gathering the unsharded states; rank 0 writes them
+            msd, osd = full_model_state(model), full_optimizer_state(model, optimizer)
+            if rank == 0:
+                save_checkpoint(
+                    path, model, optimizer, dict(state), raw, tok_dir, model_state=msd, optimizer_state=osd
+                )
+        elif rank == 0:
+            save_checkpoint(path, model, optimizer, dict(state), raw, tok_dir)
         if world > 1:
             dist.barrier()
 
@@ -276,6 +310,7 @@ def train(
         "final_step": state["global_step"],
         "world_size": world,
         "order_seed": order_seed,
+        "strategy": strategy,
         "checkpoints": sorted(checkpoints(out)),
     }
     if rank == 0:  # written last: its presence means the run is complete
