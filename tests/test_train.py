@@ -182,23 +182,18 @@ def test_replay_of_unmodified_batches_is_bit_exact(small_world, original_run, tm
     assert not compare_checkpoints(original_run / "step8", tmp_path / "bad" / "step8")["passed"]
 
 
+def _torchrun_train(train_config) -> list[str]:
+    """`intervene train` on 2 CPU processes (gloo) under torchrun, micro-batches of 2."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    return [
+        *(str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "intervene.cli", "train"),
+        *("--train-config", str(train_config), "--device", "cpu", "--microbatch", "2"),
+    ]
+
+
 def test_replay_under_torchrun_two_processes(small_world, tmp_path):
     """Original run and replay both on 2 CPU processes (gloo): the replay is bit-exact."""
-    torchrun = Path(sys.executable).parent / "torchrun"
-    base = [
-        str(torchrun),
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "intervene.cli",
-        "train",
-        "--train-config",
-        str(small_world / "train_config.yaml"),
-        "--device",
-        "cpu",
-        "--microbatch",
-        "2",
-    ]
+    base = _torchrun_train(small_world / "train_config.yaml")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     orig = tmp_path / "orig"
     r = subprocess.run(
@@ -322,33 +317,15 @@ def test_fsdp_trains_like_ddp_and_resumes_exactly(small_world, tmp_path):
     assert compare_checkpoints(sharded / "step6", cont / "step6", atol=1e-6)["passed"]
 
     # two processes: FSDP vs DDP under torchrun, up to float summation order
-    torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     runs = {}
     for strategy in ("ddp", "fsdp"):
         runs[strategy] = tmp_path / f"two_{strategy}"
         r = subprocess.run(
             [
-                str(torchrun),
-                "--standalone",
-                "--nproc_per_node=2",
-                "-m",
-                "intervene.cli",
-                "train",
-                "--train-config",
-                str(cfg),
-                "--device",
-                "cpu",
-                "--microbatch",
-                "2",
-                "--strategy",
-                strategy,
-                "--out",
-                str(runs[strategy]),
-                "--stop-after",
-                "6",
-                "--save-interval",
-                "3",
+                *_torchrun_train(cfg),
+                *("--strategy", strategy, "--out", str(runs[strategy])),
+                *("--stop-after", "6", "--save-interval", "3"),
             ],
             capture_output=True,
             text=True,
