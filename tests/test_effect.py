@@ -152,29 +152,34 @@ def test_effect_files_and_report_documents(tmp_path):
             }
         )
     )
-    e = write_effect(
-        "rm_x",
-        "rm_coocc",
-        inter,
-        ctrl,
-        tmp_path / "sel.npz",
-        tmp_path / "effect.json",
-        audit=audit,
-        replay=replay,
-        n_boot=200,
-    )
+    outputs = ("effect.json", "e.png", "all.png", "s.md", "s.html", "h.txt")
+
+    def render() -> dict:
+        """The effect, its figures and the report documents, from the files above."""
+        e = write_effect(
+            "rm_x",
+            "rm_coocc",
+            inter,
+            ctrl,
+            tmp_path / "sel.npz",
+            tmp_path / "effect.json",
+            audit=audit,
+            replay=replay,
+            n_boot=200,
+        )
+        plot_effect(e, tmp_path / "e.png")
+        plot_effects([e], tmp_path / "all.png")
+        write_summary(
+            [tmp_path / "effect.json"],
+            {"effects": tmp_path / "all.png", "rm_x": tmp_path / "e.png"},
+            *(tmp_path / f for f in outputs[3:]),
+        )
+        return e
+
+    e = render()
     assert json.loads((tmp_path / "effect.json").read_text()) == json.loads(json.dumps(e))
     assert e["expected"] == "decrease" and e["step"] == 20 and e["swap"]["replaced"] == 7
     assert e["swap"]["decoded_check"]["problems"] == 0 and e["replay_fidelity"]["passed"]
-    plot_effect(e, tmp_path / "e.png")
-    plot_effects([e], tmp_path / "all.png")
-    write_summary(
-        [tmp_path / "effect.json"],
-        {"effects": tmp_path / "all.png", "rm_x": tmp_path / "e.png"},
-        tmp_path / "s.md",
-        tmp_path / "s.html",
-        tmp_path / "h.txt",
-    )
     md, page, head = ((tmp_path / f).read_text() for f in ("s.md", "s.html", "h.txt"))
     assert "| rm_x | rm_coocc | decrease | 3 | 0.833 " in md and "0.500" in md
     assert "![rm_x](e.png)" in md and "passed" in md
@@ -182,27 +187,9 @@ def test_effect_files_and_report_documents(tmp_path):
     assert head.startswith("rm_x (rm_coocc, 3 targeted, 2 runs vs 2 controls): targeted accuracy 0.50 [")
     assert "change -0.33 [" in head
     # the same inputs give the same bytes
-    before = [(tmp_path / f).read_bytes() for f in ("effect.json", "e.png", "s.md", "s.html")]
-    write_effect(
-        "rm_x",
-        "rm_coocc",
-        inter,
-        ctrl,
-        tmp_path / "sel.npz",
-        tmp_path / "effect.json",
-        audit=audit,
-        replay=replay,
-        n_boot=200,
-    )
-    plot_effect(e, tmp_path / "e.png")
-    write_summary(
-        [tmp_path / "effect.json"],
-        {"effects": tmp_path / "all.png", "rm_x": tmp_path / "e.png"},
-        tmp_path / "s.md",
-        tmp_path / "s.html",
-        tmp_path / "h.txt",
-    )
-    assert before == [(tmp_path / f).read_bytes() for f in ("effect.json", "e.png", "s.md", "s.html")]
+    before = [(tmp_path / f).read_bytes() for f in outputs]
+    render()
+    assert before == [(tmp_path / f).read_bytes() for f in outputs]
 
 
 def test_mismatched_evaluations_are_an_error(tmp_path):

@@ -145,8 +145,9 @@ def test_run_matches_terms_and_instances(run_dir):
     assert bm.nnz > 0 and (bm.data > 0).all()
 
 
-def test_dense_rules_with_tiny_dpr_encoders(run_dir, tmp_path):
-    import scipy.sparse as sp
+@pytest.fixture()
+def tiny_dpr(run_dir, tmp_path) -> Path:
+    """Tiny random DPR context (`ctx`) and question (`q`) encoders with the small world's tokenizer."""
     from transformers import DPRConfig, DPRContextEncoder, DPRQuestionEncoder
 
     save_tiny_encoders(
@@ -155,6 +156,13 @@ def test_dense_rules_with_tiny_dpr_encoders(run_dir, tmp_path):
         {"ctx": (DPRContextEncoder, DPRConfig), "q": (DPRQuestionEncoder, DPRConfig)},
         layers=1,
     )
+    return tmp_path
+
+
+def test_dense_rules_with_tiny_dpr_encoders(run_dir, tiny_dpr):
+    import scipy.sparse as sp
+
+    tmp_path = tiny_dpr
     cfg = small_config()
     cfg["match"]["dense"] = {
         "ctx_model": str(tmp_path / "ctx"),
@@ -487,25 +495,19 @@ def test_selection_ignores_other_tasks_rows(run_dir, tmp_path):
             assert (got[key] == ref[key] + extra).all(), (strategy, key)
 
 
-def test_dense_mapping_intervention(run_dir, tmp_path):
+def test_dense_mapping_intervention(run_dir, tiny_dpr):
     """A DPR-score mapping (strategy dense_mapping) runs end to end to its effect; its window scores
     are the top-k dot products of the targets' question embeddings with the window's documents."""
     import json
 
     import scipy.sparse as sp
-    from transformers import DPRConfig, DPRContextEncoder, DPRQuestionEncoder
 
     from intervene.search.dense import encode, load_encoder
     from intervene.search.stages import task_queries
     from intervene.select.windows import window
 
     res = run_dir / "results"
-    save_tiny_encoders(
-        res / "world" / "tokenizer",
-        tmp_path,
-        {"ctx": (DPRContextEncoder, DPRConfig), "q": (DPRQuestionEncoder, DPRConfig)},
-        layers=1,
-    )
+    tmp_path = tiny_dpr
     cfg = small_config()
     cfg["match"]["dense"] = {
         "ctx_model": str(tmp_path / "ctx"),

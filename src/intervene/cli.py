@@ -485,6 +485,24 @@ def _cmd_fetch_checkpoint(a: argparse.Namespace) -> None:
     log.info("fetched %s -> %s", a.url, fetch_unsharded(a.url, a.out))
 
 
+def _add_task_data(
+    s: argparse.ArgumentParser, pararel_help: str = "folder of pararel_patterns_{rel} datasets"
+) -> None:
+    """The evaluation data flags that :func:`_sources` reads."""
+    s.add_argument("--pararel", help=pararel_help)
+    s.add_argument("--sciq", help="SciQ save_to_disk folder or hub id (default allenai/sciq)")
+    s.add_argument("--openbookqa", help="OpenBookQA (main) folder or hub id (default allenai/openbookqa)")
+    s.add_argument("--mmlu", help="folder of per-subject MMLU folders, or hub id (default cais/mmlu)")
+
+
+def _add_window(s: argparse.ArgumentParser) -> None:
+    """A window of decoded batches [first, last) and the doc info that locates its documents."""
+    s.add_argument("--doc-info-dir", required=True)
+    s.add_argument("--first", type=int, required=True)
+    s.add_argument("--last", type=int, required=True)
+    s.add_argument("--batches-per-group", type=int, required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -614,10 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="comma-separated: pararel_<rel>, pararel, sciq, openbookqa, mmlu_<subject>, mmlu",
     )
-    s.add_argument("--pararel", help="folder of pararel_patterns_{rel} datasets")
-    s.add_argument("--sciq", help="SciQ save_to_disk folder or hub id (default allenai/sciq)")
-    s.add_argument("--openbookqa", help="OpenBookQA (main) folder or hub id (default allenai/openbookqa)")
-    s.add_argument("--mmlu", help="folder of per-subject MMLU folders, or hub id (default cais/mmlu)")
+    _add_task_data(s)
     s.add_argument("--out", required=True, help="output folder (predictions per task, metrics.json)")
     s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     s.add_argument("--row-tokens", type=int, default=2048, help="packed row length")
@@ -742,15 +757,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bm25-window", help="BM25 scores of (some) instances against a window's documents")
     s.add_argument("--batches-root", required=True)
-    s.add_argument("--doc-info-dir", required=True)
-    s.add_argument("--first", type=int, required=True)
-    s.add_argument("--last", type=int, required=True)
-    s.add_argument("--batches-per-group", type=int, required=True)
+    _add_window(s)
     s.add_argument("--tasks", help="evaluation tasks (the rows of labels.npz); data from the flags below")
-    s.add_argument("--pararel", help="ParaRel folder (alone: with --relations instead of --tasks)")
+    _add_task_data(s, pararel_help="ParaRel folder (alone: with --relations instead of --tasks)")
     s.add_argument("--relations")
-    for kind in ("sciq", "openbookqa", "mmlu"):
-        s.add_argument(f"--{kind}", help=f"{kind} data: local save_to_disk folder or hub id")
     s.add_argument("--instances", help="learned_step{N}.npz: score only its inst_idxs (in that order)")
     s.add_argument("--datasets", help="with --instances: keep only these dataset labels (e.g. sciq)")
     s.add_argument(
@@ -769,16 +779,11 @@ def build_parser() -> argparse.ArgumentParser:
         "dense-window", help="dense (DPR) scores of target instances against a window's documents"
     )
     s.add_argument("--doc-embeddings", nargs="+", required=True, help="per-group document embeddings (.npy)")
-    s.add_argument("--doc-info-dir", required=True)
-    s.add_argument("--first", type=int, required=True)
-    s.add_argument("--last", type=int, required=True)
-    s.add_argument("--batches-per-group", type=int, required=True)
+    _add_window(s)
     s.add_argument("--question-model", required=True, help="DPR question encoder (or a mean-pooling encoder)")
     s.add_argument("--kind", default="dpr_question", choices=["dpr_question", "mean"])
     s.add_argument("--tasks", required=True, help="evaluation tasks (the rows of labels.npz)")
-    s.add_argument("--pararel")
-    for kind in ("sciq", "openbookqa", "mmlu"):
-        s.add_argument(f"--{kind}")
+    _add_task_data(s)
     s.add_argument("--instances", required=True, help="learned_step{N}.npz: the targets")
     s.add_argument("--datasets", help="keep only targets of these dataset labels (e.g. sciq)")
     s.add_argument(

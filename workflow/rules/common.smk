@@ -216,12 +216,22 @@ def order_flag(wildcards):
     return ""
 
 
+def side_files(pattern):
+    """Input function: `pattern` (with `{group}`) for every group of an intervention's window side."""
+    return lambda wc: expand(
+        pattern, group=window_groups(*mapping_window(wc.name, wc.side))
+    )
+
+
+def learned_targets(name):
+    """The instances learned at an intervention's checkpoint: a score mapping's targets."""
+    return f"results/eval/original/learned_step{INTERVENTIONS[name]['checkpoint']}.npz"
+
+
 def effect_targets(name):
     """The file naming an intervention's targeted instances (see intervene.effect.targeted_instances)."""
     if name in mapping_names():
-        return (
-            f"results/eval/original/learned_step{INTERVENTIONS[name]['checkpoint']}.npz"
-        )
+        return learned_targets(name)
     return f"results/interventions/{name}/doc_idxs.npz"
 
 
@@ -251,6 +261,12 @@ def original_steps():
 EVAL = config.get("eval") or {}
 
 
+def source_flags():
+    """The evaluation data flags (`--pararel PATH`, `--sciq ...`) as `intervene eval` and the window
+    scorers take them."""
+    return [f"--{k} {v}" for k, v in sorted(EVAL.get("sources", {}).items())]
+
+
 def eval_args():
     """The `intervene eval` flags of the configured backend, tasks and data sources."""
     e = EVAL
@@ -258,7 +274,7 @@ def eval_args():
         f"--tasks {','.join(e.get('tasks', []))}",
         f"--device {e.get('device', 'cpu')}",
     ]
-    args += [f"--{k} {v}" for k, v in sorted(e.get("sources", {}).items())]
+    args += source_flags()
     if e.get("backend", "builtin") == "olmes":
         o = e.get("olmes", {})
         args += ["--backend olmes"]

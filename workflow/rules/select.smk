@@ -41,15 +41,9 @@ rule select:
 
 rule bm25_window:
     input:
-        batches=lambda wc: expand(
-            f"{DATA_DIR}/batches/{{group}}",
-            group=window_groups(*mapping_window(wc.name, wc.side)),
-        ),
-        doc_info=lambda wc: expand(
-            f"{DATA_DIR}/doc_info/{{group}}.npy",
-            group=window_groups(*mapping_window(wc.name, wc.side)),
-        ),
-        targets=lambda wc: f"results/eval/original/learned_step{INTERVENTIONS[wc.name]['checkpoint']}.npz",
+        batches=side_files(f"{DATA_DIR}/batches/{{group}}"),
+        doc_info=side_files(f"{DATA_DIR}/doc_info/{{group}}.npy"),
+        targets=lambda wc: learned_targets(wc.name),
         pararel=EVAL.get("sources", {}).get("pararel", f"{WORLD_DIR}/eval"),
     output:
         "results/interventions/{name}/scores_{side}.npz",
@@ -64,9 +58,7 @@ rule bm25_window:
         window=lambda wc: " ".join(str(x) for x in mapping_window(wc.name, wc.side)),
         per_group=config["decode"]["batches_per_group"],
         tasks=",".join(EVAL.get("tasks", [])),
-        sources=" ".join(
-            f"--{k} {v}" for k, v in sorted(EVAL.get("sources", {}).items())
-        ),
+        sources=" ".join(source_flags()),
         datasets=lambda wc: datasets_flag(wc.name),
         query=lambda wc: INTERVENTIONS[wc.name].get("query", "subject"),
     shell:
@@ -78,15 +70,9 @@ rule bm25_window:
 
 rule dense_window:
     input:
-        docs=lambda wc: expand(
-            "results/search/dense/docs/{group}.npy",
-            group=window_groups(*mapping_window(wc.name, wc.side)),
-        ),
-        doc_info=lambda wc: expand(
-            f"{DATA_DIR}/doc_info/{{group}}.npy",
-            group=window_groups(*mapping_window(wc.name, wc.side)),
-        ),
-        targets=lambda wc: f"results/eval/original/learned_step{INTERVENTIONS[wc.name]['checkpoint']}.npz",
+        docs=side_files("results/search/dense/docs/{group}.npy"),
+        doc_info=side_files(f"{DATA_DIR}/doc_info/{{group}}.npy"),
+        targets=lambda wc: learned_targets(wc.name),
     output:
         "results/interventions/{name}/scores_{side}.npz",
     log:
@@ -104,9 +90,7 @@ rule dense_window:
         model=DENSE.get("question_model", DENSE.get("ctx_model", "")),
         kind="dpr_question" if DENSE.get("kind", "dpr") == "dpr" else "mean",
         tasks=",".join(EVAL.get("tasks", [])),
-        sources=" ".join(
-            f"--{k} {v}" for k, v in sorted(EVAL.get("sources", {}).items())
-        ),
+        sources=" ".join(source_flags()),
         datasets=lambda wc: datasets_flag(wc.name),
         query=lambda wc: INTERVENTIONS[wc.name].get("query", "question"),
         k=DENSE.get("k", 10000),

@@ -42,9 +42,7 @@ def headline(e: dict) -> str:
     )
 
 
-def _sections(
-    effects: list[dict], figures: dict[str, str]
-) -> list[tuple[str, str, list[list[str]], list[str]]]:
+def _sections(effects: list[dict]) -> list[tuple[str, str, list[list[str]], list[str]]]:
     """(heading, paragraph, table rows (first = header), figure keys) per section."""
     level = effects[0]["bootstrap"]["level"] if effects else 0.95
     secs = []
@@ -189,7 +187,7 @@ def write_summary(
     """Render the report from the interventions' ``effect.json`` files; ``figures`` maps ``effects``
     and each intervention's name to its PNG (linked from the markdown, embedded in the HTML)."""
     effects = [json.loads(Path(p).read_text()) for p in effect_jsons]
-    secs = _sections(effects, {k: str(v) for k, v in figures.items()})
+    secs = _sections(effects)
     md_dir = Path(out_md).parent
     md = ["# Intervention effects\n"]
     body = ["<h1>Intervention effects</h1>"]

@@ -169,10 +169,9 @@ def mcqa_query(inst, query: str) -> str:
 def task_queries(tasks: list[str], sources: dict[str, str], query: str, rows=None) -> list[str]:
     """Retrieval queries of the evaluation instances ``rows`` (rows of labels.npz: the expanded
     tasks' instances in order; default all). ParaRel instances take ``subject``, ``subject_object`` or
-    ``question``; SciQ, OpenBookQA and MMLU instances ``question`` or ``question_answer``. Only the
-    tasks holding requested rows are read for their queries."""
-    import numpy as np
-
+    ``question``; SciQ, OpenBookQA and MMLU instances ``question`` or ``question_answer``. Every
+    task is read for its instance count (which rows are its); queries are built only for the tasks
+    holding requested rows."""
     from intervene.evaluation.tasks import expand_tasks, load_task
 
     names = expand_tasks(tasks)

@@ -201,21 +201,23 @@ def dense_window(
 ) -> dict:
     """(queries x window documents) top-``k`` dense scores (dot products, the paper's DPR
     retrieval), from the per-group document embeddings (rows = the groups' doc info) of the groups
-    the window spans; the window's documents are taken out of them by row, never re-encoded."""
+    the window spans; the window's documents are taken out of them by row, never re-encoded, one
+    group at a time (memory: one group's window documents, not the groups' whole embeddings)."""
     from intervene.search.dense import topk_similarity
 
     w = window(doc_info_dir, first, last, batches_per_group)
     if len(doc_embeddings) != len(w.groups):
         raise ValueError(f"window {first}-{last} spans groups {w.groups}: give one embeddings file each")
     embs = [np.load(p, mmap_mode="r") for p in doc_embeddings]
-    total = sum(len(e) for e in embs)
-    if total <= (w.rows.max() if len(w.rows) else -1):
-        raise ValueError(
-            f"{doc_embeddings}: {total} document embeddings, the window needs rows up to {w.rows.max()}"
-        )
-    docs = (
-        np.concatenate(embs)[w.rows] if len(w.rows) else np.zeros((0, query_embeddings.shape[1]), np.float32)
-    )
-    m = topk_similarity(query_embeddings, [docs], k, device=device)
+    for p, e, n in zip(doc_embeddings, embs, w.group_sizes, strict=True):
+        if len(e) != n:
+            raise ValueError(f"{p}: {len(e)} document embeddings, but its group has {n} documents")
+    bounds = np.cumsum([0, *w.group_sizes])
+
+    def shards():  # one group's window documents at a time, read from the memory map
+        for e, lo, hi in zip(embs, bounds[:-1], bounds[1:], strict=True):
+            yield np.asarray(e[w.rows[(w.rows >= lo) & (w.rows < hi)] - lo])
+
+    m = topk_similarity(query_embeddings, shards(), k, device=device)
     write_sparse(out, m)
     return {"queries": int(m.shape[0]), "docs": int(m.shape[1]), "nnz": int(m.nnz)}
