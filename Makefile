@@ -11,7 +11,7 @@ SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 
 .PHONY: setup test lint demo report bench clean
 
-$(VENV)/.installed: pyproject.toml setup.py src/intervene/_docinfo.pyx
+$(VENV)/.installed: pyproject.toml setup.py src/intervene/_docinfo.pyx src/intervene/_escapes.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"

@@ -235,7 +235,56 @@ def liger_vs_plain(model, liger, mb, ac) -> dict:
     }
 
 
-def variant(name: str, micro: int, n_micro: int, steps: int, warm: int) -> dict:
+def kernel_category(name: str) -> str:
+    """A CUDA kernel's kind, from its name (cuBLAS/CUTLASS GEMMs, attention, inductor's Triton
+    kernels, AdamW, the rest)."""
+    n = name.lower()
+    if any(k in n for k in ("flash", "fmha", "cudnn", "attention", "sdpa")):
+        return "attention"
+    if any(k in n for k in ("gemm", "cutlass", "xmma", "nvjet", "sm90_", "cublas")):
+        return "gemm"
+    if "adam" in n or "multi_tensor" in n:
+        return "optimizer"
+    if n.startswith("triton") or "triton_" in n:
+        return "triton (inductor)"
+    if "nccl" in n:
+        return "nccl"
+    return "other"
+
+
+def profile_step(step, out: Path, tag: str) -> dict:
+    """GPU time of one step by kernel category and the top kernels (torch.profiler)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - t
+    cats: dict[str, float] = {}
+    kernels = []
+    for e in prof.key_averages():
+        us = getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
+        if not us or e.key.startswith(("ProfilerStep", "cudaDeviceSynchronize")) or e.count == 0:
+            continue
+        if getattr(e, "device_type", None) is not None and "CUDA" not in str(e.device_type):
+            continue
+        cats[kernel_category(e.key)] = cats.get(kernel_category(e.key), 0.0) + us / 1e3
+        kernels.append((us / 1e3, e.count, e.key[:110]))
+    kernels.sort(reverse=True)
+    r = {
+        "tag": tag,
+        "wall_ms": round(wall * 1e3, 1),
+        "gpu_ms_by_category": {k: round(v, 1) for k, v in sorted(cats.items(), key=lambda x: -x[1])},
+        "top_kernels": [[round(ms, 1), c, k] for ms, c, k in kernels[:30]],
+    }
+    (out / f"profile_{tag}.json").write_text(json.dumps(r, indent=1))
+    return r
+
+
+def variant(name: str, micro: int, n_micro: int, steps: int, warm: int, prof_dir: Path | None = None) -> dict:
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -270,6 +319,10 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int) -> dict:
 
             dist.init_process_group("nccl", store=dist.HashStore(), rank=0, world_size=1)
             shard_model(model, bf16=True)
+        if "causal" in name:  # the trainer's attention: SDPA is_causal, no mask tensor when compiled
+            from intervene.train.model import use_causal_attention
+
+            use_causal_attention(model)
         objective = OlmoObjective(model, z_loss=True, fused=fused)
         if name == "ours_layers_fused":  # the per-layer compilation measured first (slower)
             for layer in model.model.layers:
@@ -293,6 +346,16 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int) -> dict:
             model, {"learning_rate": 1e-4, "weight_decay": 0.1, "betas": [0.9, 0.95], "eps": 1e-8}, fused=True
         )
         ac = torch.autocast("cuda", dtype=torch.bfloat16)
+        if "bf16diag" in name:  # diagnostic bound only (not OLMo's fp32 master weights): no casts
+            from contextlib import nullcontext
+
+            model.to(torch.bfloat16)
+            opt = build_optimizer(
+                model,
+                {"learning_rate": 1e-4, "weight_decay": 0.1, "betas": [0.9, 0.95], "eps": 1e-8},
+                fused=True,
+            )
+            ac = nullcontext()
         if "liger" in name:
             check = liger_vs_plain(model, objective, tokens[:micro], ac)
 
@@ -330,6 +393,11 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int) -> dict:
         r["grad_norm_first_last"] = [round(stats[0][1], 4), round(stats[-1][1], 4)]
     if "liger" in name:
         r["liger_vs_plain"] = check
+    if prof_dir is not None:
+        pr = profile_step(step, prof_dir, f"{name}_{micro}")
+        r["profile_gpu_ms"] = pr["gpu_ms_by_category"]
+        r["profile_wall_ms"] = pr["wall_ms"]
+        print("PROFILE", json.dumps(pr), flush=True)
     print("PART2", json.dumps(r), flush=True)
     return r
 
@@ -342,6 +410,7 @@ def main() -> None:
     ap.add_argument("--parts", default="1,2")
     ap.add_argument("--seqs-per-step", type=int, default=8, help="sequences per optimizer step (one GPU)")
     ap.add_argument("--fsdp", action="store_true", help="part 1 also trains with FSDP2 on 2 GPUs")
+    ap.add_argument("--profile", action="store_true", help="profile one step per variant by kernel kind")
     ap.add_argument(
         "--variants",
         default="baseline_eager:2,baseline_compiled:2,ours_layers_fused:2,ours_whole_plain:2,ours_whole_fused:2",
@@ -350,7 +419,14 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.variant:
-        variant(a.variant, a.micro, n_micro=a.seqs_per_step // a.micro, steps=4, warm=3)
+        variant(
+            a.variant,
+            a.micro,
+            n_micro=a.seqs_per_step // a.micro,
+            steps=4,
+            warm=3,
+            prof_dir=out if a.profile else None,
+        )
         return
     rows = []
     if "1" in a.parts:
@@ -363,7 +439,7 @@ def main() -> None:
         variants = [v.split(":") for v in a.variants.split(",")]
         for name, micro in ((n, int(m)) for n, m in variants):
             cmd = [sys.executable, __file__, "--out", str(out), "--variant", name, "--micro", str(micro)]
-            cmd += ["--seqs-per-step", str(a.seqs_per_step)]
+            cmd += ["--seqs-per-step", str(a.seqs_per_step)] + (["--profile"] if a.profile else [])
             r = subprocess.run(
                 cmd,
                 capture_output=True,

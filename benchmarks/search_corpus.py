@@ -1,6 +1,8 @@
 """A synthetic decoded group for the search benchmarks: JSON-lines ``.json.gz`` files in the paper's
 format (``json.dumps`` with ASCII escapes), words from a Zipf vocabulary with capitalised
-multi-word terms (1 in 10 with a non-ASCII letter) planted in the documents."""
+multi-word terms (1 in 10 with a non-ASCII letter) planted in the documents, and the escapes web
+text brings: a line break about every 60 words, a typographic apostrophe, dash or quote about
+every 50 (each a 6-byte ``\\uXXXX`` in the file)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from intervene.textio import gzip_bytes
+
+PUNCT = ["\u2019s", "\u2014", "\u201cso\u201d", "\u2026"]
 
 
 def _words(rng, n, lo=3, hi=9, alphabet="abcdefghijklmnopqrstuvwxyz"):
@@ -41,6 +45,10 @@ def make_corpus(out: Path, *, mb: float, n_terms: int, seed: int = 0) -> tuple[l
             words = list(vocab[rng.choice(vocab.size, size=int(rng.integers(20, 500)), p=p)])
             for _ in range(int(rng.poisson(2))):
                 words.insert(int(rng.integers(0, len(words) + 1)), terms[int(rng.integers(len(terms)))])
+            for _ in range(int(rng.poisson(len(words) / 60))):
+                words.insert(int(rng.integers(0, len(words) + 1)), "\n")
+            for _ in range(int(rng.poisson(len(words) / 50))):
+                words.insert(int(rng.integers(0, len(words) + 1)), PUNCT[int(rng.integers(len(PUNCT)))])
             text = " ".join(words)
             total += len(text.encode("utf-8"))
             lines.append(json.dumps({"text": text}))

@@ -59,6 +59,29 @@ def test_param_groups_exclude_only_the_embedding(small_world):
     assert opt.defaults["betas"] == (0.9, 0.95) and opt.defaults["eps"] == 1e-8
 
 
+def test_causal_attention_is_bit_identical_to_sdpa_and_not_saved(small_world, tmp_path):
+    """The trainer's maskless causal attention computes exactly what transformers' sdpa computes on
+    CPU (so the switch changes no result), and checkpoints keep a plain config."""
+    import json
+
+    from transformers import Olmo2ForCausalLM
+
+    from intervene.train.model import CAUSAL_SDPA, use_causal_attention
+
+    raw = yaml.safe_load((small_world / "train_config.yaml").read_text())
+    model = build_model(raw, seed=0)
+    x = torch.randint(0, model.config.vocab_size, (3, 48), generator=torch.Generator().manual_seed(0))
+    ref = model(input_ids=x).logits
+    assert use_causal_attention(model) and model.config._attn_implementation == CAUSAL_SDPA
+    out = model(input_ids=x).logits
+    assert torch.equal(out, ref)
+    out.sum().backward()  # and it trains
+    assert model.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+    model.save_pretrained(tmp_path / "ck")
+    assert CAUSAL_SDPA not in json.dumps(json.loads((tmp_path / "ck" / "config.json").read_text()))
+    assert Olmo2ForCausalLM.from_pretrained(tmp_path / "ck").config._attn_implementation == "sdpa"
+
+
 def test_olmo_loss_by_hand():
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 5)

@@ -31,7 +31,7 @@ def is_plain(term: str) -> bool:
     return not (REGEX_META & set(term))
 
 
-def _check_terms(terms: Sequence[str]) -> None:
+def check_terms(terms: Sequence[str]) -> None:
     for i, t in enumerate(terms):
         if not t:
             raise ValueError(f"term {i} is empty")
@@ -39,19 +39,48 @@ def _check_terms(terms: Sequence[str]) -> None:
             raise ValueError(f"term {i} ({t!r}) contains a NUL character")
 
 
-def _sorted(term, doc, start, end):
+def sort_occurrences(term, doc, start, end):
     order = np.lexsort((term, end, start, doc))
     return term[order], doc[order], start[order], end[order]
+
+
+class PatternOwners:
+    """Which term indices each distinct pattern stands for (several where the term list repeats a
+    term), as arrays built once per search rather than per file."""
+
+    def __init__(self, owners: list[list[int]]):
+        self.sizes = np.array([len(o) for o in owners], dtype=np.int64)
+        self.flat = np.array([i for o in owners for i in o], dtype=np.int64)
+        self.offs = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+        self.single = bool((self.sizes == 1).all())
+
+
+def unique_patterns(terms: Sequence[str], encode) -> tuple[list[bytes], PatternOwners]:
+    """The distinct encoded terms and, per pattern, the term indices it stands for."""
+    uniq: dict[bytes, list[int]] = {}
+    for i, t in enumerate(terms):
+        uniq.setdefault(encode(t), []).append(i)
+    return list(uniq), PatternOwners(list(uniq.values()))
+
+
+def patterns_to_terms(pat, doc, start, end, owners: PatternOwners):
+    """Hits of patterns (sorted by doc, start, end) as hits of terms, in the same order; a pattern
+    listed under several term indices yields one hit per index, in term order."""
+    if owners.single:
+        # one term per pattern: two distinct patterns never share (start, end), so the order holds
+        return owners.flat[pat].astype(np.int32), doc, start, end
+    counts = owners.sizes[pat]
+    rep = np.repeat(np.arange(pat.size), counts)
+    within = np.arange(rep.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    term = owners.flat[owners.offs[pat[rep]] + within]
+    return term.astype(np.int32), doc[rep], start[rep], end[rep]
 
 
 def _literal(texts: Sequence[str], terms: Sequence[str]):
     """Every occurrence (overlapping) of every term; arrays (term, doc, start, end)."""
     import ahocorasick_rs
 
-    uniq: dict[bytes, list[int]] = {}
-    for i, t in enumerate(terms):
-        uniq.setdefault(t.encode("utf-8"), []).append(i)
-    pats = list(uniq)
+    pats, owners = unique_patterns(terms, lambda t: t.encode("utf-8"))
     empty = np.zeros(0, dtype=np.int64)
     if not pats or not texts:
         return empty.astype(np.int32), empty, empty, empty
@@ -72,25 +101,10 @@ def _literal(texts: Sequence[str], terms: Sequence[str]):
     h = h[np.lexsort((h[:, 0], h[:, 2], h[:, 1]))]
     pat, s, e = h[:, 0], h[:, 1], h[:, 2]
     doc = np.searchsorted(starts, s, side="right") - 1
-    s, e = s - starts[doc], e - starts[doc]
-    # a pattern listed under several term indices yields one hit per index
-    owners = [uniq[p] for p in pats]
-    if any(len(o) > 1 for o in owners):
-        counts = np.array([len(o) for o in owners])[pat]
-        flat = np.concatenate([np.array(o) for o in owners])
-        offs = np.concatenate([[0], np.cumsum([len(o) for o in owners])[:-1]])
-        rep = np.repeat(np.arange(len(pat)), counts)
-        within = np.arange(rep.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        term = flat[offs[pat[rep]] + within]
-        doc, s, e = doc[rep], s[rep], e[rep]
-        return _sorted(term.astype(np.int32), doc.astype(np.int64), s, e)  # duplicates: term order
-    term = np.array([o[0] for o in owners])[pat]
-    # already sorted by (start, end, pattern); one term per pattern keeps that order by term
-    # except where two patterns share (start, end) -- impossible for distinct byte strings
-    return term.astype(np.int32), doc.astype(np.int64), s, e
+    return patterns_to_terms(pat, doc.astype(np.int64), s - starts[doc], e - starts[doc], owners)
 
 
-def _greedy_nonoverlapping(term, doc, start, end):
+def greedy_nonoverlapping(term, doc, start, end):
     """Per (term, doc), keep matches left to right that start at or after the last kept end:
     Rust's find_iter for a literal (leftmost; for one literal all matches have its length)."""
     order = np.lexsort((start, doc, term))
@@ -112,7 +126,7 @@ def _greedy_nonoverlapping(term, doc, start, end):
                     last = e[k]
                 else:
                     keep[k] = False
-    return _sorted(t[keep], d[keep], s[keep], e[keep])
+    return sort_occurrences(t[keep], d[keep], s[keep], e[keep])
 
 
 def _char_to_byte(text: str, offs: list[int]) -> list[int]:
@@ -162,12 +176,12 @@ def find_terms(texts: Sequence[str], terms: Sequence[str], mode: str = "literal"
     end, then term)."""
     if mode not in ("literal", "wimbd"):
         raise ValueError(f"mode must be 'literal' or 'wimbd', not {mode!r}")
-    _check_terms(terms)
+    check_terms(terms)
     if mode == "literal":
         return _literal(texts, terms)
     plain = [i for i, t in enumerate(terms) if is_plain(t)]
     lit = _literal(texts, [terms[i] for i in plain])
-    t, d, s, e = _greedy_nonoverlapping(np.array(plain, dtype=np.int32)[lit[0]], lit[1], lit[2], lit[3])
+    t, d, s, e = greedy_nonoverlapping(np.array(plain, dtype=np.int32)[lit[0]], lit[1], lit[2], lit[3])
     rows = []
     for i, term in enumerate(terms):
         if not is_plain(term):
@@ -176,4 +190,4 @@ def find_terms(texts: Sequence[str], terms: Sequence[str], mode: str = "literal"
         r = np.array(rows, dtype=np.int64)
         t = np.concatenate([t, r[:, 0].astype(np.int32)])
         d, s, e = np.concatenate([d, r[:, 1]]), np.concatenate([s, r[:, 2]]), np.concatenate([e, r[:, 3]])
-    return _sorted(t, d, s, e)
+    return sort_occurrences(t, d, s, e)

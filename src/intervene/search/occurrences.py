@@ -15,8 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from intervene.atomic import write_npz
-from intervene.search.corpus import group_texts
-from intervene.search.find import find_terms
+from intervene.search.corpus import batch_files, check_line_counts, group_texts, parse_texts, read_decoded
+from intervene.search.escaped import escape_layout, escape_term, scan_file
+from intervene.search.find import (
+    check_terms,
+    find_terms,
+    greedy_nonoverlapping,
+    is_plain,
+    patterns_to_terms,
+    sort_occurrences,
+    unique_patterns,
+)
 
 
 def read_term_list(path: str | os.PathLike) -> list[str]:
@@ -40,9 +49,65 @@ def term_vocabulary(term_files: dict[str, str | os.PathLike]) -> tuple[list[str]
 
 
 def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info=None) -> dict:
-    texts, _, _ = group_texts(group_dir, doc_info)
-    t, d, s, e = find_terms(texts, terms, mode)
-    return {"term": t, "doc": d, "start": s, "end": e, "n_docs": np.int64(len(texts)), "mode": np.str_(mode)}
+    """The occurrences of ``terms`` in a batch group: :func:`find_terms` over the group's texts.
+
+    Plain terms are searched file by file in the escaped JSON bytes (:mod:`escaped`); a file not in
+    the decoder's exact form is parsed and searched as texts instead, and ``wimbd`` regex terms
+    always run over the parsed texts. The result is the same either way (tested).
+    """
+    if mode not in ("literal", "wimbd"):
+        raise ValueError(f"mode must be 'literal' or 'wimbd', not {mode!r}")
+    check_terms(terms)
+    files = batch_files(group_dir)
+    plain = np.array([i for i, t in enumerate(terms) if mode == "literal" or is_plain(t)], dtype=np.int64)
+    parts, first = _literal_in_files(files, [terms[i] for i in plain])
+    t, d, s, e = (np.concatenate([p[k] for p in parts]) for k in range(4))
+    t = plain[t].astype(np.int32) if t.size else t.astype(np.int32)
+    first_row = np.array(first, dtype=np.int64)
+    if doc_info is not None:
+        check_line_counts(group_dir, files, first_row, doc_info)
+    if mode == "wimbd":
+        t, d, s, e = greedy_nonoverlapping(t, d, s, e)
+        regex = [i for i, x in enumerate(terms) if not is_plain(x)]
+        if regex:
+            texts = group_texts(group_dir)[0]
+            rt, rd, rs, re_ = find_terms(texts, [terms[i] for i in regex], "wimbd")
+            t = np.concatenate([t, np.array(regex, dtype=np.int32)[rt]])
+            d, s, e = np.concatenate([d, rd]), np.concatenate([s, rs]), np.concatenate([e, re_])
+            t, d, s, e = sort_occurrences(t, d, s, e)
+    n_docs = np.int64(first_row[-1])
+    return {"term": t, "doc": d, "start": s, "end": e, "n_docs": n_docs, "mode": np.str_(mode)}
+
+
+def _literal_in_files(files: list[Path], terms: list[str]):
+    """Per file, the literal occurrences ``(term, doc, start, end)`` (doc = row in the group),
+    and each file's first row plus the total."""
+    import ahocorasick_rs
+
+    pats, owners = unique_patterns(terms, escape_term)
+    ac = None
+    if pats:
+        ac = ahocorasick_rs.BytesAhoCorasick(pats, implementation=ahocorasick_rs.Implementation.ContiguousNFA)
+    parts, first, row = [], [], 0
+    empty = np.zeros(0, dtype=np.int64)
+    for f in files:
+        data = read_decoded(f)
+        layout = escape_layout(data)
+        if layout is None:  # not the decoder's exact form: parse it
+            texts = parse_texts(data, f)
+            t, d, s, e = find_terms(texts, terms) if texts else (empty, empty, empty, empty)
+            n = len(texts)
+        else:
+            n = layout.n_lines
+            t, d, s, e = empty, empty, empty, empty
+            if ac is not None and n:
+                pat, d, s, e = scan_file(data, ac, layout)
+                t, d, s, e = patterns_to_terms(pat, d, s, e, owners)
+        parts.append((t.astype(np.int64), d + row, s, e))
+        first.append(row)
+        row += n
+    parts.append((empty, empty, empty, empty))
+    return parts, first + [row]
 
 
 def write_occurrences(out: str | os.PathLike, occ: dict) -> None:

@@ -10,7 +10,11 @@ QK-norm, post-norm; weights of every Linear/Embedding ~ N(0, init_std) truncated
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+#: The trainer's attention: SDPA with ``is_causal=True`` and no mask tensor (see ``use_causal_attention``).
+CAUSAL_SDPA = "intervene_causal_sdpa"
 
 
 def olmo2_config(raw: dict):
@@ -65,3 +69,36 @@ def build_model(raw: dict, seed: int):
     m = raw["model"]
     init_olmo_weights(model, float(m.get("init_std", 0.02)), m.get("init_cutoff_factor"), seed)
     return model
+
+
+def causal_sdpa_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """Causal self-attention of full sequences (no padding, no cache), as transformers' ``sdpa``
+    computes it when it can skip the mask: the same ``scaled_dot_product_attention`` call."""
+    if attention_mask is not None:
+        raise ValueError("the trainer's causal attention takes no attention mask")
+    if key.shape[1] != query.shape[1]:  # grouped-query attention: repeat the key/value heads
+        n = query.shape[1] // key.shape[1]
+        key, value = key.repeat_interleave(n, dim=1), value.repeat_interleave(n, dim=1)
+    out = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling, is_causal=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def use_causal_attention(model) -> bool:
+    """Make the model attend through :func:`causal_sdpa_attention`: for the trainer only, which
+    never pads (transformers builds no mask for an attention it does not know, so a padding mask
+    passed to such a model would be dropped; evaluation loads its own model with ``sdpa``).
+
+    Why: under ``torch.compile`` transformers cannot prove the mask away (before torch 2.14 it
+    treats compiling as exporting) and hands SDPA a materialised ``seq x seq`` mask, so the kernel
+    does the full square instead of the causal half: on an H100 with the OLMo 2 1B shape, attention
+    then takes 30 % of the step (benchmarks/results/gpu_train_h100.md). Eager on CPU, transformers
+    already skips the mask, and the call here is the same, so results are bit-identical (tested).
+    Returns False (and leaves ``sdpa``) where transformers has no attention registry.
+    """
+    try:
+        from transformers import AttentionInterface
+    except ImportError:  # transformers < 4.48
+        return False
+    AttentionInterface.register(CAUSAL_SDPA, causal_sdpa_attention)
+    model.config._attn_implementation = CAUSAL_SDPA
+    return True

@@ -35,7 +35,7 @@ from intervene.train.fsdp import (
     shard_model,
 )
 from intervene.train.instance_filter import instance_mask
-from intervene.train.model import build_model
+from intervene.train.model import build_model, use_causal_attention
 from intervene.train.objective import OlmoObjective
 from intervene.train.optim import build_optimizer, scheduled_lr
 
@@ -170,6 +170,7 @@ def train(
             "nccl" if device == "cuda" else "gloo", store=dist.HashStore(), rank=0, world_size=1
         )
     model = build_model(raw, seed)
+    use_causal_attention(model)  # full sequences: no mask tensor, also when compiled
     model.to(dev)
     out = Path(out_dir)
     existing = checkpoints(out)
