@@ -1,4 +1,4 @@
-"""GPU replay fidelity and torch.compile under DDP (run on a machine with 2 GPUs; not in ``make bench``).
+"""GPU replay fidelity and torch.compile under DDP (2 GPUs by default, ``--nproc``; not in ``make bench``).
 
 The synthetic setup of gpu_train.py part 1, on 2 GPUs with NCCL and bf16: (a) the original run
 (``compile: true``) for 40 steps with checkpoints at 20 and 40; (b) the replay of batches 20-39
@@ -32,7 +32,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
-    out = Path(ap.parse_args().out)
+    ap.add_argument("--nproc", type=int, default=2, help="GPUs (processes) per run")
+    a = ap.parse_args()
+    out = Path(a.out)
     cfg_path = small_world(out / "w")
     raw = yaml.safe_load(cfg_path.read_text())
     raw["compile"] = True
@@ -43,7 +45,7 @@ def main() -> None:
         "-m",
         "torch.distributed.run",
         "--standalone",
-        "--nproc_per_node=2",
+        f"--nproc_per_node={a.nproc}",
         "-m",
         "intervene.cli",
         "train",
@@ -61,7 +63,7 @@ def main() -> None:
     torchrun("--out", str(out / "orig"), "--stop-after", "40", "--save-interval", "20")
     spec = load_train_config(cfg_path)
     files = InstanceFiles([cfg_path.parent / p for p in spec.paths], spec.dtype, spec.seq_len)
-    order = global_indices(files.num_instances, spec.seed, 0, 2, spec.drop_last)
+    order = global_indices(files.num_instances, spec.seed, 0, a.nproc, spec.drop_last)
     bdir = out / "batches"
     bdir.mkdir(parents=True, exist_ok=True)
     G = spec.global_batch_size
