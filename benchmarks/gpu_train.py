@@ -271,7 +271,8 @@ def profile_step(step, out: Path, tag: str) -> dict:
             continue
         if getattr(e, "device_type", None) is not None and "CUDA" not in str(e.device_type):
             continue
-        cats[kernel_category(e.key)] = cats.get(kernel_category(e.key), 0.0) + us / 1e3
+        kind = kernel_category(e.key)
+        cats[kind] = cats.get(kind, 0.0) + us / 1e3
         kernels.append((us / 1e3, e.count, e.key[:110]))
     kernels.sort(reverse=True)
     r = {
@@ -342,20 +343,15 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int, prof_dir
         if "liger" in name:  # compiled body + Liger's fused linear CE with z-loss (eager Triton)
             model.model.compile()
             objective = LigerObjective(model)
-        opt = build_optimizer(
-            model, {"learning_rate": 1e-4, "weight_decay": 0.1, "betas": [0.9, 0.95], "eps": 1e-8}, fused=True
-        )
         ac = torch.autocast("cuda", dtype=torch.bfloat16)
         if "bf16diag" in name:  # diagnostic bound only (not OLMo's fp32 master weights): no casts
             from contextlib import nullcontext
 
             model.to(torch.bfloat16)
-            opt = build_optimizer(
-                model,
-                {"learning_rate": 1e-4, "weight_decay": 0.1, "betas": [0.9, 0.95], "eps": 1e-8},
-                fused=True,
-            )
             ac = nullcontext()
+        opt = build_optimizer(
+            model, {"learning_rate": 1e-4, "weight_decay": 0.1, "betas": [0.9, 0.95], "eps": 1e-8}, fused=True
+        )
         if "liger" in name:
             check = liger_vs_plain(model, objective, tokens[:micro], ac)
 

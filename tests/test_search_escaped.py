@@ -116,3 +116,16 @@ def test_escaped_offsets_by_hand():
     # text 0 in UTF-8: x \n é(2) y ' ' 😀(4) y -> bytes: x0 \n1 é2-3 y4 sp5 😀6-9 y10
     # "n" of the escape \n is no match; the "n" of text 1 is
     assert got == [(0, 2, 5, 2), (0, 4, 5, 0), (0, 6, 10, 3), (0, 10, 11, 0), (1, 0, 1, 1), (1, 1, 2, 0)]
+
+
+def test_wimbd_regex_terms_in_a_group_equal_the_parsed_search(tmp_path):
+    """Regex terms run over the texts parsed in the same pass as the plain terms' escaped search."""
+    d = tmp_path / "001"
+    _write(
+        d,
+        {0: encode_lines(["St. Louis, St Louis \u00e9", "aaaa"]), 1: encode_lines(["Stx Louis\nSt. Louis"])},
+    )
+    terms = ["St. Louis", "Louis", "a+", "aa", "(St|x) L"]
+    occ = search_group(d, terms, mode="wimbd")
+    _same(occ, _parsed(d, terms, "wimbd"))
+    assert set(occ["term"].tolist()) == {0, 1, 2, 3, 4}

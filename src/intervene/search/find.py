@@ -76,10 +76,19 @@ def patterns_to_terms(pat, doc, start, end, owners: PatternOwners):
     return term.astype(np.int32), doc[rep], start[rep], end[rep]
 
 
-def _literal(texts: Sequence[str], terms: Sequence[str]):
-    """Every occurrence (overlapping) of every term; arrays (term, doc, start, end)."""
+def automaton(patterns: list[bytes]):
+    """One Aho-Corasick automaton over byte patterns (ahocorasick_rs; its contiguous NFA was the
+    fastest of its implementations for overlapping search here: 0.21 s per 100 MB vs 0.31 s for the
+    DFA)."""
     import ahocorasick_rs
 
+    return ahocorasick_rs.BytesAhoCorasick(
+        patterns, implementation=ahocorasick_rs.Implementation.ContiguousNFA
+    )
+
+
+def _literal(texts: Sequence[str], terms: Sequence[str]):
+    """Every occurrence (overlapping) of every term; arrays (term, doc, start, end)."""
     pats, owners = unique_patterns(terms, lambda t: t.encode("utf-8"))
     empty = np.zeros(0, dtype=np.int64)
     if not pats or not texts:
@@ -92,8 +101,7 @@ def _literal(texts: Sequence[str], terms: Sequence[str]):
     buf = b"\x00".join(encoded)
     del encoded
     starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
-    ac = ahocorasick_rs.BytesAhoCorasick(pats, implementation=ahocorasick_rs.Implementation.ContiguousNFA)
-    hits = ac.find_matches_as_indexes(buf, overlapping=True)
+    hits = automaton(pats).find_matches_as_indexes(buf, overlapping=True)
     if not hits:
         return empty.astype(np.int32), empty, empty, empty
     h = np.array(hits, dtype=np.int64)

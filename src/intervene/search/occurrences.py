@@ -18,6 +18,7 @@ from intervene.atomic import write_npz
 from intervene.search.corpus import batch_files, check_line_counts, group_texts, parse_texts, read_decoded
 from intervene.search.escaped import escape_layout, escape_term, scan_file
 from intervene.search.find import (
+    automaton,
     check_terms,
     find_terms,
     greedy_nonoverlapping,
@@ -60,7 +61,9 @@ def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info
     check_terms(terms)
     files = batch_files(group_dir)
     plain = np.array([i for i, t in enumerate(terms) if mode == "literal" or is_plain(t)], dtype=np.int64)
-    parts, first = _literal_in_files(files, [terms[i] for i in plain])
+    regex = [i for i, x in enumerate(terms) if mode == "wimbd" and not is_plain(x)]
+    # regex terms need the parsed texts: parsed in the same pass, each file read once
+    parts, first, texts = _literal_in_files(files, [terms[i] for i in plain], keep_texts=bool(regex))
     t, d, s, e = (np.concatenate([p[k] for p in parts]) for k in range(4))
     t = plain[t].astype(np.int32) if t.size else t.astype(np.int32)
     first_row = np.array(first, dtype=np.int64)
@@ -68,9 +71,7 @@ def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info
         check_line_counts(group_dir, files, first_row, doc_info)
     if mode == "wimbd":
         t, d, s, e = greedy_nonoverlapping(t, d, s, e)
-        regex = [i for i, x in enumerate(terms) if not is_plain(x)]
         if regex:
-            texts = group_texts(group_dir)[0]
             rt, rd, rs, re_ = find_terms(texts, [terms[i] for i in regex], "wimbd")
             t = np.concatenate([t, np.array(regex, dtype=np.int32)[rt]])
             d, s, e = np.concatenate([d, rd]), np.concatenate([s, rs]), np.concatenate([e, re_])
@@ -79,22 +80,22 @@ def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info
     return {"term": t, "doc": d, "start": s, "end": e, "n_docs": n_docs, "mode": np.str_(mode)}
 
 
-def _literal_in_files(files: list[Path], terms: list[str]):
-    """Per file, the literal occurrences ``(term, doc, start, end)`` (doc = row in the group),
-    and each file's first row plus the total."""
-    import ahocorasick_rs
-
+def _literal_in_files(files: list[Path], terms: list[str], *, keep_texts: bool = False):
+    """Per file, the literal occurrences ``(term, doc, start, end)`` (doc = row in the group);
+    each file's first row plus the total; and with ``keep_texts`` all texts (else ``None``)."""
     pats, owners = unique_patterns(terms, escape_term)
-    ac = None
-    if pats:
-        ac = ahocorasick_rs.BytesAhoCorasick(pats, implementation=ahocorasick_rs.Implementation.ContiguousNFA)
+    ac = automaton(pats) if pats else None
     parts, first, row = [], [], 0
+    all_texts: list[str] | None = [] if keep_texts else None
     empty = np.zeros(0, dtype=np.int64)
     for f in files:
         data = read_decoded(f)
         layout = escape_layout(data)
-        if layout is None:  # not the decoder's exact form: parse it
+        if layout is None or keep_texts:
             texts = parse_texts(data, f)
+            if all_texts is not None:
+                all_texts += texts
+        if layout is None:  # not the decoder's exact form: search the parsed texts
             t, d, s, e = find_terms(texts, terms) if texts else (empty, empty, empty, empty)
             n = len(texts)
         else:
@@ -107,7 +108,7 @@ def _literal_in_files(files: list[Path], terms: list[str]):
         first.append(row)
         row += n
     parts.append((empty, empty, empty, empty))
-    return parts, first + [row]
+    return parts, first + [row], all_texts
 
 
 def write_occurrences(out: str | os.PathLike, occ: dict) -> None:
