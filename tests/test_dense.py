@@ -47,3 +47,35 @@ def test_streamed_topk_equals_dense_reference():
             want = np.zeros(len(docs))
             want[order] = full[i, order]
             np.testing.assert_allclose(m[i], want, rtol=1e-5, atol=1e-6)
+
+
+def test_streamed_topk_in_small_blocks_equals_one_block():
+    """Blocks of a few documents (and shards cut across blocks) give the same top k as one block."""
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((5, 4)).astype(np.float32)
+    docs = rng.standard_normal((41, 4)).astype(np.float32)
+    docs[30] = docs[2]  # ties across blocks keep the lower index
+    one = topk_similarity(q, iter([docs]), 6)
+    for block_scores in (5, 15, 35):  # 1, 3 and 7 documents per block
+        small = topk_similarity(q, iter([docs[:17], docs[17:]]), 6, block_scores=block_scores)
+        # same documents; scores equal up to float32 rounding (the GEMM's blocking follows its shape)
+        assert np.array_equal(small.indptr, one.indptr) and np.array_equal(small.indices, one.indices)
+        np.testing.assert_allclose(small.data, one.data, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="k >= 1"):
+        topk_similarity(q, iter([docs]), 0)
+
+
+def test_encode_from_a_generator_into_a_memory_map(encoders, tmp_path):
+    """A stream of texts into a preallocated on-disk array equals encoding the list in memory."""
+    from intervene.search.stages import run_encode
+
+    tok, model, pooling = load_encoder(encoders / "bert", "mean")
+    texts = [f"document {i} " + "word " * (i % 7) for i in range(23)]
+    want = encode(tok, model, texts, pooling=pooling, chunk=4)
+    out = tmp_path / "emb.npy"
+    r = run_encode(encoders / "bert", "mean", (t for t in texts), out, n=len(texts))
+    assert r == {"texts": 23, "dim": 32}
+    np.testing.assert_allclose(np.load(out), want, atol=1e-5)
+    with pytest.raises(ValueError, match="22 rows"):
+        run_encode(encoders / "bert", "mean", iter(texts), tmp_path / "bad.npy", n=22)
+    assert not (tmp_path / "bad.npy").exists() and not list(tmp_path.glob(".bad*"))

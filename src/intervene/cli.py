@@ -283,17 +283,18 @@ def _cmd_bm25(a: argparse.Namespace) -> None:
 
 
 def _cmd_encode(a: argparse.Namespace) -> None:
-    from intervene.search.corpus import group_texts
+    from intervene.search.corpus import group_text_stream
     from intervene.search.stages import instance_queries, run_encode
 
     if bool(a.group_dir) == bool(a.pararel):
         raise SystemExit("encode: give --group-dir (documents) or --pararel (instances)")
-    if a.group_dir:
-        texts = group_texts(a.group_dir)[0]
+    if a.group_dir:  # streamed: one batch file's texts in memory at a time
+        n, texts = group_text_stream(a.group_dir)
     else:
         texts = instance_queries(a.pararel, a.relations.split(","), a.query)
+        n = len(texts)
     r = run_encode(
-        a.model, a.kind, texts, a.out, device=a.device, batch_tokens=a.batch_tokens, compile=a.compile
+        a.model, a.kind, texts, a.out, n=n, device=a.device, batch_tokens=a.batch_tokens, compile=a.compile
     )
     log.info("encode: %s", json.dumps(r))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,12 @@ def check_line_counts(group_dir, files: list[Path], first_row: np.ndarray, doc_i
         bad = next((i for i in range(min(counts.size, len(files))) if counts[i] != lines[i]), None)
         where = files[bad].name if bad is not None else f"{len(files)} files vs {counts.size} batches"
         raise ValueError(f"{group_dir}: text lines and doc info rows disagree ({where})")
+
+
+def group_text_stream(group_dir: str | os.PathLike) -> tuple[int, Iterator[str]]:
+    """The number of documents of a group and an iterator over them, reading one batch file at a
+    time (a stage that streams, e.g. dense encoding, then holds one file's texts, not the group's).
+    The count costs one decompression per file (ISA-L, small next to any per-document work)."""
+    files = batch_files(group_dir)
+    n = sum(read_decoded(f).count(b"\n") for f in files)
+    return n, (t for f in files for t in read_texts(f))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,7 +56,7 @@ def _pad(seqs: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
 def encode(
     tok,
     model,
-    texts: Sequence[str],
+    texts: Iterable[str],
     *,
     pooling: str,
     device: str = "cpu",
@@ -65,32 +65,52 @@ def encode(
     max_batch: int = 2048,
     chunk: int = 1024,
     workers: int = 2,
+    out: np.ndarray | None = None,
+    flush_chunks: int = 64,
 ) -> np.ndarray:
-    """float32 [len(texts), dim] embeddings, in the order of ``texts``.
+    """float32 [n, dim] embeddings, in the order of ``texts``.
 
-    Texts go in chunks of ``chunk``: ``workers`` threads tokenize the next chunks (the Rust
-    tokenizer releases the GIL) while the device encodes this one; within a chunk, texts are sorted by length
-    and cut into batches of at most ``batch_tokens`` padded tokens."""
+    ``texts`` may be any iterable (e.g. a generator reading a group file by file): only
+    ``workers + 1`` chunks of texts are held at a time. ``out``: a preallocated [n, dim] array to fill
+    (e.g. a ``np.lib.format.open_memmap`` on disk, so a group of millions of documents never sits in
+    memory); without it ``texts`` must have a length. Texts go in chunks of ``chunk``: ``workers``
+    threads tokenize the next chunks (the Rust tokenizer releases the GIL) while the device encodes
+    this one; within a chunk, texts are sorted by length and cut into batches of at most
+    ``batch_tokens`` padded tokens. Embeddings stay on the device and are copied out every
+    ``flush_chunks`` chunks (few synchronisations, device memory bounded)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
 
+    if out is None:
+        if not isinstance(texts, Sequence):
+            raise TypeError("encode: give `out` when `texts` is not a sequence")
+        out = np.zeros((len(texts), int(model.config.hidden_size)), dtype=np.float32)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-    out = np.zeros((len(texts), int(model.config.hidden_size)), dtype=np.float32)
-    starts = list(range(0, len(texts), chunk))
+    it = iter(texts)
+    chunks = iter(lambda: list(itertools.islice(it, chunk)), [])  # lists of texts until exhausted
 
-    def tokenize(lo: int):
-        return tok(
-            list(texts[lo : lo + chunk]), add_special_tokens=True, truncation=True, max_length=max_length
-        )["input_ids"]
+    def tokenize(batch: list[str]):
+        return tok(batch, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
 
-    done: list = []  # (rows, embeddings on the device): one transfer at the end, no per-batch sync
+    def flush(done: list) -> None:
+        for idx, emb in done:
+            if idx.size and int(idx.max()) >= len(out):
+                raise ValueError(f"encode: more texts than the {len(out)} rows of the output")
+            out[idx] = emb.cpu().numpy()
+        done.clear()
+
+    done: list = []  # (rows, embeddings on the device)
+    n = 0
     with ThreadPoolExecutor(max_workers=workers) as pool, torch.inference_mode():
-        ahead = [pool.submit(tokenize, lo) for lo in starts[:workers]]
-        for k, base in enumerate(starts):
+        ahead = [pool.submit(tokenize, c) for c in itertools.islice(chunks, workers)]
+        k = 0
+        while ahead:
             enc = ahead.pop(0).result()
-            if k + workers < len(starts):
-                ahead.append(pool.submit(tokenize, starts[k + workers]))
+            nxt = next(chunks, None)
+            if nxt is not None:
+                ahead.append(pool.submit(tokenize, nxt))
+            base, n = n, n + len(enc)
             lengths = np.fromiter((len(x) for x in enc), dtype=np.int64, count=len(enc))
             # a text with no token (empty, under a tokenizer without [CLS]/[SEP]) keeps a zero vector
             order = np.array(
@@ -99,9 +119,9 @@ def encode(
             lo = 0
             while lo < len(order):
                 L = int(lengths[order[lo]])
-                n = max(1, min(max_batch, batch_tokens // max(L, 1)))
-                idx = order[lo : lo + n]
-                lo += n
+                m = max(1, min(max_batch, batch_tokens // max(L, 1)))
+                idx = order[lo : lo + m]
+                lo += m
                 ids, mask = _pad([enc[i] for i in idx], pad_id)
                 ids_t = torch.from_numpy(ids).to(device, non_blocking=True)
                 mask_t = torch.from_numpy(mask).to(device, non_blocking=True)
@@ -110,41 +130,65 @@ def encode(
                     emb = res.pooler_output
                 else:
                     h = res.last_hidden_state
-                    m = mask_t.unsqueeze(-1).to(h.dtype)
-                    emb = (h * m).sum(1) / m.sum(1).clamp(min=1)
+                    msk = mask_t.unsqueeze(-1).to(h.dtype)
+                    emb = (h * msk).sum(1) / msk.sum(1).clamp(min=1)
                 done.append((idx + base, emb.float()))
-        for idx, emb in done:
-            out[idx] = emb.cpu().numpy()
+            k += 1
+            if k % flush_chunks == 0:
+                flush(done)
+        flush(done)
+    if n != len(out):
+        raise ValueError(f"encode: {n} texts for an output of {len(out)} rows")
     return out
 
 
-def topk_similarity(queries: np.ndarray, doc_shards, k: int, *, device: str = "cpu") -> sp.csr_matrix:
+def _blocks(doc_shards: Iterable[np.ndarray], rows: int) -> Iterator[np.ndarray]:
+    """The shards' documents in order, cut into blocks of at most ``rows`` (a memory-mapped shard
+    is read one block at a time)."""
+    for shard in doc_shards:
+        for lo in range(0, len(shard), rows):
+            yield np.ascontiguousarray(shard[lo : lo + rows], dtype=np.float32)
+
+
+def topk_similarity(
+    queries: np.ndarray,
+    doc_shards: Iterable[np.ndarray],
+    k: int,
+    *,
+    device: str = "cpu",
+    block_scores: int = 1 << 26,
+) -> sp.csr_matrix:
     """(queries x all documents) sparse matrix holding each query's ``k`` highest dot products.
 
-    ``doc_shards`` yields [n_i, dim] arrays (documents in order); only one shard's scores exist at a
-    time. Ties keep the lower document index."""
+    ``doc_shards`` yields [n_i, dim] arrays (documents in order; memory maps are fine). Documents are
+    scored in blocks of at most ``block_scores / n_queries`` rows, so memory is O(queries x (k +
+    block)) whatever the shards' sizes, never the dense queries x documents matrix. Ties keep the
+    lower document index."""
     import torch
 
+    if k < 1:
+        raise ValueError(f"top-k needs k >= 1, not {k}")
     q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(device)
+    rows = max(1, block_scores // max(1, q.shape[0]))
     best_v = torch.full((q.shape[0], 0), -torch.inf, device=device)
     best_i = torch.zeros((q.shape[0], 0), dtype=torch.long, device=device)
     offset = 0
-    for shard in doc_shards:
-        d = torch.from_numpy(np.ascontiguousarray(shard, dtype=np.float32)).to(device)
+    for block in _blocks(doc_shards, rows):
+        d = torch.from_numpy(block).to(device)
         s = q @ d.T
         idx = torch.arange(offset, offset + d.shape[0], device=device).expand(q.shape[0], -1)
+        # candidates = the running top k (lower indices) then this block: already in index order
         v = torch.cat([best_v, s], 1)
         i = torch.cat([best_i, idx], 1)
         kk = min(k, v.shape[1])
-        # stable top-k: sort by (-score, index) so equal scores keep the lower document index
-        order = torch.argsort(i, dim=1, stable=True)
-        v, i = v.gather(1, order), i.gather(1, order)
+        # stable top-k on (-score, index): equal scores keep the lower document index
         top = torch.argsort(-v, dim=1, stable=True)[:, :kk]
+        top = torch.sort(top, dim=1).values  # keep the kept candidates in index order
         best_v, best_i = v.gather(1, top), i.gather(1, top)
         offset += d.shape[0]
-    rows = np.repeat(np.arange(q.shape[0]), best_i.shape[1])
+    rows_idx = np.repeat(np.arange(q.shape[0]), best_i.shape[1])
     m = sp.csr_matrix(
-        (best_v.cpu().numpy().ravel().astype(np.float64), (rows, best_i.cpu().numpy().ravel())),
+        (best_v.cpu().numpy().ravel().astype(np.float64), (rows_idx, best_i.cpu().numpy().ravel())),
         shape=(q.shape[0], offset),
     )
     m.sort_indices()

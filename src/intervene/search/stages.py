@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from intervene.atomic import atomic_path, write_npy, write_sparse, write_text
+from intervene.atomic import atomic_path, write_sparse, write_text
 from intervene.evaluation.tasks import pararel_split
 from intervene.search.bm25 import bm25_scores, top_k
 from intervene.search.corpus import group_texts
@@ -197,19 +198,28 @@ def task_queries(tasks: list[str], sources: dict[str, str], query: str, rows=Non
 def run_encode(
     model,
     kind: str,
-    texts: list[str],
+    texts: Iterable[str],
     out,
     *,
+    n: int | None = None,
     device: str = "cpu",
     batch_tokens: int = 65536,
     compile: bool = False,
 ) -> dict:
+    """Embeddings of ``texts`` as a ``.npy`` [n, dim] float32, written straight into a memory map of
+    the (temporary) output, so a group of millions of documents is never held in memory; ``n`` = the
+    number of texts (default ``len(texts)``)."""
     from intervene.search.dense import encode, load_encoder
 
+    n = len(texts) if n is None else n
     tok, enc, pooling = load_encoder(model, kind, device, compile=compile)
-    emb = encode(tok, enc, texts, pooling=pooling, device=device, batch_tokens=batch_tokens)
-    write_npy(out, emb)
-    return {"texts": len(texts), "dim": int(emb.shape[1]) if emb.size else 0}
+    dim = int(getattr(enc, "_orig_mod", enc).config.hidden_size)
+    with atomic_path(out) as tmp:
+        emb = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
+        encode(tok, enc, texts, pooling=pooling, device=device, batch_tokens=batch_tokens, out=emb)
+        emb.flush()
+        del emb
+    return {"texts": n, "dim": dim if n else 0}
 
 
 def run_similarity(query_emb, doc_embs: list, out, *, k: int, device: str = "cpu") -> dict:

@@ -202,7 +202,7 @@ def dense_window(
     """(queries x window documents) top-``k`` dense scores (dot products, the paper's DPR
     retrieval), from the per-group document embeddings (rows = the groups' doc info) of the groups
     the window spans; the window's documents are taken out of them by row, never re-encoded, one
-    group at a time (memory: one group's window documents, not the groups' whole embeddings)."""
+    group at a time (memory: a block of rows, never a group's embeddings)."""
     from intervene.search.dense import topk_similarity
 
     w = window(doc_info_dir, first, last, batches_per_group)
@@ -214,9 +214,11 @@ def dense_window(
             raise ValueError(f"{p}: {len(e)} document embeddings, but its group has {n} documents")
     bounds = np.cumsum([0, *w.group_sizes])
 
-    def shards():  # one group's window documents at a time, read from the memory map
+    def shards():  # a block of one group's window documents at a time, read from the memory map
         for e, lo, hi in zip(embs, bounds[:-1], bounds[1:], strict=True):
-            yield np.asarray(e[w.rows[(w.rows >= lo) & (w.rows < hi)] - lo])
+            rows = w.rows[(w.rows >= lo) & (w.rows < hi)] - lo
+            for b in range(0, rows.size, 1 << 16):
+                yield np.asarray(e[rows[b : b + (1 << 16)]])
 
     m = topk_similarity(query_embeddings, shards(), k, device=device)
     write_sparse(out, m)
