@@ -69,7 +69,7 @@ def test_decoded_tokens_follow_the_data_order(small_world, small_data, decoded):
             raw = np.fromfile(small_world / cfg.paths[k], dtype=np.uint32)
             np.testing.assert_array_equal(arr[r], raw[j * cfg.seq_len : (j + 1) * cfg.seq_len])
     assert sorted(p.name for p in decoded.iterdir()) == sorted(
-        [f"{b}.npy" for b in range(12)] + [f"{b}.json.gz" for b in range(12)]
+        [f"{b}.npy" for b in range(12)] + [f"{b}.json.gz" for b in range(12)] + ["manifest.tsv"]
     )
 
 
@@ -215,7 +215,7 @@ def test_cli_reports_bad_input_in_one_line(small_world, small_data, tmp_path):
     assert main([*args, "--batches", "0:999"]) == 1  # beyond the data order
     assert not out.exists()
     assert main([*args, "--batches", "0:2"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["0.json.gz", "0.npy", "1.json.gz", "1.npy"]
+    assert sorted(p.name for p in out.iterdir()) == ["0.json.gz", "0.npy", "1.json.gz", "1.npy", "manifest.tsv"]
 
 
 def test_fast_decode_equals_transformers_batch_decode(small_world, decoded):

@@ -146,7 +146,7 @@ def test_effect_files_and_report_documents(tmp_path):
                 "passed": True,
                 "max_abs_diff": 0.0,
                 "atol": 0.0,
-                "reference": "step20",
+                "reference": "results/train/original/step20",
                 "tensors": 9,
                 "tensors_not_bit_identical": 0,
             }
@@ -181,11 +181,20 @@ def test_effect_files_and_report_documents(tmp_path):
     assert e["expected"] == "decrease" and e["step"] == 20 and e["swap"]["replaced"] == 7
     assert e["swap"]["decoded_check"]["problems"] == 0 and e["replay_fidelity"]["passed"]
     md, page, head = ((tmp_path / f).read_text() for f in ("s.md", "s.html", "h.txt"))
-    assert "| rm_x | rm_coocc | decrease | 3 | 0.833 " in md and "0.500" in md
+    assert "| rm_x | rm_coocc | 20 | decrease | 3 | 0.833 " in md and "0.500" in md
     assert "![rm_x](e.png)" in md and "passed" in md
     assert page.count("data:image/png;base64,") == 2 and "<td>rm_x</td>" in page
-    assert head.startswith("rm_x (rm_coocc, 3 targeted, 2 runs vs 2 controls): targeted accuracy 0.50 [")
-    assert "change -0.33 [" in head
+    # the headline labels each number: which side is the intervention, which the control, n, step
+    assert head.startswith("rm_x (rm_coocc), accuracy of its 3 targeted instances at step 20: ")
+    assert "intervention (mean of 2 re-runs) 0.50 [" in head
+    assert "control (unmodified window, mean of 2 re-runs) 0.83 [" in head
+    assert "effect -0.33 [" in head and "(expected: decrease)" in head
+    assert "the other 3 instances: effect -0.17 [" in head
+    # the replay section says what was compared and what it implies; control run 1 vs checkpoint c
+    assert "to step 20 over the unmodified decoded batches" in md and "bit for bit" in md
+    assert "Control run 1's accuracy on each intervention's targeted instances" in md
+    assert "rm_x 1.00 (original checkpoint 20: 1.00)" in md
+    assert e["targeted_definition"].startswith("the instances learned at checkpoint c")
     # the same inputs give the same bytes
     before = [(tmp_path / f).read_bytes() for f in outputs]
     render()
@@ -198,3 +207,80 @@ def test_mismatched_evaluations_are_an_error(tmp_path):
     np.savez(tmp_path / "sel.npz", strategy=np.str_("rm_coocc"), orig_inst_idxs=[0], new_inst_idxs=[])
     with pytest.raises(ValueError, match="ctrl.npz"):
         write_effect("x", "rm_coocc", inter, ctrl, tmp_path / "sel.npz", tmp_path / "e.json")
+
+
+def _effect(name: str, strategy: str, n_t: int = 3, **over) -> dict:
+    """A minimal effect.json dict as write_effect writes it (numbers need not be consistent)."""
+    side = {"accuracy": 0.5, "ci": [0.25, 0.75], "per_run": [{"accuracy": 0.0, "ci": [0.0, 0.0]}]}
+    group = {"n": n_t, "intervention": side, "control": side, "difference": {"value": 0.0, "ci": [-0.1, 0.1]}}
+    e = {
+        "name": name,
+        "strategy": strategy,
+        "expected": "decrease",
+        "step": 40,
+        "runs": {"intervention": 1, "control": 1},
+        "bootstrap": {"samples": 10, "seed": 0, "level": 0.9, "unit": "instance"},
+        "targeted": group,
+        "others": {**group, "n": 7},
+        "difference_in_differences": {"value": 0.0, "ci": [0.0, 0.0]},
+        "flips": {"targeted": {"lost": 0, "gained": 0}, "others": {"lost": 0, "gained": 0}},
+        "swap": None,
+        "replay_fidelity": None,
+    }
+    return {**e, **over}
+
+
+def test_report_defines_targeted_for_each_strategy_present(tmp_path):
+    from intervene.effect.compute import TARGETED
+    from intervene.effect.plots import plot_effects
+    from intervene.effect.summary import headline
+
+    effects = [_effect("a", "rm_occ"), _effect("b", "add_coocc"), _effect("c", "bm25_mapping")]
+    paths = []
+    for e in effects:
+        paths.append(tmp_path / f"{e['name']}.json")
+        paths[-1].write_text(json.dumps(e))
+    plot_effects(effects, tmp_path / "all.png")
+    write_summary(
+        paths, {"effects": tmp_path / "all.png"}, *(tmp_path / f for f in ("s.md", "s.html", "h.txt"))
+    )
+    md, page = (tmp_path / "s.md").read_text(), (tmp_path / "s.html").read_text()
+    assert "## Definitions" in md and "Targeted instances, by strategy:" in md
+    for strategy in ("rm_occ", "add_coocc", "bm25_mapping"):
+        assert f"- `{strategy}`: {TARGETED[strategy]}" in md
+    assert "`rm_coocc`" not in md and "`dense_mapping`" not in md  # only the strategies present
+    assert "learned one checkpoint later, at c + K" in TARGETED["add_coocc"]
+    assert "all instances learned at checkpoint c" in TARGETED["bm25_mapping"]
+    assert page.count("<li>") == 3
+    # no replay check configured: said so, no implication claimed; control run 1 vs checkpoint c
+    assert "No replay-fidelity check was configured" in md and "bit for bit" not in md
+    assert "a 0.00 (original checkpoint 40: 1.00)" in md and "b 0.00 (original checkpoint 40: 0.00)" in md
+    # a failed replay is not read as a faithful control
+    failed = {"passed": False, "reference": "x/step40", "atol": 0.0, "max_abs_diff": 0.5}
+    paths[0].write_text(
+        json.dumps(
+            {**effects[0], "replay_fidelity": {**failed, "tensors": 9, "tensors_not_bit_identical": 4}}
+        )
+    )
+    write_summary(paths, {}, *(tmp_path / f for f in ("s.md", "s.html", "h.txt")))
+    md = (tmp_path / "s.md").read_text()
+    assert "FAILED (4 of 9 tensors" in md and "do NOT reproduce" in md and "bit for bit" not in md
+    heads = (tmp_path / "h.txt").read_text().splitlines()
+    assert heads == [headline(e) for e in effects]
+    assert heads[1].startswith("b (add_coocc), accuracy of its 3 targeted instances at step 40: intervention")
+
+
+def test_forest_plot_labels_carry_step_and_n(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from intervene.effect.plots import plot_effects
+
+    seen = []
+    real = matplotlib.axes.Axes.set_yticks
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "set_yticks",
+        lambda self, ticks, labels=None, **kw: seen.append(labels) or real(self, ticks, labels, **kw),
+    )
+    plot_effects([_effect("a", "rm_occ", n_t=12), _effect("b", "add_coocc", step=80)], tmp_path / "f.png")
+    assert seen[-1] == ["a\nstep 40, n=12 targeted / 7 others", "b\nstep 80, n=3 targeted / 7 others"]

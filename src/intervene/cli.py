@@ -101,6 +101,7 @@ def _cmd_train(a: argparse.Namespace) -> None:
         load_path=a.load_path,
         data_list=a.data_list,
         order_path=a.order,
+        manifest=a.manifest,
         stop_after=a.stop_after,
         save_interval=a.save_interval,
         seed=a.seed,
@@ -425,6 +426,20 @@ def _cmd_swap(a: argparse.Namespace) -> None:
     log.info("swap: %s", json.dumps(r))
 
 
+def _cmd_verify(a: argparse.Namespace) -> None:
+    from intervene.manifest import verify_data_files, verify_manifest
+
+    if not a.folders and not a.data_files:
+        raise ValueError("verify: give folders (decoded groups, swap or memmap outputs) or --data-files")
+    for d in a.folders:
+        r = verify_manifest(d, hash=not a.sizes_only, required=True)
+        what = "sizes" if a.sizes_only else f"sizes and {r['hash']}"
+        log.info("%s: %d files, %d bytes: %s match its manifest.tsv", d, r["files"], r["bytes"], what)
+    if a.data_files:
+        r = verify_data_files(a.data_files)
+        log.info("%s: %d token files, %d bytes: sizes match", a.data_files, r["files"], r["bytes"])
+
+
 def _cmd_memmap(a: argparse.Namespace) -> None:
     from intervene.swap import write_memmaps
 
@@ -573,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--load-path", help="checkpoint to start from (model, optimizer, step and token counters)")
     s.add_argument("--data-list", help="re-run: file listing batch files read in order from instance 0")
     s.add_argument("--order", help="global_indices.npy of the original run (else computed from the config)")
+    s.add_argument("--manifest", help="data-order manifest (data_files.tsv): token files must keep its sizes")
     s.add_argument("--stop-after", type=int, help="steps to train from the start checkpoint")
     s.add_argument("--save-interval", type=int, help="checkpoint every N steps (default: config)")
     s.add_argument("--seed", type=int, help="initialisation seed (default: the config's seed)")
@@ -822,6 +838,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_cmd_swap)
+
+    s = sub.add_parser(
+        "verify", help="check folders against their manifest.tsv (sizes and hashes) and token files' sizes"
+    )
+    s.add_argument("folders", nargs="*", help="decoded groups, swap or memmap output folders")
+    s.add_argument("--sizes-only", action="store_true", help="skip the hashes (one stat per file)")
+    s.add_argument("--data-files", help="data-order manifest (data_files.tsv): check the token files' sizes")
+    s.set_defaults(func=_cmd_verify)
 
     s = sub.add_parser("memmap", help="rewritten batches as OLMo raw uint32 memmaps, with their path list")
     s.add_argument("--batches-dir", required=True, help="a swap's output folder (with data_list.txt)")

@@ -5,7 +5,9 @@ from the raw memmaps. Token arrays are saved as real ``.npy`` ``[GBS, L]`` uint3
 text follows the paper's ``decode_batches.py``: decode each sequence with special tokens kept, join
 the sequences with the EOS string, collapse each doubled EOS string (``str.replace``, left to right)
 and split on the EOS string, one JSON line per document (``{b}.json.gz``). Batches are grouped in
-folders of ``batches_per_group`` named ``001``, ``002``, ... (1-based, as the paper's).
+folders of ``batches_per_group`` named ``001``, ``002``, ... (1-based, as the paper's). Each folder
+ends with ``manifest.tsv`` (every file's size and SHA-256, :mod:`intervene.manifest`), which the
+stages reading the group check before use.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from intervene.atomic import atomic_path
 from intervene.data_order import check_data_files, data_files, is_url, load_order
+from intervene.manifest import write_manifest
 from intervene.olmo import DataError, InstanceReader, load_train_config
 from intervene.textio import write_jsonl_gz
 
@@ -87,8 +90,9 @@ def decode_group(
     gzip_level: int = 3,
     progress: bool = False,
 ) -> Path:
-    """Write ``{b}.npy`` and ``{b}.json.gz`` for ``batches`` into the folder ``out_dir`` (atomically:
-    the folder appears only when every batch is written)."""
+    """Write ``{b}.npy`` and ``{b}.json.gz`` for ``batches`` into the folder ``out_dir``, then its
+    ``manifest.tsv`` (atomically: the folder appears only when every batch and the manifest are
+    written)."""
     from intervene.tokenizer import decode_batch, load_tokenizer
 
     if len(batches) == 0:
@@ -110,4 +114,5 @@ def decode_group(
             if tok is not None:
                 decoded = decode_batch(tok, tokens.tolist())
                 write_jsonl_gz(tmp / f"{b}.json.gz", split_documents(decoded, tok.eos_token), gzip_level)
+        write_manifest(tmp)  # last: sizes and hashes of the files as written
     return out

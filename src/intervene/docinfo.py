@@ -79,13 +79,17 @@ _BATCH_FILE = re.compile(r"^(\d+)\.npy$")
 
 
 def group_batch_files(group_dir: str | os.PathLike) -> list[Path]:
-    """The ``{b}.npy`` token batches of a group folder, in batch order (numeric, not lexicographic)."""
+    """The ``{b}.npy`` token batches of a group folder, in batch order (numeric, not lexicographic),
+    after checking the group's files against the sizes its ``manifest.tsv`` records."""
+    from intervene.manifest import verify_manifest
+
     d = Path(group_dir)
     if not d.is_dir():
         raise FileNotFoundError(f"{d}: batch group folder not found")
     files = [(int(m.group(1)), p) for p in d.iterdir() if (m := _BATCH_FILE.match(p.name))]
     if not files:
         raise FileNotFoundError(f"{d}: no {{b}}.npy token batches in the folder")
+    verify_manifest(d)  # one stat per file: a truncated or grown file is an error, not a wrong result
     return [p for _, p in sorted(files)]
 
 

@@ -141,10 +141,12 @@ def swap_window(
     tokenizer_dir=None,
 ) -> dict:
     """Write every batch of the intervention's window (``orig_window``), with the paired documents
-    replaced, as ``{b}.npy`` into ``out_dir``, plus ``audit.json`` and ``data_list.txt`` (the files
-    in order, for a re-run)."""
+    replaced, as ``{b}.npy`` into ``out_dir``, plus ``audit.json``, ``data_list.txt`` (the files
+    in order, for a re-run) and ``manifest.tsv`` (sizes and hashes; the decoded groups read are
+    first checked against theirs)."""
 
     from intervene.atomic import atomic_path
+    from intervene.manifest import verify_manifest, write_manifest
 
     z = np.load(indices_npz)
     missing = {"orig_idxs", "orig_window", "orig_groups", "new_groups"} - set(z.files)
@@ -155,6 +157,8 @@ def swap_window(
     first, last = (int(x) for x in z["orig_window"])
     orig_info = _rows(doc_info_dir, [str(g) for g in z["orig_groups"]], batches_per_group)
     new_info = _rows(doc_info_dir, [str(g) for g in z["new_groups"]], batches_per_group)
+    for g in sorted({str(g) for g in (*z["orig_groups"], *z["new_groups"])}):
+        verify_manifest(Path(batches_root) / g)  # sizes as decoded: a damaged batch is an error here
     L = np.load(_batch_file(batches_root, first, batches_per_group), mmap_mode="r").shape[1]
 
     def usable(info, idx):
@@ -223,6 +227,7 @@ def swap_window(
             check = check_swap(tmp, indices_npz, doc_info_dir, batches_root, batches_per_group, tokenizer_dir)
             if check["problems"]:
                 raise ValueError(f"{out_dir}: decoded check failed: {check} (see {tmp / 'audit.json'})")
+        write_manifest(tmp)  # last (after the check rewrote audit.json): what the re-run's trainer checks
     summary = {k: audit[k] for k in ("window", "pairs", "unpaired_originals", *totals)}
     return {**summary, "decoded_check": check} if check else summary
 
@@ -233,8 +238,10 @@ def write_memmaps(batches_dir, out_dir) -> dict:
     paths (``data.paths`` of an OLMo re-run config, read in order with shuffle_train: false)."""
 
     from intervene.atomic import atomic_path
+    from intervene.manifest import verify_manifest, write_manifest
     from intervene.olmo import read_path_list
 
+    verify_manifest(batches_dir)
     files = read_path_list(Path(batches_dir) / "data_list.txt")
     with atomic_path(out_dir, is_dir=True) as tmp:
         names = []
@@ -246,6 +253,7 @@ def write_memmaps(batches_dir, out_dir) -> dict:
             np.ascontiguousarray(arr).tofile(tmp / name)
             names.append(name)
         (tmp / "data_list.txt").write_text("".join(n + "\n" for n in names))
+        write_manifest(tmp)  # raw memmaps carry no header: the recorded size is their integrity check
     return {"files": len(names)}
 
 

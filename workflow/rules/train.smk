@@ -7,6 +7,7 @@ rule pretrain_original:
     input:
         train_config=train_config(),
         order=f"{DATA_DIR}/global_indices.npy",
+        manifest=f"{DATA_DIR}/data_files.tsv",
         data=data_inputs(),
     output:
         f"{TRAIN_DIR}/original/summary.json",
@@ -36,7 +37,7 @@ rule pretrain_original:
         ),
     shell:
         "{params.launcher} train --train-config {input.train_config} --order {input.order}"
-        " --out {params.out} --save-interval {params.interval} --device {params.device}"
+        " --manifest {input.manifest} --out {params.out} --save-interval {params.interval} --device {params.device}"
         " {params.strategy} {params.stop} > {log} 2>&1"
 
 

@@ -20,6 +20,47 @@ from intervene.effect.stats import bootstrap_means, percentile_ci
 PROMOTING = ("add_coocc",)
 
 
+#: What "targeted" means for each strategy (see intervene.select.strategies and
+#: :func:`targeted_instances`); window(c) = batches [c - K, c), K the checkpoint
+#: interval, c the intervention's checkpoint (the re-runs' final step).
+TARGETED = {
+    "rm_coocc": (
+        "the instances learned at checkpoint c (wrong at every earlier checkpoint, right at c and every "
+        "later one) whose subject and object co-occur in at least one document of window(c); every "
+        "window(c) document in which any of them co-occurs is replaced (by documents of window(c + K) "
+        "where neither they nor any instance learned at c + K co-occurs)."
+    ),
+    "rm_occ": (
+        "the rm_coocc instances (learned at c, co-occurring in window(c)) less the `n_drop` whose subject "
+        "or object occurs in the most window(c) documents; every window(c) document holding the subject "
+        "or the object of any of them is replaced (by documents of the next two windows holding none)."
+    ),
+    "add_coocc": (
+        "the instances learned one checkpoint later, at c + K, whose subject and object co-occur in "
+        "window(c + K) = batches [c, c + K); the documents of window(c + K) in which they co-occur are "
+        "added to window(c) (replacing documents where none of them co-occurs), so these instances "
+        "should be learned earlier. At step c they are wrong in the original run, by definition."
+    ),
+    "bm25_mapping": (
+        "all instances learned at checkpoint c (co-occurring or not; only the intervention's `datasets` "
+        "when set); each one's `per_inst` best-scoring window(c) documents by BM25 against its query are "
+        "replaced by window(c + K) documents of the same token count (else the next larger) with the "
+        "lowest mean score for the instances that scored them (`swap_direction` exchanges the two "
+        "windows' roles)."
+    ),
+    "dense_mapping": (
+        "all instances learned at checkpoint c (only the intervention's `datasets` when set); each one's "
+        "`per_inst` best-scoring window(c) documents by dense (DPR dot-product) score are replaced by "
+        "window(c + K) documents of the same token count (else the next larger) with the lowest mean "
+        "score for the instances that scored them (`swap_direction` exchanges the two windows' roles)."
+    ),
+}
+
+#: Control run 1's accuracy on the targeted instances when it reproduces the original checkpoint c:
+#: targets learned at c are right there, add_coocc's (learned at c + K) wrong.
+CONTROL_AT_C = {"add_coocc": 0.0}
+
+
 def run_matrix(labels_npz: str | os.PathLike, step: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """(dataset labels, ``[runs, instances]`` 0/1 correctness at ``step`` (default: the last
     checkpoint), that step) from a multi-run labels ``.npz``."""
@@ -215,6 +256,7 @@ def write_effect(
         "strategy": strategy,
         "expected": expected_direction(strategy, swap_direction),
         "step": step,
+        "targeted_definition": TARGETED.get(strategy, "the instances named by the targets file"),
         **eff,
         "swap": audit_summary(audit) if audit else None,
         "replay_fidelity": json.loads(open(replay).read()) if replay else None,

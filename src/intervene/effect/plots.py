@@ -63,9 +63,9 @@ def plot_effect(effect: dict, out: str | os.PathLike) -> None:
 
 def plot_effects(effects: list[dict], out: str | os.PathLike) -> None:
     """Forest plot: the change in accuracy (intervention - control) with its CI, targeted instances
-    and all others, one row per intervention."""
+    and all others, one row per intervention, labelled with its step and instance counts."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.55 * max(len(effects), 1)))
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.7 * max(len(effects), 1)))
     y = np.arange(len(effects))[::-1]
     for group, color, dy in (("targeted", "#d62728", 0.12), ("others", "#7f7f7f", -0.12)):
         vals = np.array([e[group]["difference"]["value"] for e in effects])
@@ -73,10 +73,14 @@ def plot_effects(effects: list[dict], out: str | os.PathLike) -> None:
         err = np.clip(np.vstack([vals - cis[:, 0], cis[:, 1] - vals]), 0.0, None)
         ax.errorbar(vals, y + dy, xerr=err, fmt="o", color=color, capsize=3, label=group, ms=5)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, [f"{e['name']}" for e in effects])
+    labels = [
+        f"{e['name']}\nstep {e['step']}, n={e['targeted']['n']} targeted / {e['others']['n']} others"
+        for e in effects
+    ]
+    ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlim(-1.05, 1.05)
     level = effects[0]["bootstrap"]["level"] if effects else 0.95
-    ax.set_xlabel(f"accuracy change, intervention - control ({level:.0%} CI)")
+    ax.set_xlabel(f"accuracy change at the step shown, intervention - control ({level:.0%} CI)")
     ax.legend(frameon=False, fontsize=8, loc="lower right")
     fig.tight_layout()
     _save(fig, out)

@@ -7,9 +7,11 @@ import base64
 import html
 import json
 import os
+import re
 from pathlib import Path
 
 from intervene.atomic import write_text
+from intervene.effect.compute import CONTROL_AT_C, TARGETED
 
 
 def _ci(ci) -> str:
@@ -24,22 +26,40 @@ def _run_acc(side: dict, r: int) -> str:
     return f"{side['per_run'][r]['accuracy']:.3f}" if r < len(side["per_run"]) else "-"
 
 
-def _run_acc(side: dict, r: int) -> str:
-    return f"{side['per_run'][r]['accuracy']:.3f}" if r < len(side["per_run"]) else "-"
-
-
 def headline(e: dict) -> str:
-    """One line: the targeted facts' accuracy under the intervention vs. the controls, and the others'."""
-    t, o = e["targeted"], e["others"]
+    """One line that labels every number: the targeted instances' accuracy under the intervention
+    and under the control (each the mean over its re-runs, at the re-runs' final step), the effect,
+    and the effect on all other instances."""
+    t, o, runs = e["targeted"], e["others"], e["runs"]
     level = e["bootstrap"]["level"]
     return (
-        f"{e['name']} ({e['strategy']}, {t['n']} targeted, {e['runs']['intervention']} runs vs "
-        f"{e['runs']['control']} controls): targeted accuracy {t['intervention']['accuracy']:.2f} "
-        f"{_ci(t['intervention']['ci'])} vs {t['control']['accuracy']:.2f} {_ci(t['control']['ci'])} "
-        f"(change {_signed(t['difference']['value'])} {_ci(t['difference']['ci'])}); others "
-        f"{o['intervention']['accuracy']:.2f} vs {o['control']['accuracy']:.2f} "
-        f"(change {_signed(o['difference']['value'])} {_ci(o['difference']['ci'])}); {level:.0%} bootstrap CIs"
+        f"{e['name']} ({e['strategy']}), accuracy of its {t['n']} targeted instances at step {e['step']}: "
+        f"intervention (mean of {runs['intervention']} re-runs) {t['intervention']['accuracy']:.2f} "
+        f"{_ci(t['intervention']['ci'])}; control (unmodified window, mean of {runs['control']} re-runs) "
+        f"{t['control']['accuracy']:.2f} {_ci(t['control']['ci'])}; effect "
+        f"{_signed(t['difference']['value'])} {_ci(t['difference']['ci'])} (expected: {e['expected']}); "
+        f"the other {o['n']} instances: effect {_signed(o['difference']['value'])} "
+        f"{_ci(o['difference']['ci'])}; {level:.0%} bootstrap CIs over instances"
     )
+
+
+def definitions(effects: list[dict]) -> str:
+    """The report's terms, with "targeted" defined for each strategy present."""
+    lines = [
+        "Intervention: the re-runs from checkpoint c - K over window(c) with the selected documents "
+        "swapped (window(c) = batches [c - K, c), K the checkpoint interval, c the step of every number "
+        "below). Control: the same re-runs over the unmodified window (run r of both reads the same "
+        "instance order). Accuracy: per instance the fraction of re-runs that answer it correctly, "
+        "averaged over instances. Effect: intervention minus control, paired by instance. Others: every "
+        "evaluated instance that is not targeted.",
+        "",
+        "Targeted instances, by strategy:",
+        "",
+    ]
+    for strategy in dict.fromkeys(e["strategy"] for e in effects):
+        text = TARGETED.get(strategy, "the instances named by the intervention's targets file.")
+        lines.append(f"- `{strategy}`: {text}")
+    return "\n".join(lines)
 
 
 def _sections(effects: list[dict]) -> list[tuple[str, str, list[list[str]], list[str]]]:
@@ -50,6 +70,7 @@ def _sections(effects: list[dict]) -> list[tuple[str, str, list[list[str]], list
         [
             "intervention",
             "strategy",
+            "step",
             "expected",
             "targeted",
             "control acc.",
@@ -66,6 +87,7 @@ def _sections(effects: list[dict]) -> list[tuple[str, str, list[list[str]], list
             [
                 e["name"],
                 e["strategy"],
+                str(e["step"]),
                 e["expected"],
                 str(t["n"]),
                 f"{t['control']['accuracy']:.3f} {_ci(t['control']['ci'])}",
@@ -76,6 +98,7 @@ def _sections(effects: list[dict]) -> list[tuple[str, str, list[list[str]], list
                 f"{e['flips']['targeted']['lost']} / {e['flips']['targeted']['gained']}",
             ]
         )
+    secs.append(("Definitions", definitions(effects), [], []))
     secs.append(
         (
             "Effects",
@@ -153,20 +176,72 @@ def _sections(effects: list[dict]) -> list[tuple[str, str, list[list[str]], list
             [],
         )
     )
+    secs.append(("Replay fidelity", replay_paragraph(effects), [], []))
+    for e in effects:
+        secs.append(
+            (
+                f"{e['name']}",
+                headline(e) + f" (targeted: see {e['strategy']} under Definitions).",
+                [],
+                [e["name"]],
+            )
+        )
+    return secs
+
+
+def _step_of(path: str) -> str:
+    m = re.search(r"step(\d+)/*$", str(path))
+    return m.group(1) if m else str(path)
+
+
+def replay_paragraph(effects: list[dict]) -> str:
+    """What the replay check compared, what its result implies for the controls, and the controls'
+    own evidence: run 1 of a control reads window(c) in order, so it should reproduce the original
+    checkpoint c, where the targeted instances' correctness is known by their definition."""
     replay = next((e["replay_fidelity"] for e in effects if e.get("replay_fidelity")), None)
     if replay:
+        step = _step_of(replay["reference"])
+        exact = replay["atol"] == 0
         para = (
-            f"Re-running the original run from a checkpoint over the unmodified batches reproduced "
-            f"{replay['reference']}: {'passed' if replay['passed'] else 'FAILED'} (max |diff| "
-            f"{replay['max_abs_diff']:g}, tolerance {replay['atol']:g}, {replay['tensors_not_bit_identical']} "
-            f"of {replay['tensors']} tensors not bit-identical)."
+            f"Checked (train.replay_check): the original run re-run from an earlier original checkpoint to "
+            f"step {step} over the unmodified decoded batches, exactly as the re-runs are run, against the "
+            f"original checkpoint {step}: {'passed' if replay['passed'] else 'FAILED'} "
+            f"({replay['tensors_not_bit_identical']} of {replay['tensors']} tensors, weights and AdamW "
+            f"moments, not bit-identical; max |diff| {replay['max_abs_diff']:g}, tolerance {replay['atol']:g})."
         )
+        if replay["passed"]:
+            para += (
+                " Implied: a re-run over unmodified batches reproduces the original run "
+                + ("bit for bit" if exact else "within that tolerance")
+                + ", so each control's run 1 (window(c) in order) reproduces the original checkpoint c, and "
+                "an intervention differs from its control only by the swapped documents"
+                + ("" if exact else " and nondeterministic arithmetic")
+                + " (runs r > 1 read the window in an order shared with the control's run r)."
+            )
+        else:
+            para += (
+                " Re-runs do NOT reproduce the original run: the controls are not the original checkpoint "
+                "c, and differences may include replay error."
+            )
     else:
-        para = "No replay-fidelity check was configured (train.replay_check)."
-    secs.append(("Replay fidelity", para, [], []))
+        para = (
+            "No replay-fidelity check was configured (train.replay_check): that re-runs reproduce the "
+            "original run is not checked."
+        )
+    seen = []
     for e in effects:
-        secs.append((f"{e['name']}", headline(e) + ".", [], [e["name"]]))
-    return secs
+        per_run = e["targeted"]["control"]["per_run"]
+        if per_run and e["targeted"]["n"]:
+            want = CONTROL_AT_C.get(e["strategy"], 1.0)
+            seen.append(
+                f"{e['name']} {per_run[0]['accuracy']:.2f} (original checkpoint {e['step']}: {want:.2f})"
+            )
+    if seen:
+        para += (
+            " Control run 1's accuracy on each intervention's targeted instances, against the original "
+            "checkpoint's, known from the definition of targeted: " + "; ".join(seen) + "."
+        )
+    return para
 
 
 def _md_table(rows: list[list[str]]) -> str:
@@ -175,6 +250,19 @@ def _md_table(rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     return "\n".join(out) + "\n"
+
+
+def _html_text(text: str) -> str:
+    """Paragraphs (blank-line separated) and ``- `` item lists of a section's text as HTML."""
+    out = []
+    for block in text.split("\n\n"):
+        lines = block.splitlines()
+        if lines and all(x.startswith("- ") for x in lines):
+            items = "".join(f"<li>{html.escape(x[2:])}</li>" for x in lines)
+            out.append(f"<ul>{items}</ul>")
+        elif block.strip():
+            out.append(f"<p>{html.escape(block)}</p>")
+    return "".join(out)
 
 
 def write_summary(
@@ -193,7 +281,7 @@ def write_summary(
     body = ["<h1>Intervention effects</h1>"]
     for heading, para, rows, figs in secs:
         md += [f"## {heading}\n", para + "\n", _md_table(rows)]
-        body += [f"<h2>{html.escape(heading)}</h2>", f"<p>{html.escape(para)}</p>"]
+        body += [f"<h2>{html.escape(heading)}</h2>", _html_text(para)]
         if rows:
             head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
             trs = "".join(

@@ -57,10 +57,14 @@ def read_texts(path: str | os.PathLike) -> list[str]:
 
 
 def batch_files(group_dir: str | os.PathLike) -> list[Path]:
-    """The group's ``{b}.json.gz`` files in batch order."""
+    """The group's ``{b}.json.gz`` files in batch order, after checking the group's files against the
+    sizes its ``manifest.tsv`` records (every reader of a group comes through here)."""
+    from intervene.manifest import verify_manifest
+
     files = sorted(Path(group_dir).glob("*.json.gz"), key=lambda f: int(f.name.split(".")[0]))
     if not files:
         raise FileNotFoundError(f"{group_dir}: no decoded batches (*.json.gz)")
+    verify_manifest(group_dir)  # one stat per file: a truncated or grown file is an error, not a wrong result
     return files
 
 

@@ -9,20 +9,73 @@ order from instance 0, so batch ``k`` of the re-run is the k-th ``GBS`` instance
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from intervene.manifest import MANIFEST_NAME, expected_sizes
 from intervene.olmo import DataError, InstanceReader
 
 _NPY_MAGIC = b"\x93NUMPY"
 
 
+def check_sizes(files: list[Path], sizes: Mapping[str, int] | None = None) -> None:
+    """Each file's size against what its writer recorded: ``sizes`` (the data-order manifest's
+    ``bytes`` of the original run's token files, keyed by path) or else the ``manifest.tsv`` of the
+    file's folder (decoded groups, rewritten batches, memmaps). A raw memmap has no header, so a
+    grown or truncated file would otherwise shift or drop instances without an error."""
+    folders: dict[Path, dict[str, int] | None] = {}
+    by_path = {os.path.abspath(k): v for k, v in sizes.items()} if sizes is not None else None
+    for f in files:
+        if by_path is not None:
+            want, source = by_path.get(os.path.abspath(f)), "the data-order manifest"
+            if want is None:
+                raise DataError(f"{f}: not in {source} (it was built for other token files)")
+        else:
+            if f.parent not in folders:
+                folders[f.parent] = expected_sizes(f.parent)
+            recorded = folders[f.parent]
+            if recorded is None or f.name not in recorded:
+                continue  # not written by a stage that records sizes (e.g. a user's own memmaps)
+            want, source = recorded[f.name], str(f.parent / MANIFEST_NAME)
+        try:
+            got = f.stat().st_size
+        except FileNotFoundError:
+            raise DataError(f"{f}: batch file not found") from None
+        if got != want:
+            raise DataError(
+                f"{f}: {got} bytes, but {source} records {want} (truncated, grown or replaced after it "
+                "was written; rerun the stage that wrote it)"
+            )
+
+
+def _npy_batch(f: Path, seq_len: int) -> np.ndarray:
+    """A ``.npy`` token batch, memory-mapped, whose file holds exactly its header and ``[n, L]``
+    array (numpy maps a grown file without complaint and refuses a truncated one obscurely)."""
+    try:
+        a = np.load(f, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{f}: not a readable .npy token batch ({e})") from None
+    if a.ndim != 2 or a.shape[1] != seq_len:
+        raise DataError(f"{f}: expected [n, {seq_len}] tokens, got {a.shape}")
+    want, got = a.offset + a.nbytes, f.stat().st_size
+    if got != want:
+        raise DataError(
+            f"{f}: {got} bytes, but its .npy header says {want} ({a.offset} header + {a.shape} x "
+            f"{a.dtype.itemsize}-byte tokens): truncated or grown"
+        )
+    return a
+
+
 class InstanceFiles:
     """Instances of a list of files in order: raw memmaps (OLMo's format) or real ``.npy`` batches
-    ``[n, L]`` (the decode stage's ``{b}.npy``), told apart by the ``.npy`` magic bytes."""
+    ``[n, L]`` (the decode stage's ``{b}.npy``), told apart by the ``.npy`` magic bytes. Every
+    file's size is checked first (:func:`check_sizes`; a ``.npy`` also against its own header)."""
 
-    def __init__(self, files: list[str | os.PathLike], dtype, seq_len: int):
+    def __init__(
+        self, files: list[str | os.PathLike], dtype, seq_len: int, *, sizes: Mapping[str, int] | None = None
+    ):
         self.files = [Path(f) for f in files]
         self.seq_len = seq_len
         heads = []
@@ -32,13 +85,9 @@ class InstanceFiles:
                     heads.append(fh.read(6))
             except FileNotFoundError:
                 raise DataError(f"{f}: batch file not found") from None
+        check_sizes(self.files, sizes)
         if all(h == _NPY_MAGIC for h in heads):
-            self.arrays = []
-            for f in self.files:
-                a = np.load(f, mmap_mode="r")
-                if a.ndim != 2 or a.shape[1] != seq_len:
-                    raise DataError(f"{f}: expected [n, {seq_len}] tokens, got {a.shape}")
-                self.arrays.append(a)
+            self.arrays = [_npy_batch(f, seq_len) for f in self.files]
             self.counts = np.array([a.shape[0] for a in self.arrays])
             self.reader = None
         elif any(h == _NPY_MAGIC for h in heads):

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 
 from intervene.atomic import write_text
-from intervene.data_order import data_files, load_order
+from intervene.data_order import data_files, load_order, read_manifest
 from intervene.olmo import global_indices, load_train_config, read_path_list, resolve_path
 from intervene.train.checkpoint import checkpoints, load_model_weights, load_training_state, save_checkpoint
 from intervene.train.data import BatchStream, InstanceFiles
@@ -103,6 +103,7 @@ def train(
     load_path: str | os.PathLike | None = None,
     data_list: str | os.PathLike | None = None,
     order_path: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | None = None,
     stop_after: int | None = None,
     save_interval: int | None = None,
     seed: int | None = None,
@@ -119,7 +120,9 @@ def train(
     repeated runs of one intervention differ on CPU, where a replay is otherwise bit-identical; run r
     of an intervention and run r of its control share the seed, hence the permutation (paired runs).
     ``strategy``: ``ddp`` (replicated weights) or ``fsdp`` (FSDP2: weights, gradients and AdamW
-    state sharded; see :mod:`intervene.train.fsdp`). Returns a summary.
+    state sharded; see :mod:`intervene.train.fsdp`). ``manifest`` (the data-order stage's
+    ``data_files.tsv``): the original run's token files must have the sizes recorded there; batch
+    files are checked against their folder's ``manifest.tsv``. Returns a summary.
     """
     rank, world, local_rank = _dist_env()
     if device is None:
@@ -154,7 +157,8 @@ def train(
     else:
         if order_seed is not None:
             raise ValueError("order_seed permutes a re-run's batch files: it needs data_list")
-        source = InstanceFiles(data_files(spec), spec.dtype, L)
+        sizes = dict(read_manifest(manifest)) if manifest is not None else None
+        source = InstanceFiles(data_files(spec), spec.dtype, L, sizes=sizes)
         if order_path is not None:
             order = load_order(order_path, source.num_instances, world, spec.drop_last)
         else:
