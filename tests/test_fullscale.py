@@ -44,10 +44,14 @@ def test_olmo2_train_configs_hold_the_stage1_data_and_schedule():
 
 def dry_run(workdir: Path, config: str, *args: str) -> subprocess.CompletedProcess:
     """`snakemake -n` on a full-scale config from a work folder holding the config files and the
-    (empty) ParaRel folders a user provides."""
+    (empty) ParaRel folders and term files a user provides (the DAG checks that they exist)."""
+    from intervene.evaluation.tasks import PARAREL_RELATIONS
+
     shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
     for d in ("huggingface", "search_terms"):
         (workdir / "resources" / "pararel" / d).mkdir(parents=True, exist_ok=True)
+    for rel in PARAREL_RELATIONS:
+        (workdir / "resources" / "pararel" / "search_terms" / f"pararel_patterns_{rel}_train.txt").touch()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
     cmd += ["--configfile", f"config/{config}", "--replace-workflow-config", *args]

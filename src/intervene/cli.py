@@ -13,6 +13,16 @@ import signal
 import sys
 from pathlib import Path
 
+from intervene.cli_types import (
+    CheckedParser,
+    batch_range,
+    below,
+    nonneg_float,
+    nonneg_int,
+    open_unit_float,
+    positive_int,
+)
+
 log = logging.getLogger("intervene")
 
 
@@ -65,8 +75,7 @@ def _cmd_decode(a: argparse.Namespace) -> None:
     from intervene.decode import decode_group, group_batches
 
     if a.batches:
-        lo, _, hi = a.batches.partition(":")
-        batches = range(int(lo), int(hi))
+        batches = a.batches  # a range (cli_types.batch_range)
     else:
         batches = group_batches(a.group - 1, a.batches_per_group, a.first_batch, a.last_batch)
     decode_group(
@@ -333,9 +342,13 @@ def _target_rows(learned_step_npz: str, datasets: str | None):
     import numpy as np
 
     from intervene.evaluation.tasks import dataset_labels_of
+    from intervene.inputs import check_rows, load_npz
 
-    z = np.load(learned_step_npz)
-    rows = z["inst_idxs"]
+    z = load_npz(learned_step_npz, {"inst_idxs": "int", "dataset_labels": "str"})
+    n = len(z["dataset_labels"])
+    if len(z["inst_idxs"]) != n:
+        raise ValueError(f"{learned_step_npz}: inst_idxs and dataset_labels differ in length")
+    rows = check_rows(learned_step_npz, "inst_idxs", z["inst_idxs"], None)  # the upper bound: task_queries
     if datasets:
         rows = rows[np.isin(z["dataset_labels"].astype(str), dataset_labels_of(datasets.split(",")))]
     return rows
@@ -352,7 +365,11 @@ def _cmd_bm25_window(a: argparse.Namespace) -> None:
         queries = task_queries(a.tasks.split(","), _sources(a), a.query, rows)
     else:
         queries = instance_queries(a.pararel, a.relations.split(","), a.query)
-        queries = queries if rows is None else [queries[i] for i in rows.tolist()]
+        if rows is not None:
+            from intervene.inputs import check_rows
+
+            check_rows(a.instances, "inst_idxs", rows, len(queries), "the relations' instances")
+            queries = [queries[i] for i in rows.tolist()]
     r = bm25_window(
         a.batches_root,
         a.doc_info_dir,
@@ -495,6 +512,25 @@ def _cmd_report(a: argparse.Namespace) -> None:
     sys.stdout.write(Path(a.out_headline).read_text())
 
 
+def _cmd_check_config(a: argparse.Namespace) -> None:
+    import yaml
+
+    from intervene.config_check import check_config
+
+    config: dict = {}
+    for path in a.configs:  # merged in order, as Snakemake merges --configfile onto config.yaml
+        config = _merged(config, yaml.safe_load(Path(path).read_text()) or {})
+    check_config(config, schema=a.schema, root=a.root)
+    log.info("config %s: ok", " + ".join(a.configs))
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def _cmd_fetch_checkpoint(a: argparse.Namespace) -> None:
     from intervene.train.released import fetch_unsharded
 
@@ -514,13 +550,14 @@ def _add_task_data(
 def _add_window(s: argparse.ArgumentParser) -> None:
     """A window of decoded batches [first, last) and the doc info that locates its documents."""
     s.add_argument("--doc-info-dir", required=True)
-    s.add_argument("--first", type=int, required=True)
-    s.add_argument("--last", type=int, required=True)
-    s.add_argument("--batches-per-group", type=int, required=True)
+    s.add_argument("--first", type=nonneg_int, required=True)
+    s.add_argument("--last", type=positive_int, required=True)
+    s.add_argument("--batches-per-group", type=positive_int, required=True)
+    s.require(below("first", "last"), "--first must be below --last (the window [first, last))")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="intervene", description=__doc__.splitlines()[0])
+    p = CheckedParser(prog="intervene", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
 
@@ -534,12 +571,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("download", help="download a train config's data files (one shard of them)")
     s.add_argument("--train-config", required=True, help="OLMo train YAML whose data.paths are URLs")
     s.add_argument("--root", required=True, help="local mirror root (files go to ROOT/<host>/<path>)")
-    s.add_argument("--shard", type=int, default=0)
-    s.add_argument("--num-shards", type=int, default=1)
-    s.add_argument("--workers", type=int, default=4, help="parallel downloads within the shard")
+    s.add_argument("--shard", type=nonneg_int, default=0)
+    s.add_argument("--num-shards", type=positive_int, default=1)
+    s.add_argument("--workers", type=positive_int, default=4, help="parallel downloads within the shard")
     s.add_argument("--manifest", help="write url/path/bytes TSV of this shard here")
     s.add_argument("--out-config", help="also write the train config with local paths here")
     s.add_argument("--quiet", action="store_true")
+    s.require(lambda a: a.shard < a.num_shards, "--shard must be below --num-shards (shards are 0-based)")
     s.set_defaults(func=_cmd_download)
 
     s = sub.add_parser("localize", help="rewrite a train config's URL paths to the local mirror")
@@ -552,7 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-config", required=True)
     s.add_argument("--out", required=True, help="global_indices.npy (raw uint32)")
     s.add_argument("--manifest", required=True, help="TSV of the files and sizes the order was built for")
-    s.add_argument("--world-size", type=int, default=1, help="world size of the original run (drop_last)")
+    s.add_argument(
+        "--world-size", type=positive_int, default=1, help="world size of the original run (drop_last)"
+    )
     s.set_defaults(func=_cmd_data_order)
 
     s = sub.add_parser("decode", help="write one batch group as token arrays and text")
@@ -561,15 +601,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--manifest", help="data-order manifest (checks the files did not change)")
     s.add_argument("--tokenizer", required=True, help="HF tokenizer folder")
     s.add_argument("--out", required=True, help="group folder to write")
-    s.add_argument("--group", type=int, help="1-based group number (folder 001 is group 1)")
-    s.add_argument("--batches-per-group", type=int, default=1000)
-    s.add_argument("--first-batch", type=int, default=0, help="window start (batches before it are skipped)")
-    s.add_argument("--last-batch", type=int, help="window end, exclusive")
-    s.add_argument("--batches", help="explicit range START:END instead of --group")
-    s.add_argument("--world-size", type=int, default=1)
+    s.add_argument("--group", type=positive_int, help="1-based group number (folder 001 is group 1)")
+    s.add_argument("--batches-per-group", type=positive_int, default=1000)
+    s.add_argument(
+        "--first-batch", type=nonneg_int, default=0, help="window start (batches before it are skipped)"
+    )
+    s.add_argument("--last-batch", type=positive_int, help="window end, exclusive")
+    s.add_argument("--batches", type=batch_range, help="explicit range START:END instead of --group")
+    s.add_argument("--world-size", type=positive_int, default=1)
     s.add_argument("--tokens-only", action="store_true")
     s.add_argument("--text-only", action="store_true")
     s.add_argument("--quiet", action="store_true")
+    s.require(below("first_batch", "last_batch"), "--first-batch must be below --last-batch")
+    s.require(lambda a: a.batches is not None or a.group is not None, "give --group or --batches")
     s.set_defaults(func=_cmd_decode)
 
     s = sub.add_parser("doc-info", help="locate every document of a decoded batch group")
@@ -589,12 +633,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-list", help="re-run: file listing batch files read in order from instance 0")
     s.add_argument("--order", help="global_indices.npy of the original run (else computed from the config)")
     s.add_argument("--manifest", help="data-order manifest (data_files.tsv): token files must keep its sizes")
-    s.add_argument("--stop-after", type=int, help="steps to train from the start checkpoint")
-    s.add_argument("--save-interval", type=int, help="checkpoint every N steps (default: config)")
-    s.add_argument("--seed", type=int, help="initialisation seed (default: the config's seed)")
+    s.add_argument("--stop-after", type=positive_int, help="steps to train from the start checkpoint")
+    s.add_argument("--save-interval", type=positive_int, help="checkpoint every N steps (default: config)")
+    s.add_argument("--seed", type=nonneg_int, help="initialisation seed (default: the config's seed)")
     s.add_argument(
         "--order-seed",
-        type=int,
+        type=nonneg_int,
         help="re-runs: read the data list's instances in this seed's permutation (repeated runs)",
     )
     s.add_argument(
@@ -604,22 +648,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="several processes: replicated weights (ddp) or FSDP2-sharded weights and optimizer state",
     )
     s.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
-    s.add_argument("--microbatch", type=int, help="micro-batch size (default: device_train_microbatch_size)")
+    s.add_argument(
+        "--microbatch", type=positive_int, help="micro-batch size (default: device_train_microbatch_size)"
+    )
     s.add_argument("--tokenizer", help="tokenizer folder copied into checkpoints (default: the config's)")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("replay-check", help="re-run the unmodified batches and compare with the original run")
     s.add_argument("--out", required=True, help="JSON report")
     s.add_argument(
-        "--atol", type=float, default=0.0, help="0 = bit-identical (CPU); bf16 on GPU needs a tolerance"
+        "--atol",
+        type=nonneg_float,
+        default=0.0,
+        help="0 = bit-identical (CPU); bf16 on GPU needs a tolerance",
     )
     g = s.add_argument_group("replay and compare")
     g.add_argument("--train-config")
     g.add_argument("--original", help="the original run's folder (step{N}/ checkpoints)")
-    g.add_argument("--from-step", type=int)
-    g.add_argument("--steps", type=int)
+    g.add_argument("--from-step", type=nonneg_int)
+    g.add_argument("--steps", type=positive_int)
     g.add_argument("--batches-root", help="decoded batch groups (results/data/batches)")
-    g.add_argument("--batches-per-group", type=int, default=1000)
+    g.add_argument("--batches-per-group", type=positive_int, default=1000)
     g.add_argument("--work", help="folder for the replay run")
     g.add_argument("--device", choices=["cpu", "cuda"])
     g = s.add_argument_group("or only compare two checkpoints")
@@ -652,11 +701,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_data(s)
     s.add_argument("--out", required=True, help="output folder (predictions per task, metrics.json)")
     s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    s.add_argument("--row-tokens", type=int, default=2048, help="packed row length")
-    s.add_argument("--batch-tokens", type=int, default=16384, help="rows x length per forward pass")
+    s.add_argument("--row-tokens", type=positive_int, default=2048, help="packed row length")
+    s.add_argument("--batch-tokens", type=positive_int, default=16384, help="rows x length per forward pass")
     s.add_argument("--backend", default="builtin", choices=["builtin", "olmes"])
     s.add_argument("--olmes-model-name", default="olmo-2-1b-0425")
-    s.add_argument("--olmes-limit", type=int, default=15000)
+    s.add_argument("--olmes-limit", type=positive_int, default=15000)
     s.add_argument("--olmes-executable", default="olmes")
     s.set_defaults(func=_cmd_eval)
 
@@ -682,7 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("learned-indices", help="the instances learned at one checkpoint (target items)")
     s.add_argument("--learned", required=True, help="learned.npz")
-    s.add_argument("--step", type=int, required=True)
+    s.add_argument("--step", type=nonneg_int, required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_learned_indices)
 
@@ -731,7 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--query", default="subject", choices=["subject", "subject_object"])
     s.add_argument("--method", default="okapi", choices=["okapi", "lucene", "robertson", "atire"])
     s.add_argument("--tokenizer", default="bm25s_en", choices=["bm25s_en", "whitespace"])
-    s.add_argument("--k", type=int, help="keep the top k documents per instance")
+    s.add_argument("--k", type=nonneg_int, help="keep the top k documents per instance (0 or absent: all)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_bm25)
 
@@ -743,7 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--relations")
     s.add_argument("--query", default="question", choices=["question", "subject", "subject_object"])
     s.add_argument("--device", default="cpu")
-    s.add_argument("--batch-tokens", type=int, default=262144, help="padded tokens per forward pass")
+    s.add_argument("--batch-tokens", type=positive_int, default=262144, help="padded tokens per forward pass")
     s.add_argument("--compile", action="store_true", help="torch.compile the encoder (GPU, large shards)")
     s.add_argument("--out", required=True, help=".npy, float32 [texts, dim]")
     s.set_defaults(func=_cmd_encode)
@@ -751,25 +800,35 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("similarity", help="top-k dot-product scores, streamed over document shards")
     s.add_argument("--queries", required=True, help="instance embeddings .npy")
     s.add_argument("--docs", nargs="+", required=True, help="document embeddings .npy, in order")
-    s.add_argument("--k", type=int, required=True)
+    s.add_argument("--k", type=positive_int, required=True)
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_similarity)
 
     s = sub.add_parser("select", help="documents to swap for an intervention (the paper's doc-indices npz)")
     s.add_argument("--strategy", required=True, choices=["rm_coocc", "rm_occ", "add_coocc"])
-    s.add_argument("--checkpoint", type=int, required=True, help="c: targets are the instances learned at c")
-    s.add_argument("--interval", type=int, required=True, help="K: window(c) = batches [c-K, c)")
+    s.add_argument(
+        "--checkpoint", type=positive_int, required=True, help="c: targets are the instances learned at c"
+    )
+    s.add_argument("--interval", type=positive_int, required=True, help="K: window(c) = batches [c-K, c)")
     s.add_argument("--learned", required=True, help="learned.npz")
     s.add_argument("--search-dir", required=True, help="folder with term_doc/ and pair_doc/ per group")
     s.add_argument("--doc-info-dir", required=True)
     s.add_argument("--terms-dir", required=True)
     s.add_argument("--pararel", required=True)
     s.add_argument("--relations", required=True)
-    s.add_argument("--batches-per-group", type=int, required=True)
-    s.add_argument("--n-drop", type=int, default=5, help="rm_occ: instances with most occurrences dropped")
-    s.add_argument("--last-batch", type=int, help="end of the decoded batches (clips the following windows)")
+    s.add_argument("--batches-per-group", type=positive_int, required=True)
+    s.add_argument(
+        "--n-drop", type=nonneg_int, default=5, help="rm_occ: instances with most occurrences dropped"
+    )
+    s.add_argument(
+        "--last-batch", type=positive_int, help="end of the decoded batches (clips the following windows)"
+    )
     s.add_argument("--out", required=True)
+    s.require(
+        lambda a: a.checkpoint % a.interval == 0,
+        "--checkpoint must be a multiple of --interval (a checkpoint of the run)",
+    )
     s.set_defaults(func=_cmd_select)
 
     s = sub.add_parser("bm25-window", help="BM25 scores of (some) instances against a window's documents")
@@ -788,7 +847,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--method", default="okapi", choices=["okapi", "lucene", "robertson", "atire"])
     s.add_argument("--tokenizer", default="bm25s_en", choices=["bm25s_en", "whitespace"])
-    s.add_argument("--k", type=int)
+    s.add_argument("--k", type=nonneg_int, help="keep the top k documents per instance (0 or absent: all)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_bm25_window)
 
@@ -806,7 +865,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--query", default="question", choices=["question", "subject", "subject_object", "question_answer"]
     )
-    s.add_argument("--k", type=int, default=10000)
+    s.add_argument("--k", type=positive_int, default=10000)
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_dense_window)
@@ -815,24 +874,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target-scores", required=True, help="instances x target-window documents (.npz)")
     s.add_argument("--source-scores", required=True, help="instances x source-window documents (.npz)")
     s.add_argument("--doc-info-dir", required=True)
-    s.add_argument("--target-window", type=int, nargs=2, required=True, metavar=("FIRST", "LAST"))
-    s.add_argument("--source-window", type=int, nargs=2, required=True, metavar=("FIRST", "LAST"))
-    s.add_argument("--batches-per-group", type=int, required=True)
-    s.add_argument("--per-inst", type=int, required=True, help="top documents per target instance")
+    s.add_argument("--target-window", type=nonneg_int, nargs=2, required=True, metavar=("FIRST", "LAST"))
+    s.add_argument("--source-window", type=nonneg_int, nargs=2, required=True, metavar=("FIRST", "LAST"))
+    s.add_argument("--batches-per-group", type=positive_int, required=True)
+    s.add_argument("--per-inst", type=positive_int, required=True, help="top documents per target instance")
     s.add_argument("--shuffle-candidates", action="store_true")
     s.add_argument("--swap-direction", action="store_true")
-    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--seed", type=nonneg_int, default=42)
     s.add_argument("--out", required=True)
+    for side in ("target", "source"):
+        s.require(
+            lambda a, side=side: getattr(a, f"{side}_window")[0] < getattr(a, f"{side}_window")[1],
+            f"--{side}-window FIRST LAST: FIRST must be below LAST",
+        )
     s.set_defaults(func=_cmd_map_docs)
 
     s = sub.add_parser("swap", help="rewrite a window's batches: replace the selected documents")
     s.add_argument("--indices", required=True, help="doc_idxs.npz (select) or mapping.npz (mapping)")
     s.add_argument("--doc-info-dir", required=True)
     s.add_argument("--batches-root", required=True, help="decoded groups with {b}.npy token batches")
-    s.add_argument("--batches-per-group", type=int, required=True)
+    s.add_argument("--batches-per-group", type=positive_int, required=True)
     s.add_argument("--pair-by-new-first", action="store_true", help="additions: largest new documents first")
     s.add_argument("--skip-extra", action="store_true", help="no extra documents for unpaired originals")
-    s.add_argument("--seed", type=int, default=0, help="tie-breaking among equal sizes")
+    s.add_argument("--seed", type=nonneg_int, default=0, help="tie-breaking among equal sizes")
     s.add_argument(
         "--tokenizer", help="decode the result and check it (no removed text left, inserted there)"
     )
@@ -856,10 +920,11 @@ def build_parser() -> argparse.ArgumentParser:
         "batch-list", help="list decoded batches [first, last) in order (a control re-run's data)"
     )
     s.add_argument("--batches-root", required=True, help="decoded batch groups (results/data/batches)")
-    s.add_argument("--first", type=int, required=True)
-    s.add_argument("--last", type=int, required=True)
-    s.add_argument("--batches-per-group", type=int, default=1000)
+    s.add_argument("--first", type=nonneg_int, required=True)
+    s.add_argument("--last", type=positive_int, required=True)
+    s.add_argument("--batches-per-group", type=positive_int, default=1000)
     s.add_argument("--out", required=True)
+    s.require(below("first", "last"), "--first must be below --last (batches [first, last))")
     s.set_defaults(func=_cmd_batch_list)
 
     s = sub.add_parser("effect", help="an intervention's effect: re-runs vs. controls, bootstrap CIs")
@@ -876,9 +941,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--datasets", help="targets only of these dataset labels (an MCQA mapping's task, e.g. sciq)"
     )
-    s.add_argument("--bootstrap", type=int, default=2000, help="bootstrap samples")
-    s.add_argument("--level", type=float, default=0.95, help="confidence level")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--bootstrap", type=positive_int, default=2000, help="bootstrap samples")
+    s.add_argument("--level", type=open_unit_float, default=0.95, help="confidence level")
+    s.add_argument("--seed", type=nonneg_int, default=0)
     s.add_argument("--out-json", required=True)
     s.add_argument("--out-png")
     s.set_defaults(func=_cmd_effect)
@@ -894,6 +959,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-headline", required=True)
     s.set_defaults(func=_cmd_report)
 
+    s = sub.add_parser(
+        "check-config",
+        help="check a pipeline config as the workflow does before any job (one line naming the key at fault)",
+    )
+    s.add_argument("configs", nargs="+", help="config YAML files, merged in order (later ones win)")
+    s.add_argument(
+        "--schema", help="also validate against this JSON schema (workflow/schemas/config.schema.yaml)"
+    )
+    s.add_argument("--root", default=".", help="folder relative paths are resolved against (the workdir)")
+    s.set_defaults(func=_cmd_check_config)
+
     s = sub.add_parser("olmo-config", help="write the OLMo (paper's fork) config of a re-run")
     s.add_argument(
         "--base-config", required=True, help="the original run's OLMo config (e.g. OLMo2-1B-stage1.yaml)"
@@ -901,10 +977,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-list", required=True, help="file listing the modified memmaps in order")
     s.add_argument("--run-name", required=True)
     s.add_argument("--load-path", required=True, help="OLMo checkpoint to start from (stepN-unsharded)")
-    s.add_argument("--stop-after", type=int, required=True, help="steps to re-run")
+    s.add_argument("--stop-after", type=positive_int, required=True, help="steps to re-run")
     s.add_argument("--save-folder", required=True)
     s.add_argument("--max-duration", help="override: tokens ('4e12T') or steps of the original run")
-    s.add_argument("--save-interval", type=int)
+    s.add_argument("--save-interval", type=positive_int)
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_olmo_config)
     return p

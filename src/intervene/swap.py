@@ -122,7 +122,10 @@ def _rows(doc_info_dir, groups, batches_per_group) -> np.ndarray:
 
     out = []
     for g in groups:
-        info = np.load(Path(doc_info_dir) / f"{g}.npy").astype(np.int64)
+        p = Path(doc_info_dir) / f"{g}.npy"
+        info = np.load(p).astype(np.int64)
+        if info.ndim != 2 or info.shape[1] != 4:
+            raise ValueError(f"{p}: shape {info.shape}, not doc info rows [n, 4]")
         info[:, 0] += (int(g) - 1) * batches_per_group
         out.append(info)
     return np.concatenate(out) if out else np.zeros((0, 4), np.int64)
@@ -146,17 +149,15 @@ def swap_window(
     first checked against theirs)."""
 
     from intervene.atomic import atomic_path
+    from intervene.inputs import check_doc_indices, load_doc_indices
     from intervene.manifest import verify_manifest, write_manifest
 
-    z = np.load(indices_npz)
-    missing = {"orig_idxs", "orig_window", "orig_groups", "new_groups"} - set(z.files)
-    if missing:
-        raise ValueError(
-            f"{indices_npz}: lacks {sorted(missing)} (not written by `intervene select`/`map-docs`)"
-        )
+    # keys, kinds, windows and groups; then every row inside its window (one line naming the key)
+    z = load_doc_indices(indices_npz, batches_per_group)
     first, last = (int(x) for x in z["orig_window"])
     orig_info = _rows(doc_info_dir, [str(g) for g in z["orig_groups"]], batches_per_group)
     new_info = _rows(doc_info_dir, [str(g) for g in z["new_groups"]], batches_per_group)
+    z.update(check_doc_indices(indices_npz, z, orig_info, new_info))
     for g in sorted({str(g) for g in (*z["orig_groups"], *z["new_groups"])}):
         verify_manifest(Path(batches_root) / g)  # sizes as decoded: a damaged batch is an error here
     L = np.load(_batch_file(batches_root, first, batches_per_group), mmap_mode="r").shape[1]
@@ -169,10 +170,10 @@ def swap_window(
         return idx[~empty]
 
     size = lambda info, idx: info[idx, 3] - info[idx, 2] + 1  # noqa: E731
-    if "extra_idxs" in z.files or not {"orig_idxs", "new_idxs"} <= set(z.files):
+    if "extra_idxs" in z:
         orig = usable(orig_info, z["orig_idxs"])
         new = usable(new_info, z["new_idxs"])
-        extra = usable(new_info, z["extra_idxs"]) if "extra_idxs" in z.files else np.zeros(0, np.int64)
+        extra = usable(new_info, z["extra_idxs"]) if "extra_idxs" in z else np.zeros(0, np.int64)
         if pair_by_new_first:
             pairs, unpaired = pair_new_first(size(orig_info, orig), size(new_info, new), seed=seed), []
         else:

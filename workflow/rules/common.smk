@@ -6,9 +6,18 @@ import re
 import shlex
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
+# what the schema cannot say (checkpoints vs save_interval, windows vs the decoded batches, paths):
+# one line naming the key, before any job runs
+from intervene.config_check import ConfigError, check_config
+
+try:
+    check_config(config, schema=workflow.source_path("../schemas/config.schema.yaml"))
+except ConfigError as e:
+    raise WorkflowError(f"config: {e}") from None
 
 WORLD_DIR = "results/world"
 DATA_DIR = "results/data"
@@ -368,6 +377,19 @@ def match_relations():
             "p1412",
         ]
     return rels
+
+
+def term_files():
+    """The relations' term files as inputs, so that an edited file re-runs the vocabulary and the
+    search (a folder's mtime does not change when a file in it does); the toy world's folder as a
+    whole, since rule `world` writes it as one output."""
+    terms = MATCH.get("terms_dir", f"{WORLD_DIR}/search_terms")
+    if terms.startswith(WORLD_DIR):
+        return [terms]
+    return [
+        os.path.join(terms, f"pararel_patterns_{rel}_train.txt")
+        for rel in match_relations()
+    ]
 
 
 def match_targets():

@@ -4,7 +4,7 @@
 
 rule term_vocab:
     input:
-        terms=MATCH.get("terms_dir", f"{WORLD_DIR}/search_terms"),
+        terms=term_files(),
     output:
         "results/search/terms.txt",
     log:
@@ -13,9 +13,14 @@ rule term_vocab:
     conda:
         "../envs/intervene.yaml"
     params:
+        terms_dir=lambda wc, input: (
+            input.terms[0]
+            if os.path.isdir(input.terms[0])
+            else os.path.dirname(input.terms[0])
+        ),
         relations=",".join(match_relations()),
     shell:
-        "intervene term-vocab --terms-dir {input.terms} --relations {params.relations}"
+        "intervene term-vocab --terms-dir {params.terms_dir} --relations {params.relations}"
         " --out {output} > {log} 2>&1"
 
 

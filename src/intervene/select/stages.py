@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from intervene.atomic import write_npz, write_sparse
+from intervene.inputs import load_npz
 from intervene.search.occurrences import read_term_list
 from intervene.search.stages import relation_pairs, term_file, write_bm25
 from intervene.select.mapping import map_by_scores
@@ -43,7 +44,7 @@ def select_documents(
     the groups their indices are rows of)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
-    z = np.load(learned_npz)
+    z = load_npz(learned_npz, {"dataset_labels": "str", "learned_step": "int", "steps": "int"})
     # the evaluation may hold other tasks too (SciQ, ...): the ParaRel rows are one contiguous block
     # in relation order; selections work on that block and report rows of the whole labels.npz
     all_labels = np.asarray(z["dataset_labels"]).astype(str)
@@ -57,6 +58,14 @@ def select_documents(
         )
     learned_step = z["learned_step"][block]
     c, K = int(checkpoint), int(interval)
+    # targets are instances learned at evaluated checkpoints: any other step selects nothing
+    steps = set(z["steps"].tolist())
+    for s, why in ((c - K, "the window's start"), (c, "the targets"), (c + K, "the next window's")):
+        if s not in steps and (s != c + K or strategy != "rm_occ"):
+            raise ValueError(
+                f"{learned_npz}: checkpoint {s} ({why}; checkpoint {c}, interval {K}) is not an"
+                f" evaluated step ({sorted(steps)})"
+            )
     end = c + 2 * K if last_batch is None else min(c + 2 * K, int(last_batch))  # decoded data only
     if end < c + K:
         raise ValueError(
