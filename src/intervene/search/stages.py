@@ -13,9 +13,8 @@ from intervene.atomic import atomic_path, write_sparse, write_text
 from intervene.evaluation.tasks import pararel_split
 from intervene.search.bm25 import bm25_scores, top_k
 from intervene.search.corpus import group_texts
-from intervene.search.matrices import pair_doc_matrix, term_doc_matrix
+from intervene.search.matrices import map_occurrences, pair_doc_matrix, relation_rows, term_counts
 from intervene.search.occurrences import (
-    load_occurrences,
     read_term_list,
     search_group,
     term_vocabulary,
@@ -68,9 +67,10 @@ def write_matrices(
     occ_path, terms_path, terms_dir, relations, out_dir, *, kind: str, pararel_root=None
 ) -> dict:
     """``term_doc`` or ``pair_doc`` matrices (scipy ``save_npz``) of one group, one file per relation."""
-    occ = load_occurrences(occ_path)
+    occ = map_occurrences(occ_path)  # mapped: pair_doc reads only the rows of terms it checks
     vocab = read_term_list(terms_path)
     pos = {t: i for i, t in enumerate(vocab)}
+    counts = term_counts(occ, len(vocab))  # every term's counts at once; a relation takes its rows
     shapes = {}
     with atomic_path(out_dir, is_dir=True) as tmp:
         for rel in relations:
@@ -79,7 +79,7 @@ def write_matrices(
             if missing:
                 raise ValueError(f"{terms_path}: lacks {len(missing)} term(s) of {rel}, e.g. {missing[0]!r}")
             rel_terms = np.array([pos[t] for t in rel_list], dtype=np.int64)
-            td = term_doc_matrix(occ, rel_terms)
+            td = relation_rows(counts, rel_terms)
             m = (
                 td
                 if kind == "term_doc"
