@@ -16,9 +16,8 @@ import numpy as np
 
 from intervene.atomic import write_npz
 from intervene.search.corpus import batch_files, check_line_counts, group_texts, parse_texts, read_decoded
-from intervene.search.escaped import escape_layout, escape_term, scan_file
+from intervene.search.escaped import escape_layout, escape_term, literal_set, scan_file
 from intervene.search.find import (
-    automaton,
     check_terms,
     find_terms,
     greedy_nonoverlapping,
@@ -65,7 +64,9 @@ def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info
     # regex terms need the parsed texts: parsed in the same pass, each file read once
     parts, first, texts = _literal_in_files(files, [terms[i] for i in plain], keep_texts=bool(regex))
     t, d, s, e = (np.concatenate([p[k] for p in parts]) for k in range(4))
-    t = plain[t].astype(np.int32) if t.size else t.astype(np.int32)
+    del parts
+    if plain.size != len(terms):  # wimbd mode with regex terms: literal index -> term index
+        t = plain[t].astype(np.int32)
     first_row = np.array(first, dtype=np.int64)
     if doc_info is not None:
         check_line_counts(group_dir, files, first_row, doc_info)
@@ -84,13 +85,19 @@ def _literal_in_files(files: list[Path], terms: list[str], *, keep_texts: bool =
     """Per file, the literal occurrences ``(term, doc, start, end)`` (doc = row in the group);
     each file's first row plus the total; and with ``keep_texts`` all texts (else ``None``)."""
     pats, owners = unique_patterns(terms, escape_term)
-    ac = automaton(pats) if pats else None
+    lits = literal_set(pats) if pats else None
     parts, first, row = [], [], 0
     all_texts: list[str] | None = [] if keep_texts else None
     empty = np.zeros(0, dtype=np.int64)
     for f in files:
         data = read_decoded(f)
-        layout = escape_layout(data)
+        # the kernel checks the bytes in its own pass; without patterns escape_layout does
+        layout = escape_layout(data, check_bytes=lits is None)
+        hits = None
+        if layout is not None and lits is not None:
+            hits = scan_file(data, lits, layout)  # None: a byte outside json.dumps's form
+            if hits is None:
+                layout = None
         if layout is None or keep_texts:
             texts = parse_texts(data, f)
             if all_texts is not None:
@@ -100,14 +107,15 @@ def _literal_in_files(files: list[Path], terms: list[str], *, keep_texts: bool =
             n = len(texts)
         else:
             n = layout.n_lines
-            t, d, s, e = empty, empty, empty, empty
-            if ac is not None and n:
-                pat, d, s, e = scan_file(data, ac, layout)
-                t, d, s, e = patterns_to_terms(pat, d, s, e, owners)
-        parts.append((t.astype(np.int64), d + row, s, e))
+            t, d, s, e = empty.astype(np.int32), empty, empty, empty
+            if hits is not None:
+                t, d, s, e = patterns_to_terms(*hits, owners)
+        if row:
+            d += row  # in place: the arrays are this file's own
+        parts.append((t, d, s, e))
         first.append(row)
         row += n
-    parts.append((empty, empty, empty, empty))
+    parts.append((empty.astype(np.int32), empty, empty, empty))
     return parts, first + [row], all_texts
 
 
