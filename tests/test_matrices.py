@@ -138,9 +138,9 @@ def worlds(draw):
 @given(worlds(), st.sampled_from([2, 3, 7, 1 << 24]), st.sampled_from([1, 2, 5, 1 << 26]))
 def test_matrices_equal_previous_construction(world, chunk, sort_block):
     occ, vocab, rel, pairs, other_counts = world
-    old = matrices.CHUNK, matrices.SORT_BLOCK
-    # small chunks and sort blocks run every chunked loop over several blocks
-    matrices.CHUNK, matrices.SORT_BLOCK = chunk, sort_block
+    old = matrices.CHUNK, matrices.BLOCK, matrices.SORT_BLOCK
+    # small chunks and blocks run every chunked loop over several blocks
+    matrices.CHUNK, matrices.BLOCK, matrices.SORT_BLOCK = chunk, chunk, sort_block
     try:
         td = term_doc_matrix(occ, rel)
         td_group = relation_rows(term_counts(occ, len(vocab)), rel)
@@ -148,7 +148,7 @@ def test_matrices_equal_previous_construction(world, chunk, sort_block):
         pd_given = pair_doc_matrix(occ, vocab, rel, pairs, td)
         pd_other = pair_doc_matrix(occ, vocab, rel, pairs, other_counts)
     finally:
-        matrices.CHUNK, matrices.SORT_BLOCK = old
+        matrices.CHUNK, matrices.BLOCK, matrices.SORT_BLOCK = old
     ref_td = _reference_term_doc(occ, rel)
     assert_identical(td, ref_td)
     assert_identical(td_group, ref_td)

@@ -33,6 +33,8 @@ from intervene.search.find import is_plain
 
 #: Rows of an occurrence column handled at once (bounds every temporary to a few hundred MB).
 CHUNK = 1 << 24
+#: (instance, document) candidates or span pairs handled at once (~8 int64 temporaries each).
+BLOCK = 1 << 22
 #: Keys sorted at once when counting every term of a group (int64: 512 MB).
 SORT_BLOCK = 1 << 26
 _NEED = ("term", "doc", "start", "end", "n_docs")
@@ -138,7 +140,8 @@ def _relation_keys(occ: dict, table: np.ndarray, n_docs: int) -> np.ndarray:
 
 
 def _runs(keys: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct ``row * n_cols + col`` keys (sorted) as (rows, cols, multiplicities)."""
+    """The distinct ``row * n_cols + col`` keys (sorted) as (rows, cols, multiplicities); the
+    temporaries freed as soon as used (this runs on the largest arrays of the stage)."""
     if not keys.size:
         return (np.zeros(0, dtype=np.int64),) * 3
     new = np.empty(keys.size, dtype=bool)
@@ -147,7 +150,10 @@ def _runs(keys: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray, np.nda
     first = np.flatnonzero(new)
     del new
     data = np.diff(first, append=keys.size)
-    rows, cols = np.divmod(keys[first], n_cols)
+    cols = keys[first]
+    del first
+    rows = cols // n_cols
+    cols -= rows * n_cols
     return rows, cols, data
 
 
@@ -342,7 +348,7 @@ class _Spans:
         lo = 0
         while lo < todo.size:
             base = ends[lo - 1] if lo else 0
-            hi = max(lo + 1, int(np.searchsorted(ends, base + CHUNK, side="right")))
+            hi = max(lo + 1, int(np.searchsorted(ends, base + BLOCK, side="right")))
             sl = slice(lo, hi)
             rep = np.repeat(np.arange(hi - lo), n_pairs[sl])
             k = np.arange(rep.size, dtype=np.int64) - np.repeat(ends[sl] - n_pairs[sl] - base, n_pairs[sl])
@@ -387,7 +393,7 @@ def pair_doc_matrix(
     lo = 0
     while lo < pairs.shape[0]:
         base = ends[lo - 1] if lo else 0
-        hi = max(lo + 1, int(np.searchsorted(ends, base + CHUNK, side="right")))
+        hi = max(lo + 1, int(np.searchsorted(ends, base + BLOCK, side="right")))
         sl = slice(lo, hi)
         inst = np.repeat(np.arange(lo, hi, dtype=np.int64), lens[sl])
         pos = np.arange(inst.size, dtype=np.int64) + np.repeat(
