@@ -29,6 +29,16 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/experiment.smk"
 
 
+onstart:
+    # Under the lock, before any job: temporaries left by killed jobs (intervene.atomic) go.
+    import sys
+    from intervene.atomic import remove_stale_temporaries
+
+    for root in ("results", "resources"):
+        for p in remove_stale_temporaries(root):
+            print(f"removed {p}, left by a killed job", file=sys.stderr)
+
+
 rule all:
     default_target: True
     input:

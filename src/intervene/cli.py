@@ -627,7 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--train-config", required=True, help="OLMo train YAML")
     s.add_argument(
-        "--out", required=True, help="run folder (step{N}/ checkpoints, metrics.jsonl); resumes if present"
+        "--out",
+        required=True,
+        help="run folder (step{N}/ checkpoints, metrics.jsonl, fingerprint.json); resumes only a run of the"
+        " same fingerprint, else starts fresh",
     )
     s.add_argument("--load-path", help="checkpoint to start from (model, optimizer, step and token counters)")
     s.add_argument("--data-list", help="re-run: file listing batch files read in order from instance 0")

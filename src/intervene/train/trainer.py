@@ -28,6 +28,7 @@ from intervene.data_order import data_files, load_order, read_manifest
 from intervene.olmo import global_indices, load_train_config, read_path_list, resolve_path
 from intervene.train.checkpoint import checkpoints, load_model_weights, load_training_state, save_checkpoint
 from intervene.train.data import BatchStream, InstanceFiles
+from intervene.train.fingerprint import claim_run_dir, file_identity, run_fingerprint
 from intervene.train.fsdp import (
     full_model_state,
     full_optimizer_state,
@@ -113,7 +114,9 @@ def train(
     microbatch: int | None = None,
     tokenizer_dir: str | os.PathLike | None = None,
 ) -> dict:
-    """Train and save ``out_dir/step{N}`` checkpoints; resumes from the newest one in ``out_dir``.
+    """Train and save ``out_dir/step{N}`` checkpoints; resumes from the newest one in ``out_dir``
+    when the folder's fingerprint (:mod:`intervene.train.fingerprint`) equals this call's, else
+    removes the folder's checkpoints and metrics and starts fresh.
 
     ``data_list`` switches to a re-run over those files (requires ``load_path``). ``order_seed``
     (re-runs only) reads the files' instances in a seeded permutation instead of in order: how
@@ -164,10 +167,35 @@ def train(
         else:
             order = global_indices(source.num_instances, spec.seed, spec.epoch, world, spec.drop_last)
     stream = BatchStream(source, order, gbs, rank, world)
+    device_bs = gbs // world
+    micro = int(microbatch or raw.get("device_train_microbatch_size") or device_bs)
 
-    # --- model, optimizer, state
+    # --- the run folder: resume only from checkpoints of this very run (same fingerprint)
     if strategy not in ("ddp", "fsdp"):
         raise ValueError(f"strategy must be ddp or fsdp, not {strategy!r}")
+    if rank == 0:
+        if data_list is not None:
+            order_id = {"order_seed": order_seed}
+        elif order_path is not None:
+            order_id = {"file": file_identity(order_path, out_dir)}
+        else:
+            order_id = {
+                "global_indices": {"seed": spec.seed, "epoch": spec.epoch, "drop_last": spec.drop_last}
+            }
+        fingerprint = run_fingerprint(
+            out_dir,
+            raw=raw,
+            data_files=source.files,
+            order=order_id,
+            init_seed=seed,
+            load_path=load_path,
+            execution={"world_size": world, "strategy": strategy, "device": device, "micro_batch": micro},
+        )
+        claim_run_dir(out_dir, fingerprint)
+    if world > 1:
+        dist.barrier()  # the other ranks look for checkpoints once rank 0 has cleared stale ones
+
+    # --- model, optimizer, state
     fsdp = strategy == "fsdp"
     if fsdp and not dist.is_initialized():  # FSDP2 needs a process group, one process too
         dist.init_process_group(
@@ -232,8 +260,6 @@ def train(
             f"steps up to {end_step} requested, but the data hold only {stream.num_batches - first_batch} more batches"
         )
 
-    device_bs = gbs // world
-    micro = int(microbatch or raw.get("device_train_microbatch_size") or device_bs)
     max_norm = float(raw.get("max_grad_norm") or 0.0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
     metrics_path = out / "metrics.jsonl"
