@@ -152,7 +152,7 @@ def run() -> list[str]:
     mb = nbytes / 1e6
 
     ours_s, occ = best_cpu(lambda: search_group(d, terms), 3)
-    prev_s, prev = best_cpu(lambda: previous_search(d, terms), 1)
+    prev_s, prev = best_cpu(lambda: previous_search(d, terms), 2)
     texts = group_texts(d)[0]
     ref = find_terms(texts, terms)
     for k, r in zip(COLS, ref, strict=True):

@@ -56,7 +56,9 @@ def escape_scan(const unsigned char[::1] a):
     """
     cdef Py_ssize_t n = a.shape[0]
     cdef const unsigned char* base = &a[0] if n else NULL
-    cdef Py_ssize_t ls = 0, le, ts, te, p, q, nl = 0, nt = 0, cap_l = 1024, cap_t = 1024
+    cdef Py_ssize_t ls = 0, le, ts, te, p, q, nl = 0, nt = 0
+    # sized for web text (a line per ~2 KB, an escape per ~64 bytes): few or no regrowths
+    cdef Py_ssize_t cap_l = max(1024, n >> 11), cap_t = max(1024, n >> 6)
     cdef const unsigned char* hit
     cdef unsigned char k
     cdef int64_t cp, lo
@@ -198,30 +200,43 @@ cdef int _grow(_Out* o) noexcept nogil:
     return 0
 
 
-cdef struct _Slot:  # a 4-byte prefix in the open-addressing table
+cdef struct _Slot4:  # a 4-byte prefix in its open-addressing table
     uint32_t key
-    int32_t first  # its patterns: _Long entries first .. first + count - 1, by length
+    int32_t first  # its patterns of 4-7 bytes: _Pat entries first .. first + count - 1, by length
+    int32_t count
+    int32_t used  # 0: an empty slot; 2: patterns of >= 8 bytes have this prefix too
+
+
+cdef struct _Slot8:  # an 8-byte prefix in its open-addressing table
+    uint64_t key
+    int32_t first  # its patterns (>= 8 bytes): _Pat entries first .. first + count - 1, by length
     int32_t count  # 0: an empty slot
 
 
-cdef struct _Long:  # a pattern of >= 4 bytes
-    uint32_t next  # its bytes 4..7 (zero where it is shorter)
-    uint32_t mask  # the bits of `next` it has
+cdef struct _Pat:  # a pattern, as compared after its prefix matched
+    uint32_t word  # its bytes 0..3 (short patterns) or 4..7 (4-7 bytes), zero-padded
+    uint32_t mask  # the bits of `word` it has
     int32_t pid
     int32_t len
     int64_t off  # where it lies in the concatenated patterns
 
 
-cdef struct _Short:  # a pattern of 1-3 bytes
-    uint32_t word  # its bytes as a little-endian word
-    uint32_t mask
-    int32_t pid
-    int32_t len
+_SLOT4 = np.dtype([("key", "<u4"), ("first", "<i4"), ("count", "<i4"), ("used", "<i4")], align=True)
+_SLOT8 = np.dtype([("key", "<u8"), ("first", "<i4"), ("count", "<i4")], align=True)
+_PAT = np.dtype([("word", "<u4"), ("mask", "<u4"), ("pid", "<i4"), ("len", "<i4"), ("off", "<i8")], align=True)
 
 
-_SLOT = np.dtype([("key", "<u4"), ("first", "<i4"), ("count", "<i4")], align=True)
-_LONG = np.dtype([("next", "<u4"), ("mask", "<u4"), ("pid", "<i4"), ("len", "<i4"), ("off", "<i8")], align=True)
-_SHORT = np.dtype([("word", "<u4"), ("mask", "<u4"), ("pid", "<i4"), ("len", "<i4")], align=True)
+cdef inline uint32_t _hash8(uint64_t x, int shift) noexcept nogil:
+    return <uint32_t>((x * <uint64_t>0x9E3779B97F4A7C15u) >> shift)
+
+
+cdef uint64_t _word8(bytes p):
+    """The first 8 bytes of ``p`` as the little-endian word the scan loads."""
+    cdef uint64_t x = 0
+    cdef Py_ssize_t k
+    for k in range(8):
+        x |= (<uint64_t><uint8_t>p[k]) << (8 * k)
+    return x
 
 
 cdef uint32_t _word(bytes p):
@@ -229,7 +244,7 @@ cdef uint32_t _word(bytes p):
     cdef uint32_t w = 0
     cdef Py_ssize_t k
     for k in range(min(len(p), 4)):
-        w |= (<uint32_t>p[k]) << (8 * k)
+        w |= (<uint32_t><uint8_t>p[k]) << (8 * k)
     return w
 
 
@@ -238,34 +253,45 @@ cdef uint32_t _mask(Py_ssize_t n):
     return 0xFFFFFFFFu if n >= 4 else ((<uint32_t>1 << (8 * n)) - 1)
 
 
+def _table_size(n_keys: int) -> int:
+    """Open-addressing slots for ``n_keys``: a power of two, at most half full."""
+    return 1 << max(4, (max(n_keys, 1) * 2 - 1).bit_length())
+
+
 cdef class LiteralSet:
     """A set of byte patterns (none empty, none holding a NUL byte) prepared for :meth:`find`
-    and :func:`find_escaped`; pattern ids are positions in the list given."""
+    and :func:`find_escaped`; pattern ids are positions in the list given.
+
+    Patterns of 1-3 bytes are listed by first byte behind a table of their first 2 bytes. Longer
+    ones sit behind a byte table over the hash of their 4-byte prefix, then an exact table of
+    4-byte prefixes (holding the patterns of 4-7 bytes) and one of 8-byte prefixes (the longer
+    ones), so that a prefix shared by many terms ("The ", "New ") costs one more lookup, not a
+    walk over all of them.
+    """
 
     cdef readonly Py_ssize_t n_patterns
     cdef bytes buf  # all patterns, concatenated
     cdef const uint8_t* bufp
     cdef object _arrays  # keeps the tables below alive
-    # patterns of >= 4 bytes: a bit table over the hash of the 4-byte prefix, then an
-    # open-addressing table from the prefix to its patterns
     cdef const uint8_t* bloom
     cdef int bloom_shift
-    cdef const _Slot* slots
-    cdef uint32_t tmask
-    cdef int tshift
-    cdef const _Long* longs
-    # patterns of 1-3 bytes: a bit table over the first 2 bytes, then per first byte its patterns
+    cdef const _Slot4* slots4
+    cdef uint32_t mask4
+    cdef int shift4
+    cdef const _Slot8* slots8
+    cdef uint32_t mask8
+    cdef int shift8
+    cdef const _Pat* pats  # 4-7 byte patterns by prefix run, then >= 8 byte ones, then short ones
     cdef const uint8_t* short_bits
     cdef const int32_t* short_first
-    cdef const _Short* shorts
 
     def __init__(self, patterns):
         pats = [bytes(p) for p in patterns]
         for i, p in enumerate(pats):
             if not p or b"\x00" in p:
                 raise ValueError(f"pattern {i} is empty or holds a NUL byte")
-        assert _SLOT.itemsize == sizeof(_Slot) and _LONG.itemsize == sizeof(_Long)
-        assert _SHORT.itemsize == sizeof(_Short)
+        assert _SLOT4.itemsize == sizeof(_Slot4) and _SLOT8.itemsize == sizeof(_Slot8)
+        assert _PAT.itemsize == sizeof(_Pat)
         self.n_patterns = len(pats)
         self.buf = b"".join(pats)
         self.bufp = <const uint8_t*>(<const char*>self.buf)
@@ -273,62 +299,76 @@ cdef class LiteralSet:
         for p in pats:
             offs.append(total)
             total += len(p)
-        # long: grouped by prefix word, each group by length
-        prefix = {}
+
+        def by_len(ids):
+            return sorted(ids, key=lambda i: len(pats[i]))
+
+        rows = []  # the _Pat entries
+
+        def pat_row(i, word_bytes):
+            return (_word(word_bytes), _mask(len(word_bytes)), i, len(pats[i]), offs[i])
+
+        # >= 4 bytes: groups by 4-byte prefix (4-7 byte patterns) and by 8-byte prefix
+        g4, g8 = {}, {}
         for i, p in enumerate(pats):
             if len(p) >= 4:
-                prefix.setdefault(_word(p), []).append(i)
-        nk = len(prefix)
-        # one byte per entry (a byte load is cheaper than a bit test); <= 1/64 filled, but at most
-        # 512 KB (in L2) unless that would be over 1/16 filled
+                g4.setdefault(_word(p), []).append(i)
+            if len(p) >= 8:
+                g8.setdefault(_word8(p), []).append(i)
+        nk = len(g4)
+        # the filter: one byte per entry (a byte load is cheaper than a bit test); <= 1/64
+        # filled, but at most 512 KB (in L2) unless that would be over 1/16 filled
         bloom_size = 1 << max(10, (max(nk, 1) * 64 - 1).bit_length())
         if bloom_size > 1 << 19:
             bloom_size = max(1 << 19, 1 << (nk * 16 - 1).bit_length())
         self.bloom_shift = 32 - (bloom_size.bit_length() - 1)
         bloom = np.zeros(bloom_size, dtype=np.uint8)
-        tsize = 1 << max(4, (max(nk, 1) * 2 - 1).bit_length())
-        self.tshift = 32 - (tsize.bit_length() - 1)
-        self.tmask = tsize - 1
-        slot_rows = [(0, 0, 0)] * tsize
-        long_rows = []
-        cdef uint32_t w, h
         cdef uint8_t[::1] bv = bloom
-        for w, ids in prefix.items():
-            ids.sort(key=lambda i: len(pats[i]))
+        size4, size8 = _table_size(nk), _table_size(len(g8))
+        self.shift4, self.mask4 = 32 - (size4.bit_length() - 1), size4 - 1
+        self.shift8, self.mask8 = 64 - (size8.bit_length() - 1), size8 - 1
+        slot4 = [(0, 0, 0, 0)] * size4
+        slot8 = [(0, 0, 0)] * size8
+        cdef uint32_t w, h
+        cdef uint64_t x
+        for w, ids in g4.items():
             bv[_hash(w, self.bloom_shift)] = 1
-            h = _hash(w, self.tshift)
-            while slot_rows[h][2]:
-                h = (h + 1) & self.tmask
-            slot_rows[h] = (w, len(long_rows), len(ids))
-            for i in ids:
-                rest = pats[i][4:8]
-                long_rows.append((_word(rest), _mask(len(rest)), i, len(pats[i]), offs[i]))
-        slots = np.array(slot_rows, dtype=_SLOT)
-        longs = np.array(long_rows or [(0, 0, 0, 0, 0)], dtype=_LONG)
-        # short: a 2-byte table (a 1-byte pattern sets every key with its byte first)
+            h = _hash(w, self.shift4)
+            while slot4[h][3]:
+                h = (h + 1) & self.mask4
+            mid = [i for i in by_len(ids) if len(pats[i]) < 8]
+            slot4[h] = (w, len(rows), len(mid), 2 if len(mid) < len(ids) else 1)
+            rows += [pat_row(i, pats[i][4:8]) for i in mid]
+        for x, ids in g8.items():
+            h = _hash8(x, self.shift8)
+            while slot8[h][2]:
+                h = (h + 1) & self.mask8
+            slot8[h] = (x, len(rows), len(ids))
+            rows += [pat_row(i, b"") for i in by_len(ids)]
+        # 1-3 bytes: a 2-byte table (a 1-byte pattern sets every key with its byte first), then
+        # per first byte its patterns by length
         short_bits = np.zeros(65536, dtype=np.uint8)
+        short_first = np.zeros(257, dtype=np.int32)
         by_first = [[] for _ in range(256)]
         for i, p in enumerate(pats):
             if len(p) < 4:
                 by_first[p[0]].append(i)
                 for second in [p[1]] if len(p) > 1 else range(256):
-                    key = p[0] | (second << 8)  # little-endian: the first byte is the low one
-                    short_bits[key] = 1
-        short_first = np.zeros(257, dtype=np.int32)
-        short_rows = []
+                    short_bits[p[0] | (second << 8)] = 1  # little-endian: the first byte is low
         for c in range(256):
-            short_first[c] = len(short_rows)
-            for i in sorted(by_first[c], key=lambda i: len(pats[i])):
-                short_rows.append((_word(pats[i]), _mask(len(pats[i])), i, len(pats[i])))
-        short_first[256] = len(short_rows)
-        shorts = np.array(short_rows or [(0, 0, 0, 0)], dtype=_SHORT)
-        self._arrays = (bloom, slots, longs, short_bits, short_first, shorts)
+            short_first[c] = len(rows)
+            rows += [pat_row(i, pats[i]) for i in by_len(by_first[c])]
+        short_first[256] = len(rows)
+        slots4 = np.array(slot4, dtype=_SLOT4)
+        slots8 = np.array(slot8, dtype=_SLOT8)
+        rows_a = np.array(rows or [(0, 0, 0, 0, 0)], dtype=_PAT)
+        self._arrays = (bloom, slots4, slots8, rows_a, short_bits, short_first)
         self.bloom = <const uint8_t*>_ptr_bytes(bloom)
-        self.slots = <const _Slot*>_ptr_bytes(slots)
-        self.longs = <const _Long*>_ptr_bytes(longs)
+        self.slots4 = <const _Slot4*>_ptr_bytes(slots4)
+        self.slots8 = <const _Slot8*>_ptr_bytes(slots8)
+        self.pats = <const _Pat*>_ptr_bytes(rows_a)
         self.short_bits = <const uint8_t*>_ptr_bytes(short_bits)
         self.short_first = _ptr_i32(short_first)
-        self.shorts = <const _Short*>_ptr_bytes(shorts)
 
     def find(self, const unsigned char[::1] data):
         """Every occurrence in ``data``: ``(pattern, start, end)`` arrays (int32, int64, int64),
@@ -434,37 +474,55 @@ cdef inline int _emit(_Out* o, _Layout* L, int32_t pid, Py_ssize_t s, Py_ssize_t
 
 cdef inline int _verify(LiteralSet ls, const uint8_t* p, Py_ssize_t i, Py_ssize_t n, uint32_t w,
                         bint short_hit, bint long_hit, _Out* o, _Layout* L) noexcept nogil:
-    """Emit the patterns that start at ``p[i]`` (``w``: its next 4 bytes, zero-padded), the short
-    ones first, each group by length. A zero-padded byte never equals a pattern byte (no NUL)."""
-    cdef Py_ssize_t r, r_end
+    """Emit the patterns that start at ``p[i]`` (``w``: its next 4 bytes, zero-padded) by length:
+    1-3 bytes, 4-7, then >= 8. A zero-padded byte never equals a pattern byte (no NUL)."""
+    cdef Py_ssize_t r
     cdef uint32_t h, nxt
-    cdef const _Short* sp
-    cdef const _Slot* sl
-    cdef const _Long* lp
+    cdef uint64_t x
+    cdef const _Pat* pt
+    cdef const _Slot4* s4
+    cdef const _Slot8* s8
     if short_hit:
         for r in range(ls.short_first[w & 0xFF], ls.short_first[(w & 0xFF) + 1]):
-            sp = &ls.shorts[r]
-            if (w & sp.mask) == sp.word and _emit(o, L, sp.pid, i, i + sp.len) < 0:
+            pt = &ls.pats[r]
+            if (w & pt.mask) == pt.word and _emit(o, L, pt.pid, i, i + pt.len) < 0:
                 return -1
-    if long_hit:
-        h = _hash(w, ls.tshift)
-        while True:
-            sl = &ls.slots[h]
-            if sl.count == 0:
-                break
-            if sl.key == w:
-                nxt = _load4(p + i + 4, n - i - 4)
-                for r in range(sl.first, sl.first + sl.count):
-                    lp = &ls.longs[r]
-                    if lp.len > n - i:
-                        break
-                    if (nxt & lp.mask) == lp.next and (
-                        lp.len <= 8 or memcmp(p + i + 8, ls.bufp + lp.off + 8, lp.len - 8) == 0
-                    ):
-                        if _emit(o, L, lp.pid, i, i + lp.len) < 0:
-                            return -1
-                break
-            h = (h + 1) & ls.tmask
+    if not long_hit:
+        return 0
+    h = _hash(w, ls.shift4)
+    while True:
+        s4 = &ls.slots4[h]
+        if s4.used == 0:
+            return 0  # no pattern has this prefix (the filter's false positive)
+        if s4.key == w:
+            break
+        h = (h + 1) & ls.mask4
+    if s4.count:
+        nxt = _load4(p + i + 4, n - i - 4)
+        for r in range(s4.first, s4.first + s4.count):
+            pt = &ls.pats[r]
+            if pt.len > n - i:
+                return 0
+            if (nxt & pt.mask) == pt.word and _emit(o, L, pt.pid, i, i + pt.len) < 0:
+                return -1
+    if s4.used != 2 or n - i < 8:
+        return 0
+    memcpy(&x, p + i, 8)
+    h = _hash8(x, ls.shift8)
+    while True:
+        s8 = &ls.slots8[h]
+        if s8.count == 0:
+            return 0
+        if s8.key == x:
+            break
+        h = (h + 1) & ls.mask8
+    for r in range(s8.first, s8.first + s8.count):
+        pt = &ls.pats[r]
+        if pt.len > n - i:
+            break
+        if pt.len == 8 or memcmp(p + i + 8, ls.bufp + pt.off + 8, pt.len - 8) == 0:
+            if _emit(o, L, pt.pid, i, i + pt.len) < 0:
+                return -1
     return 0
 
 

@@ -63,8 +63,7 @@ def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info
     regex = [i for i, x in enumerate(terms) if mode == "wimbd" and not is_plain(x)]
     # regex terms need the parsed texts: parsed in the same pass, each file read once
     parts, first, texts = _literal_in_files(files, [terms[i] for i in plain], keep_texts=bool(regex))
-    t, d, s, e = (np.concatenate([p[k] for p in parts]) for k in range(4))
-    del parts
+    t, d, s, e = _concat_columns(parts)
     if plain.size != len(terms):  # wimbd mode with regex terms: literal index -> term index
         t = plain[t].astype(np.int32)
     first_row = np.array(first, dtype=np.int64)
@@ -79,6 +78,24 @@ def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info
             t, d, s, e = sort_occurrences(t, d, s, e)
     n_docs = np.int64(first_row[-1])
     return {"term": t, "doc": d, "start": s, "end": e, "n_docs": n_docs, "mode": np.str_(mode)}
+
+
+def _concat_columns(parts: list) -> list[np.ndarray]:
+    """The per-file ``(term, doc, start, end)`` arrays joined column by column, each file's array
+    released as soon as it is copied: the peak is the output plus one column of the parts, not
+    twice the output (``np.concatenate`` over all parts)."""
+    cols = [[p[k] for p in parts] for k in range(4)]
+    parts.clear()
+    out = []
+    for arrs in cols:
+        dst = np.empty(sum(a.size for a in arrs), dtype=arrs[0].dtype)
+        pos = 0
+        for j, a in enumerate(arrs):
+            dst[pos : pos + a.size] = a
+            pos += a.size
+            arrs[j] = None
+        out.append(dst)
+    return out
 
 
 def _literal_in_files(files: list[Path], terms: list[str], *, keep_texts: bool = False):
