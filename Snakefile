@@ -37,6 +37,16 @@ onstart:
     for root in ("results", "resources"):
         for p in remove_stale_temporaries(root):
             print(f"removed {p}, left by a killed job", file=sys.stderr)
+    # Files damaged after their folder was written (Snakemake sees only the folders' mtimes): every
+    # manifest folder's sizes and the token files' (one stat per file), so no job reads them.
+    from intervene.manifest import ManifestError, verify_tree
+
+    try:
+        verify_tree("results", f"{DATA_DIR}/data_files.tsv")
+    except ManifestError as e:
+        raise WorkflowError(
+            f"{e}; remove that folder so that the rule that writes it runs again"
+        ) from None
 
 
 rule all:

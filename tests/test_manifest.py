@@ -18,6 +18,7 @@ from intervene.manifest import (
     read_manifest,
     verify_data_files,
     verify_manifest,
+    verify_tree,
     write_manifest,
 )
 from intervene.olmo import DataError, write_path_list
@@ -255,9 +256,10 @@ def test_swap_checks_its_input_and_records_its_output(tmp_path):
     assert not (tmp_path / "out2").exists()
 
 
-def test_workflow_consumers_of_a_corrupted_group_fail_with_the_file(tmp_path):
-    """Snakemake does not see the damage (the folder's mtime is unchanged), but every stage that
-    reads the group when it runs -- one not run yet, or one forced -- fails naming the file."""
+def test_workflow_refuses_to_start_any_job_over_a_corrupted_group(tmp_path):
+    """Snakemake does not see the damage (the folder's mtime is unchanged), but before it runs any
+    job -- one not run yet, or one forced -- the workflow checks every manifest folder and stops
+    naming the file; nothing reads the damaged group. (Each reader's own check is tested above.)"""
     from .test_workflow import snakemake
 
     r = snakemake(tmp_path, "--cores", "2", "results/data/doc_info/001.npy")
@@ -266,11 +268,24 @@ def test_workflow_consumers_of_a_corrupted_group_fail_with_the_file(tmp_path):
     _truncate(victim)
     r = snakemake(tmp_path, "--cores", "2", "results/search/occurrences/001.npz")  # not run before
     assert r.returncode != 0
-    log = (tmp_path / "logs" / "search" / "001.log").read_text()
-    assert "3.json.gz" in log and "records" in log and "Traceback" not in log
+    assert "3.json.gz" in r.stderr and "manifest.tsv records" in r.stderr and "remove that folder" in r.stderr
+    assert not (tmp_path / "logs" / "search" / "001.log").exists()  # the job never started
     r = snakemake(tmp_path, "--cores", "2", "results/data/doc_info/001.npy")
-    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr  # mtimes unchanged
+    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr  # nothing would read it
     r = snakemake(tmp_path, "--cores", "2", "--forcerun", "doc_info", "results/data/doc_info/001.npy")
-    assert r.returncode != 0
-    log = (tmp_path / "logs" / "doc_info" / "001.log").read_text()
-    assert "3.json.gz" in log and "records" in log
+    assert r.returncode != 0 and "3.json.gz" in r.stderr
+
+
+def test_tree_check_finds_a_damaged_folder_anywhere_under_results(copy, tmp_path):
+    """What the pipeline checks before running any job: every manifest folder's sizes; hidden
+    folders (temporaries) are skipped."""
+    root = tmp_path / "results"
+    shutil.copytree(copy, root / "data" / "batches" / "001")
+    shutil.copytree(copy, root / "interventions" / "x" / ".batches.tmp-1-ab")  # a killed job's debris
+    assert verify_tree(root) == {"folders": 1, "files": len(read_manifest(copy)[1])}
+    _truncate(root / "interventions" / "x" / ".batches.tmp-1-ab" / "3.npy")
+    verify_tree(root)
+    _truncate(root / "data" / "batches" / "001" / "3.npy")
+    with pytest.raises(ManifestError, match=r"001/3\.npy: \d+ bytes, but .*manifest\.tsv records"):
+        verify_tree(root)
+    assert verify_tree(tmp_path / "absent") == {"folders": 0, "files": 0}

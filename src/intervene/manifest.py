@@ -178,3 +178,21 @@ def verify_data_files(data_files_tsv: str | os.PathLike) -> dict:
             )
         total += size
     return {"folder": str(data_files_tsv), "files": len(rows), "bytes": total, "hash": None}
+
+
+def verify_tree(root: str | os.PathLike, data_files_tsv: str | os.PathLike | None = None) -> dict:
+    """Sizes of every manifest folder under ``root`` (and of the token files of ``data_files_tsv``
+    when it exists): what the pipeline checks before it runs any job, so a file damaged after its
+    folder was written is an error even when the stage that would read it is not forced (Snakemake
+    itself sees only the folders' mtimes). One ``stat`` per file; hashes stay with ``intervene
+    verify``. Hidden folders (temporaries of running or killed jobs) are skipped."""
+    folders, files = 0, 0
+    base = Path(root)
+    for m in sorted(base.rglob(MANIFEST_NAME)) if base.is_dir() else []:
+        if any(part.startswith(".") for part in m.parent.relative_to(base).parts):
+            continue
+        files += verify_manifest(m.parent)["files"]
+        folders += 1
+    if data_files_tsv is not None and Path(data_files_tsv).exists():
+        files += verify_data_files(data_files_tsv)["files"]
+    return {"folders": folders, "files": files}
