@@ -13,8 +13,8 @@ import os
 
 import numpy as np
 
-#: Kinds of array a key may hold (numpy dtype kinds): integers, strings, booleans.
-KINDS = {"int": "iu", "str": "U", "bool": "b", "number": "iuf"}
+#: Kinds of array a key may hold (numpy dtype kinds): integers, strings, booleans, numbers, 0/1 flags.
+KINDS = {"int": "iu", "str": "U", "bool": "b", "number": "iuf", "flag": "iub"}
 
 
 class InputError(ValueError):
@@ -134,3 +134,45 @@ def check_doc_indices(path, z: dict, orig_info: np.ndarray, new_info: np.ndarray
             f" ({len(out['new_idxs'])}) one to one, and their lengths differ"
         )
     return out
+
+
+def _per_instance(path, z: dict, keys: list[str], n: int) -> None:
+    """Each of ``keys`` has one entry (row) per instance."""
+    for key in keys:
+        if z[key].ndim < 1 or len(z[key]) != n:
+            raise InputError(
+                f"{path}: {key} has {len(z[key]) if z[key].ndim else 0} rows, not one per instance ({n})"
+            )
+
+
+def load_labels(path: str | os.PathLike) -> dict:
+    """A correctness-labels file (``labels.npz``: ``steps``, ``dataset_labels``, ``labels``
+    [instances, steps] 0/1), shapes checked: a file from another run or stage is an error naming the
+    key, never a ``KeyError`` or a silently misaligned column."""
+    z = load_npz(path, {"steps": "int", "dataset_labels": "str", "labels": "flag"})
+    n = len(z["dataset_labels"])
+    if z["labels"].shape != (n, len(z["steps"])):
+        raise InputError(
+            f"{path}: labels has shape {z['labels'].shape}, not (instances {n}, steps {len(z['steps'])})"
+        )
+    return z
+
+
+def load_run_labels(path: str | os.PathLike) -> dict:
+    """Multi-run labels (``steps``, ``dataset_labels``, ``run1..runN`` [instances, steps])."""
+    import re
+
+    z = load_npz(path, {"steps": "int", "dataset_labels": "str"})
+    runs = [k for k in z if re.fullmatch(r"run\d+", k)]
+    n, s = len(z["dataset_labels"]), len(z["steps"])
+    for k in runs:
+        if z[k].dtype.kind not in KINDS["flag"] or z[k].shape != (n, s):
+            raise InputError(f"{path}: {k} holds {z[k].dtype} {z[k].shape}, not 0/1 of shape ({n}, {s})")
+    return z
+
+
+def load_learned(path: str | os.PathLike) -> dict:
+    """A learned-instances file (``learned.npz``: ``steps``, ``dataset_labels``, ``learned_step``)."""
+    z = load_npz(path, {"steps": "int", "dataset_labels": "str", "learned_step": "int"})
+    _per_instance(path, z, ["learned_step"], len(z["dataset_labels"]))
+    return z

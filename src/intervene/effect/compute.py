@@ -15,6 +15,7 @@ import numpy as np
 
 from intervene.atomic import write_text
 from intervene.effect.stats import bootstrap_means, percentile_ci
+from intervene.inputs import check_rows, load_npz, load_run_labels
 
 # Selections whose documents bring facts in (their targets should be learned *more*); see SPEC §5.
 PROMOTING = ("add_coocc",)
@@ -64,8 +65,8 @@ CONTROL_AT_C = {"add_coocc": 0.0}
 def run_matrix(labels_npz: str | os.PathLike, step: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """(dataset labels, ``[runs, instances]`` 0/1 correctness at ``step`` (default: the last
     checkpoint), that step) from a multi-run labels ``.npz``."""
-    z = np.load(labels_npz)
-    runs = sorted((k for k in z.files if re.fullmatch(r"run\d+", k)), key=lambda k: int(k[3:]))
+    z = load_run_labels(labels_npz)
+    runs = sorted((k for k in z if re.fullmatch(r"run\d+", k)), key=lambda k: int(k[3:]))
     if not runs:
         raise ValueError(f"{labels_npz}: no run1..runN arrays (multi-run labels expected)")
     steps = [int(s) for s in z["steps"]]
@@ -83,16 +84,20 @@ def targeted_instances(path: str | os.PathLike) -> np.ndarray:
     """The instances an intervention targets: from a selection's document-indices ``.npz`` (removals:
     ``orig_inst_idxs``; add_coocc: ``new_inst_idxs``) or a learned-instances file (``inst_idxs``,
     the targets of a score mapping)."""
-    z = np.load(path)
-    if "strategy" in z.files:
+    z = load_npz(
+        path, {}, {"strategy": "str", "new_inst_idxs": "int", "orig_inst_idxs": "int", "inst_idxs": "int"}
+    )
+    if "strategy" in z:
         key = "new_inst_idxs" if str(z["strategy"]) in PROMOTING else "orig_inst_idxs"
-    elif "inst_idxs" in z.files:
+    elif "inst_idxs" in z:
         key = "inst_idxs"
     else:
         raise ValueError(
             f"{path}: neither a selection (doc_idxs.npz) nor a learned-instances file (inst_idxs)"
         )
-    return np.unique(np.asarray(z[key], dtype=np.int64))
+    if key not in z:
+        raise ValueError(f"{path}: a {z['strategy']} selection without {key}")
+    return np.unique(check_rows(path, key, np.asarray(z[key]).ravel(), None))
 
 
 def _group(

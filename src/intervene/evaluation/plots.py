@@ -45,7 +45,9 @@ def plot_accuracy(labels_npz: str | os.PathLike, baselines: dict[str, float], ou
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    z = np.load(labels_npz)
+    from intervene.inputs import load_labels
+
+    z = load_labels(labels_npz)
     steps, rels, labels = z["steps"], z["dataset_labels"], z["labels"]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, r in enumerate(np.unique(rels)):

@@ -15,6 +15,7 @@ from intervene.atomic import atomic_path, write_npz, write_text
 from intervene.evaluation.metrics import rc_metrics
 from intervene.evaluation.scoring import score_packed
 from intervene.evaluation.tasks import Instance, dataset_label, expand_tasks, load_task
+from intervene.inputs import load_labels, load_learned
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ def write_learned(
 ) -> dict:
     from intervene.evaluation.metrics import learned_checkpoint
 
-    z = np.load(labels_npz)
+    z = load_labels(labels_npz)
     steps, rels, labels = z["steps"], z["dataset_labels"], z["labels"]
     k = learned_checkpoint(labels)
     learned_step = np.where(k >= 0, steps[np.maximum(k, 0)], -1)
@@ -259,7 +260,7 @@ def write_learned_indices(learned_npz: str | os.PathLike, step: int, out_npz: st
     """The target-item file for one checkpoint: the instances learned at ``step``. ``inst_idxs`` are
     rows of the labels matrix, ``local_idxs`` the index within the instance's own dataset label
     (its relation's or task's doc_id), ``dataset_labels`` that label."""
-    z = np.load(learned_npz)
+    z = load_learned(learned_npz)
     steps, rels, learned_step = z["steps"], z["dataset_labels"], z["learned_step"]
     if int(step) not in set(int(s) for s in steps):
         raise ValueError(f"{learned_npz}: step {step} is not an evaluated checkpoint ({steps.tolist()})")
