@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -136,16 +137,23 @@ def _engines(raw: list[bytes], terms: list[str]) -> dict[str, tuple[float, int]]
 
 
 def run() -> list[str]:
-    from intervene.search.corpus import batch_files, group_texts, read_decoded
-    from intervene.search.find import find_terms
-    from intervene.search.occurrences import search_group
-
     root = pararel_dir()
     if root is None:
         print(f"  {skip_message()}")
         return []
     terms, _ = pararel_terms(root)
-    d = Path(tempfile.mkdtemp(prefix="bench-search-")) / "001"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    try:
+        return _run(root, terms, tmp / "001")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(root, terms: list[str], d: Path) -> list[str]:
+    from intervene.search.corpus import batch_files, group_texts, read_decoded
+    from intervene.search.find import find_terms
+    from intervene.search.occurrences import search_group
+
     t = time.perf_counter()
     files, nbytes = write_decoded_group(d, realistic_texts(int(100e6 * SCALE), 0, root))
     gen_s = time.perf_counter() - t
