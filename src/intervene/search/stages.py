@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +11,8 @@ import scipy.sparse as sp
 
 from intervene.atomic import atomic_path, write_sparse, write_text
 from intervene.evaluation.tasks import pararel_split
-from intervene.search.bm25 import bm25_scores, top_k
-from intervene.search.corpus import group_texts
+from intervene.search.bm25 import bm25_scores, bm25_stream, get_tokenizer, top_k
+from intervene.search.corpus import batch_files, read_texts
 from intervene.search.matrices import map_occurrences, pair_doc_matrix, relation_rows, term_counts
 from intervene.search.occurrences import (
     read_term_list,
@@ -101,14 +101,60 @@ def pararel_queries(pararel_root, relations: list[str], *, with_answer: bool = F
 
 def tokenize(texts: list[str], tokenizer: str) -> list[list[str]]:
     """``bm25s_en`` (the paper's: bm25s.tokenize, lower-cased words of 2+ characters, English
-    stopwords removed) or ``whitespace``."""
-    if tokenizer == "whitespace":
-        return [t.split() for t in texts]
-    if tokenizer == "bm25s_en":
-        import bm25s
+    stopwords removed; the same tokens, tested) or ``whitespace``."""
+    return get_tokenizer(tokenizer)(texts)
 
-        return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
-    raise ValueError(f"tokenizer must be bm25s_en or whitespace, not {tokenizer!r}")
+
+#: characters of text tokenized at a time (a chunk's tokens are ~100 MB of Python strings)
+CHUNK_CHARS = 1 << 21
+
+
+def _chunks(texts: list[str], max_chars: int) -> Iterator[list[str]]:
+    lo, size = 0, 0
+    for i, t in enumerate(texts):
+        size += len(t)
+        if size >= max_chars:
+            yield texts[lo : i + 1]
+            lo, size = i + 1, 0
+    if lo < len(texts) or not texts:
+        yield texts[lo:]
+
+
+def bm25_files(
+    files: list[Path],
+    queries: list[str],
+    out,
+    *,
+    k: int | None,
+    method: str,
+    tokenizer: str,
+    lines: list[int] | None = None,
+) -> dict:
+    """(queries x documents of the decoded batch ``files``, in order) BM25 scores, top ``k`` per
+    query kept (all when ``k`` is 0 or None), saved with ``scipy.sparse.save_npz``. The files are
+    read once, one at a time (``bm25_stream``; its spill file lies next to ``out``): memory does not
+    grow with their number beyond the vocabulary and the output. ``lines``: each file's expected
+    document count (doc info)."""
+    if k is not None and k < 0:
+        raise ValueError(f"--k must be >= 0 (0 or none keeps every score), not {k}")
+    tok = get_tokenizer(tokenizer)
+
+    def chunks() -> Iterator[list[list[str]]]:
+        for i, f in enumerate(files):
+            texts = read_texts(f)
+            if lines is not None and len(texts) != lines[i]:
+                raise ValueError(
+                    f"{f}: {len(texts)} documents, but the doc info has {lines[i]} for its batch"
+                )
+            for part in _chunks(texts, CHUNK_CHARS):
+                yield tok.raw(part)
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # holds the pass's (unnamed) spill file
+    s = bm25_stream(
+        chunks(), tok(queries), k=k, stopwords=tok.stopwords, method=method, tmp_dir=Path(out).parent
+    )
+    write_sparse(out, s)
+    return {"queries": len(queries), "docs": int(s.shape[1]), "nnz": int(s.nnz)}
 
 
 def run_bm25(
@@ -122,16 +168,17 @@ def run_bm25(
 ) -> dict:
     """(queries x documents of the groups, in order) BM25 scores, top ``k`` per query kept, saved
     with ``scipy.sparse.save_npz`` like the paper's calc_bm25_scores.py."""
-    docs: list[str] = []
-    for g in group_dirs:
-        docs += group_texts(g)[0]
-    return write_bm25(docs, queries, out, k=k, method=method, tokenizer=tokenizer)
+    files = [f for g in group_dirs for f in batch_files(g)]
+    return bm25_files(files, queries, out, k=k, method=method, tokenizer=tokenizer)
 
 
 def write_bm25(
     docs: list[str], queries: list[str], out, *, k: int | None, method: str, tokenizer: str
 ) -> dict:
-    """Tokenize, score (the index built over ``docs``), keep the top ``k`` per query, save."""
+    """Tokenize, score (the index built over ``docs``), keep the top ``k`` per query, save: in
+    memory (the reference the streamed ``bm25_files`` equals)."""
+    if k is not None and k < 0:
+        raise ValueError(f"--k must be >= 0 (0 or none keeps every score), not {k}")
     s = bm25_scores(tokenize(docs, tokenizer), tokenize(queries, tokenizer), method=method)
     if k:
         s = top_k(s, k)

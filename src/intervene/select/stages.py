@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from intervene.atomic import write_npz, write_sparse
 from intervene.inputs import load_npz
 from intervene.search.occurrences import read_term_list
-from intervene.search.stages import relation_pairs, term_file, write_bm25
+from intervene.search.stages import bm25_files, relation_pairs, term_file
 from intervene.select.mapping import map_by_scores
 from intervene.select.strategies import add_coocc, rm_coocc, rm_occ, with_cooccurrence
 from intervene.select.windows import Window, window, window_matrix
@@ -190,10 +190,38 @@ def bm25_window(
     k: int | None = None,
 ) -> dict:
     """(queries x window documents) BM25 scores, the index built over the window's documents
-    (as the paper's calc_bm25_scores.py indexes the chosen file range)."""
+    (as the paper's calc_bm25_scores.py indexes the chosen file range): only the window's batch
+    files are read, streamed (``bm25_files``)."""
+    files, lines = window_files(batches_root, doc_info_dir, first, last, batches_per_group)
+    return bm25_files(files, queries, out, k=k, method=method, tokenizer=tokenizer, lines=lines)
+
+
+def window_files(batches_root, doc_info_dir, first: int, last: int, batches_per_group: int):
+    """The decoded batch files of the window [first, last) in order, and each one's document count
+    from the doc info: their documents are the window's (``window(...).rows``) in window order."""
+    from intervene.search.corpus import batch_files
+
     w = window(doc_info_dir, first, last, batches_per_group)
-    docs = window_texts(batches_root, doc_info_dir, w)
-    return write_bm25(docs, queries, out, k=k, method=method, tokenizer=tokenizer)
+    g0 = first // batches_per_group
+    files, lines = [], []
+    for j, name in enumerate(w.groups):
+        group_dir = Path(batches_root) / name
+        fs = batch_files(group_dir)
+        info = np.load(Path(doc_info_dir) / f"{name}.npy")
+        counts = np.bincount(info[:, 0], minlength=len(fs)) if len(info) else np.zeros(len(fs), int)
+        if counts.size != len(fs):
+            raise ValueError(
+                f"{group_dir}: text lines and doc info rows disagree ({len(fs)} files vs {counts.size} batches)"
+            )
+        for i, f in enumerate(fs):  # batch i of the group is batch (g0 + j) * per_group + i, as window()
+            if first <= (g0 + j) * batches_per_group + i < last:
+                files.append(f)
+                lines.append(int(counts[i]))
+    if sum(lines) != len(w.rows):
+        raise ValueError(
+            f"{batches_root}: the window [{first}, {last}) files hold {sum(lines)} documents, its doc info {len(w.rows)}"
+        )
+    return files, lines
 
 
 def dense_window(
