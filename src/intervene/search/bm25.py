@@ -151,8 +151,10 @@ class Tokenizer:
     ``re.findall(r"(?u)\\b\\w\\w+\\b")``, English stopwords dropped). Its matches are the maximal runs
     of two or more word characters, which ``\\w\\w+`` alone finds too (a greedy run that starts where
     the scan stands, after a run or a one-character run, always ends at a boundary): the same tokens
-    without the boundary tests, which cost 2.7x (measured, benchmarks/bench_bm25.py; equality
-    property-tested against bm25s.tokenize in tests/test_bm25_stream.py)."""
+    without the boundary tests (the findall alone 2.7x faster on realistic text; the tokenizer vs
+    bm25s.tokenize: benchmarks/bench_bm25.py; equal tokens property-tested against bm25s.tokenize
+    in tests/test_bm25_stream.py). A hand-written tokenizer because bm25s.tokenize also builds ids
+    and re-maps them to strings, work the stream does its own way."""
 
     name: str
     lower: bool
