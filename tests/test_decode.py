@@ -215,7 +215,13 @@ def test_cli_reports_bad_input_in_one_line(small_world, small_data, tmp_path):
     assert main([*args, "--batches", "0:999"]) == 1  # beyond the data order
     assert not out.exists()
     assert main([*args, "--batches", "0:2"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["0.json.gz", "0.npy", "1.json.gz", "1.npy", "manifest.tsv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "0.json.gz",
+        "0.npy",
+        "1.json.gz",
+        "1.npy",
+        "manifest.tsv",
+    ]
 
 
 def test_fast_decode_equals_transformers_batch_decode(small_world, decoded):
