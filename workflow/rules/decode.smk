@@ -17,8 +17,8 @@ rule decode:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=fitted("decode", "mem_mb"),
+        runtime=fitted("decode", "runtime"),
     params:
         tokenizer=tokenizer_arg,
         group=lambda wc: int(wc.group),

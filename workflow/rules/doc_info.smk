@@ -14,7 +14,8 @@ rule doc_info:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 4000 * attempt,
+        mem_mb=fitted("doc_info", "mem_mb"),
+        runtime=fitted("doc_info", "runtime"),
     params:
         tokenizer=tokenizer_arg,
     shell:

@@ -38,7 +38,8 @@ rule search:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 8000 * attempt,
+        mem_mb=fitted("search", "mem_mb"),
+        runtime=fitted("search", "runtime"),
     params:
         mode=MATCH.get("mode", "literal"),
     shell:
@@ -55,8 +56,13 @@ rule term_doc:
         directory("results/search/term_doc/{group}"),
     log:
         "logs/search/term_doc/{group}.log",
+    benchmark:
+        "results/benchmarks/search/term_doc_{group}.tsv"
     conda:
         "../envs/intervene.yaml"
+    resources:
+        mem_mb=fitted("term_doc", "mem_mb"),
+        runtime=fitted("term_doc", "runtime"),
     params:
         relations=",".join(match_relations()),
     shell:
@@ -74,8 +80,13 @@ rule pair_doc:
         directory("results/search/pair_doc/{group}"),
     log:
         "logs/search/pair_doc/{group}.log",
+    benchmark:
+        "results/benchmarks/search/pair_doc_{group}.tsv"
     conda:
         "../envs/intervene.yaml"
+    resources:
+        mem_mb=fitted("pair_doc", "mem_mb"),
+        runtime=fitted("pair_doc", "runtime"),
     params:
         relations=",".join(match_relations()),
     shell:
@@ -95,6 +106,9 @@ rule bm25:
         "results/benchmarks/search/bm25_{group}.tsv"
     conda:
         "../envs/intervene.yaml"
+    resources:
+        mem_mb=fitted("bm25", "mem_mb"),
+        runtime=fitted("bm25", "runtime"),
     params:
         relations=",".join(match_relations()),
         query=BM25.get("query", "subject"),

@@ -19,10 +19,15 @@ rule select:
         "results/interventions/{name}/doc_idxs.npz",
     log:
         "logs/interventions/{name}/select.log",
+    benchmark:
+        "results/benchmarks/interventions/{name}_select.tsv"
     wildcard_constraints:
         name="|".join(selection_names()) or "no-selection",
     conda:
         "../envs/intervene.yaml"
+    resources:
+        mem_mb=fitted("select", "mem_mb"),
+        runtime=fitted("select", "runtime"),
     params:
         strategy=lambda wc: INTERVENTIONS[wc.name]["strategy"],
         checkpoint=lambda wc: INTERVENTIONS[wc.name]["checkpoint"],
@@ -49,11 +54,16 @@ rule bm25_window:
         "results/interventions/{name}/scores_{side}.npz",
     log:
         "logs/interventions/{name}/scores_{side}.log",
+    benchmark:
+        "results/benchmarks/interventions/{name}_scores_{side}.tsv"
     wildcard_constraints:
         name="|".join(mapping_names(["bm25_mapping"])) or "no-mapping",
         side="target|source",
     conda:
         "../envs/intervene.yaml"
+    resources:
+        mem_mb=fitted("bm25_window", "mem_mb"),
+        runtime=fitted("bm25_window", "runtime"),
     params:
         window=lambda wc: " ".join(str(x) for x in mapping_window(wc.name, wc.side)),
         per_group=config["decode"]["batches_per_group"],
@@ -111,10 +121,15 @@ rule mapping:
         "results/interventions/{name}/mapping.npz",
     log:
         "logs/interventions/{name}/mapping.log",
+    benchmark:
+        "results/benchmarks/interventions/{name}_mapping.tsv"
     wildcard_constraints:
         name="|".join(mapping_names()) or "no-mapping",
     conda:
         "../envs/intervene.yaml"
+    resources:
+        mem_mb=fitted("mapping", "mem_mb"),
+        runtime=fitted("mapping", "runtime"),
     params:
         target=lambda wc: " ".join(str(x) for x in mapping_window(wc.name, "target")),
         source=lambda wc: " ".join(str(x) for x in mapping_window(wc.name, "source")),
@@ -152,6 +167,9 @@ rule swap:
         "results/benchmarks/interventions/{name}_swap.tsv"
     conda:
         "../envs/intervene.yaml"
+    resources:
+        mem_mb=fitted("swap", "mem_mb"),
+        runtime=fitted("swap", "runtime"),
     params:
         per_group=config["decode"]["batches_per_group"],
         flags=lambda wc: swap_flags(wc.name),
@@ -173,8 +191,13 @@ rule memmap:
         directory("results/interventions/{name}/memmap"),
     log:
         "logs/interventions/{name}/memmap.log",
+    benchmark:
+        "results/benchmarks/interventions/{name}_memmap.tsv"
     conda:
         "../envs/intervene.yaml"
+    resources:
+        mem_mb=fitted("memmap", "mem_mb"),
+        runtime=fitted("memmap", "runtime"),
     shell:
         "intervene memmap --batches-dir {input} --out-dir {output} > {log} 2>&1"
 
