@@ -110,3 +110,23 @@ def test_swap_window_writes_every_batch_and_audits(tmp_path):
     assert (tmp_path / "out" / "data_list.txt").read_text().split() == ["0.npy", "1.npy"]
     audit = json.loads((tmp_path / "out" / "audit.json").read_text())
     assert audit["pairs_orig_new_rows"] == [[0, 7], [5, 8]]
+
+
+def test_placed_starts_follow_the_shifts_and_find_pushed_out_inserts():
+    """A long replacement early in a sequence pushes a later one out whole (found at scale: a
+    3,934-token document replaced by a 4,096-token one left no room for the sequence's last
+    replacement); placed_starts says where each lands, as apply_replacements writes it."""
+    from intervene.swap import apply_replacements, placed_starts
+
+    L = 12
+    row = np.arange(100, 100 + L, dtype=np.uint32)[None, :]
+    reps = [
+        (0, 8, 10, np.full(3, 7, np.uint32)),
+        (0, 0, 4, np.full(9, 5, np.uint32)),
+    ]  # input order: later first
+    items = [(start, end, len(toks)) for _, start, end, toks in reps]
+    assert placed_starts(items) == [12, 0]  # 8 + shift 4: at L, pushed out
+    out, stats = apply_replacements(row, reps)
+    assert out[0].tolist() == [5] * 9 + [105, 106, 107] and 7 not in out[0]
+    assert stats["replaced"] == 2 and stats["truncated"] == 4  # 16 tokens cut back to 12
+    assert placed_starts([(0, 4, 3), (6, 7, 2)]) == [-1, 6]  # a shorter one is skipped, no shift

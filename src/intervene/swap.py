@@ -110,6 +110,22 @@ def apply_replacements(
     return out, stats
 
 
+def placed_starts(items: list[tuple[int, int, int]]) -> list[int]:
+    """Where each replacement of one sequence starts once the earlier ones' shifts are applied, for
+    ``(start, end inclusive, new length)`` items, in input order; -1 for a skipped one (shorter than
+    its original). A start at or past the sequence length means the inserted document was pushed
+    out whole by the longer replacements before it (the original is still gone)."""
+    out = [-1] * len(items)
+    shift = 0
+    for i in sorted(range(len(items)), key=lambda i: items[i][0]):
+        start, end, n_new = items[i]
+        if n_new < end - start + 1:
+            continue
+        out[i] = start + shift
+        shift += n_new - (end - start + 1)
+    return out
+
+
 def _batch_file(root, b: int, batches_per_group: int):
     """``{root}/{group}/{b}.npy``: where the decode stage put batch ``b``."""
     from intervene.decode import group_name
@@ -227,7 +243,8 @@ def swap_window(
         if tokenizer_dir is not None:  # before the folder appears: a crash never leaves it unchecked
             check = check_swap(tmp, indices_npz, doc_info_dir, batches_root, batches_per_group, tokenizer_dir)
             if check["problems"]:
-                raise ValueError(f"{out_dir}: decoded check failed: {check} (see {tmp / 'audit.json'})")
+                first = json.loads((tmp / "audit.json").read_text())["decoded_check"]["problems"][:3]
+                raise ValueError(f"{out_dir}: decoded check failed: {check}; first problems: {first}")
         write_manifest(tmp)  # last (after the check rewrote audit.json): what the re-run's trainer checks
     summary = {k: audit[k] for k in ("window", "pairs", "unpaired_originals", *totals)}
     return {**summary, "decoded_check": check} if check else summary
@@ -285,6 +302,18 @@ def check_swap(
     by_batch: dict[int, list] = {}
     for o, n in audit["pairs_orig_new_rows"]:
         by_batch.setdefault(int(orig_info[o, 0]), []).append((o, n))
+    # inserted documents pushed out whole by longer replacements earlier in their sequence
+    by_seq: dict[tuple[int, int], list] = {}
+    for o, n in audit["pairs_orig_new_rows"]:
+        by_seq.setdefault((int(orig_info[o, 0]), int(orig_info[o, 1])), []).append((o, n))
+    pushed_out: set[tuple[int, int]] = set()
+    for (b, _), pairs in by_seq.items():
+        L = int(np.load(_batch_file(batches_root, b, batches_per_group), mmap_mode="r").shape[1])
+        items = [
+            (int(orig_info[o, 2]), int(orig_info[o, 3]), int(new_info[n, 3] - new_info[n, 2] + 1))
+            for o, n in pairs
+        ]
+        pushed_out.update(p for p, at in zip(pairs, placed_starts(items), strict=True) if at >= L)
     removed_ok = inserted_ok = 0
     problems = []
     cache: dict[int, np.ndarray] = {}
@@ -303,9 +332,16 @@ def check_swap(
                 removed_ok += 1
             if t_new in docs_after:
                 inserted_ok += 1
+            elif (o, n) in pushed_out:
+                pass  # counted apart: nothing of it can be in the batch
             elif not any(d and t_new.startswith(d) for d in docs_after):  # a cut one is a prefix
                 problems.append({"batch": b, "new_row": n, "issue": "inserted document missing"})
-    result = {"removed_absent": removed_ok, "inserted_present": inserted_ok, "problems": problems}
+    result = {
+        "removed_absent": removed_ok,
+        "inserted_present": inserted_ok,
+        "inserted_pushed_out": len(pushed_out),
+        "problems": problems,
+    }
     audit["decoded_check"] = result
     from intervene.atomic import write_text
 
