@@ -295,8 +295,8 @@ def check_swap(
 
     def text(info, row, cache):
         b, s, a, e = (int(x) for x in info[row])
-        if b not in cache:
-            cache[b] = np.load(_batch_file(batches_root, b, batches_per_group))
+        if b not in cache:  # memory-mapped: pages of every source batch are reclaimable, not held
+            cache[b] = np.load(_batch_file(batches_root, b, batches_per_group), mmap_mode="r")
         return decode_batch(tok, [cache[b][s, a : e + 1].tolist()])[0]
 
     by_batch: dict[int, list] = {}
