@@ -57,6 +57,9 @@ rule replay_check:
         "logs/train/replay_check.log",
     conda:
         "../envs/intervene.yaml"
+    # as pretrain_original: Snakemake sets OMP_NUM_THREADS to a job's threads, and CPU float
+    # reductions differ between 1 and 2 threads (the replay would not be bit-identical)
+    threads: 2
     resources:
         gpu=lambda wc: 1 if config["train"]["device"] == "cuda" else 0,
     params:

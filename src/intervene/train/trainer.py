@@ -189,7 +189,14 @@ def train(
             order=order_id,
             init_seed=seed,
             load_path=load_path,
-            execution={"world_size": world, "strategy": strategy, "device": device, "micro_batch": micro},
+            # CPU float reductions depend on the thread count (Snakemake sets OMP_NUM_THREADS per rule)
+            execution={
+                "world_size": world,
+                "strategy": strategy,
+                "device": device,
+                "micro_batch": micro,
+                "cpu_threads": torch.get_num_threads() if device == "cpu" else None,
+            },
         )
         claim_run_dir(out_dir, fingerprint)
     if world > 1:
