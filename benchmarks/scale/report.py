@@ -96,6 +96,7 @@ def scale_lines(stages: dict[str, dict]) -> list[str]:
                 f"SCALE stage={name} shape={shape} batches={s['batches'][-1]} cpu_s={s['cpu_s'][-1]:.1f}"
                 f" rss_gb={s['rss_mb'][-1] / 1024:.2f} anon_gb={s['anon_mb'][-1] / 1024:.2f}"
                 f" exponent={s['fit']['cpu_s']['exponent_all']:.2f}"
+                f" anon_exponent={s['fit']['anon_mb']['exponent_all']:.2f}"
                 f" rss_exponent={s['fit']['rss_mb']['exponent_all']:.2f} projected_core_h={p['core_h']:.3f}"
                 f" projected_rss_gb={p['rss_gb']:.2f} projected_anon_gb={p['anon_gb']:.2f}"
             )
@@ -155,7 +156,7 @@ def markdown(stages: dict[str, dict], meta: dict) -> str:
         f"holding batches [0, N) of {meta['gbs']} x {meta['seq_len']} tokens; memmap reads the rewritten "
         "window (N/3 batches). Exponent: the log-log slope of time and anonymous memory against the batches read, over "
         "all sizes (1 = linear; fixed start-up costs pull it below 1 at small sizes). Projections: the "
-        "larger of the least-squares line and the power law through the largest size (exponent of the "
+        "larger of the line through the two largest sizes and the power law through the largest (exponent of the "
         "two largest sizes), at one group of 1000 batches.\n\n" + "\n".join(rows) + "\n" + failures(stages)
     )
 

@@ -4,10 +4,10 @@ not to be killed, not so much that it queues for nothing.
 
 ``resources_fit.json`` (written by the benchmark) holds, per stage, the growth of CPU seconds and
 peak memory (the job's anonymous memory: pages of the files it maps are reclaimed under its limit)
-with the tokens a job reads: a least-squares line ``a + b * tokens`` and the log-log
-exponent between the two largest measured sizes. A projection takes the larger of the line and the
-power law through the largest measurement, so a stage that grows faster than linearly is not
-under-estimated far beyond the sizes measured. The rules' ``resources:`` call :func:`estimate`.
+with the tokens a job reads: the line ``a + b * tokens`` through the two largest measured sizes and
+the log-log exponent between them. A projection takes the larger of the line and the power law
+through the largest measurement, so a stage that grows faster than linearly is not under-estimated
+far beyond the sizes measured. The rules' ``resources:`` call :func:`estimate`.
 """
 
 from __future__ import annotations
@@ -23,25 +23,31 @@ FIT_FILE = Path(__file__).with_name("resources_fit.json")
 
 
 def fit_growth(x, y) -> dict:
-    """The growth of ``y`` (a stage's CPU seconds or peak RSS) with ``x`` (tokens read) over the
-    measured sizes: line ``a + b x`` (``b >= 0``, ``a >= 0``), the log-log exponent over all sizes and
-    between the two largest (``exponent``, in [0, 3]), and the largest measurement (the reference
-    point of the power law)."""
+    """The growth of ``y`` (a stage's CPU seconds or peak memory) with ``x`` (tokens read) over the
+    measured sizes: the line through the two largest sizes (``a + b x``, ``b >= 0``; where ``y`` does
+    not grow, the largest value), the log-log exponent between them (``exponent``, in [0, 3]) and
+    over all sizes (``exponent_all``), and the largest measurement (the power law's reference).
+
+    The two largest sizes, not a least-squares line over all: small sizes carry start-up costs and a
+    curvature that a stage's growth at scale no longer has (a least-squares line through a concave
+    series over-projects it, through a convex one under-projects it)."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.size < 2 or np.unique(x).size < 2:
         raise ValueError("a growth fit needs two or more distinct sizes")
-    o = np.argsort(x)
+    o = np.argsort(x, kind="stable")
     x, y = x[o], np.maximum(y[o], 1e-9)
-    b, a = np.polyfit(x, y, 1)
-    if b < 0:  # no growth measured: the largest value is the level
+    if x[-1] == x[-2]:
+        raise ValueError("a growth fit needs two or more distinct sizes")
+    b = float((y[-1] - y[-2]) / (x[-1] - x[-2]))
+    if b > 0:
+        a = float(y[-1] - b * x[-1])
+    else:  # no growth measured: the largest value is the level
         a, b = float(y.max()), 0.0
-    elif a < 0:  # a line through the origin instead (a negative constant would shrink small jobs)
-        a, b = 0.0, float((x @ y) / (x @ x))
     slope_all = float(np.polyfit(np.log(x), np.log(y), 1)[0])
     last = float(np.log(y[-1] / y[-2]) / np.log(x[-1] / x[-2]))
     return {
-        "a": float(a),
-        "b": float(b),
+        "a": a,
+        "b": b,
         "exponent_all": round(slope_all, 3),
         "exponent": round(min(max(last, 0.0), 3.0), 3),
         "x_ref": float(x[-1]),
