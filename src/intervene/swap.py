@@ -206,24 +206,31 @@ def swap_window(
     else:  # a mapping (orig -> new), applied as given
         mapping = list(zip(z["orig_idxs"].tolist(), z["new_idxs"].tolist(), strict=True))
         unpaired_rows = []
-    # replacement tokens, read batch by batch from the new window
+    # where each replacement's tokens are (batch, seq, start, end), grouped by the batch they go to:
+    # only positions are held, the tokens are read from the memory-mapped source batch when their
+    # batch is written, so memory stays one batch however large the window (at 7B scale holding
+    # every replacement's tokens took GBs)
     reps_by_batch: dict[int, list] = {}
-    cache: dict[int, np.ndarray] = {}
-    for o, n in sorted(mapping, key=lambda p: tuple(new_info[p[1], :2])):
-        nb, ns, n0, n1 = (int(x) for x in new_info[n])
-        if nb not in cache:
-            cache.clear()
-            cache[nb] = np.load(_batch_file(batches_root, nb, batches_per_group))
-        toks = cache[nb][ns, n0 : n1 + 1].copy()
+    for o, n in mapping:
         ob, os_, o0, o1 = (int(x) for x in orig_info[o])
-        reps_by_batch.setdefault(ob, []).append((os_, o0, o1, toks))
+        reps_by_batch.setdefault(ob, []).append((os_, o0, o1, tuple(int(x) for x in new_info[n])))
+    sources: dict[int, np.ndarray] = {}
+
+    def with_tokens(reps):
+        out = []
+        for os_, o0, o1, (nb, ns, n0, n1) in reps:
+            if nb not in sources:  # pages of a mapped batch are reclaimable, not held
+                sources[nb] = np.load(_batch_file(batches_root, nb, batches_per_group), mmap_mode="r")
+            out.append((os_, o0, o1, sources[nb][ns, n0 : n1 + 1]))
+        return out
+
     totals = {"replaced": 0, "tokens_in": 0, "tokens_out": 0, "truncated": 0, "skipped": 0}
     per_batch = {}
     with atomic_path(out_dir, is_dir=True) as tmp:
         names = []
         for b in range(first, last):
             batch = np.load(_batch_file(batches_root, b, batches_per_group))
-            new_batch, st = apply_replacements(batch, reps_by_batch.get(b, []))
+            new_batch, st = apply_replacements(batch, with_tokens(reps_by_batch.get(b, [])))
             np.save(tmp / f"{b}.npy", new_batch)
             names.append(f"{b}.npy")
             per_batch[b] = st
