@@ -457,6 +457,23 @@ def _cmd_verify(a: argparse.Namespace) -> None:
         log.info("%s: %d token files, %d bytes: sizes match", a.data_files, r["files"], r["bytes"])
 
 
+def _cmd_digest_results(a: argparse.Namespace) -> None:
+    from intervene.compare_results import digest_tree, format_digest
+
+    sys.stdout.write(format_digest(digest_tree(a.root)))
+
+
+def _cmd_compare_results(a: argparse.Namespace) -> None:
+    from intervene.compare_results import ResultsDiffer, compare_results
+
+    diffs = compare_results(a.before, a.after)
+    for d in diffs:
+        print(d)
+    if diffs:
+        raise ResultsDiffer(f"{a.before} vs {a.after}: {len(diffs)} files differ (listed above)")
+    log.info("%s and %s: identical (except the excluded paths and JSON keys)", a.before, a.after)
+
+
 def _cmd_memmap(a: argparse.Namespace) -> None:
     from intervene.swap import write_memmaps
 
@@ -913,6 +930,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sizes-only", action="store_true", help="skip the hashes (one stat per file)")
     s.add_argument("--data-files", help="data-order manifest (data_files.tsv): check the token files' sizes")
     s.set_defaults(func=_cmd_verify)
+
+    s = sub.add_parser(
+        "digest-results", help="size and sha256 of every compared file of a results tree (TSV)"
+    )
+    s.add_argument("root", help="a results folder")
+    s.set_defaults(func=_cmd_digest_results)
+
+    s = sub.add_parser(
+        "compare-results",
+        help="compare two results trees (or digests of them) byte for byte; exit 1 if they differ",
+    )
+    s.add_argument("before", help="a results folder or its digest-results TSV")
+    s.add_argument("after", help="a results folder or its digest-results TSV")
+    s.set_defaults(func=_cmd_compare_results)
 
     s = sub.add_parser("memmap", help="rewritten batches as OLMo raw uint32 memmaps, with their path list")
     s.add_argument("--batches-dir", required=True, help="a swap's output folder (with data_list.txt)")
