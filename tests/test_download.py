@@ -12,15 +12,21 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from intervene.download import (
     DownloadError,
+    config_urls,
     download_all,
     download_file,
+    download_train_config,
     local_path_for,
+    localize_train_config,
     remote_size,
+    shard_of,
     write_manifest,
 )
+from intervene.olmo import DataError, load_train_config
 
 FAST = {"retries": 3, "backoff_s": 0.01}
 SMALL_CHUNKS = {"chunk_bytes": 16 * 1024, **FAST}
@@ -355,3 +361,38 @@ def test_local_path_for(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ValueError, match=re.escape(bad)):
             local_path_for(bad, tmp_path)
+
+
+def test_train_config_shards_download_and_localize(server: Server, tmp_path: Path) -> None:
+    """A config's URLs (repeats once), split over two shards, mirrored, and a localized config
+    whose paths are the mirrored files; a local path stays local; localizing before the download is
+    an error naming the file."""
+    urls = [server.publish(f"pre/part-{i}.npy", 4096)[0] for i in range(3)]
+    local = tmp_path / "own" / "part-x.npy"
+    local.parent.mkdir()
+    local.write_bytes(b"\0" * 4096)
+    cfg = {
+        "global_train_batch_size": 2,
+        "model": {"max_sequence_length": 8},
+        "data": {"paths": [*urls, urls[0], str(local)], "seed": 1},
+    }
+    src = tmp_path / "cfg.yaml"
+    src.write_text(yaml.safe_dump(cfg))
+    assert config_urls(src) == urls
+    assert shard_of(urls, 1, 2) == [urls[1]]
+    with pytest.raises(ValueError, match="shard 2 not in"):
+        shard_of(urls, 2, 2)
+    root, out = tmp_path / "mirror", tmp_path / "run" / "local.yaml"
+    with pytest.raises(DataError, match="not downloaded yet"):
+        localize_train_config(src, root, out)
+    got = [download_train_config(src, root, shard=k, num_shards=2, progress=False) for k in (0, 1)]
+    assert got == [
+        [local_path_for(urls[0], root), local_path_for(urls[2], root)],
+        [local_path_for(urls[1], root)],
+    ]
+    manifest = tmp_path / "m.tsv"
+    download_train_config(src, root, out, shard=1, num_shards=2, manifest=manifest, progress=False)
+    assert manifest.read_text().splitlines()[1].split("\t")[::2] == [urls[1], "4096"]
+    paths = [(out.parent / p).resolve() for p in load_train_config(out).paths]  # relative to out
+    assert paths == [local_path_for(u, root).resolve() for u in [*urls, urls[0]]] + [local.resolve()]
+    assert paths[1].read_bytes() == (server.root / "pre" / "part-1.npy").read_bytes()

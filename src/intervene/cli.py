@@ -44,7 +44,7 @@ def _cmd_world(a: argparse.Namespace) -> None:
 
 
 def _cmd_download(a: argparse.Namespace) -> None:
-    from intervene.fetch import download_train_config
+    from intervene.download import download_train_config
 
     download_train_config(
         a.train_config,
@@ -59,7 +59,7 @@ def _cmd_download(a: argparse.Namespace) -> None:
 
 
 def _cmd_localize(a: argparse.Namespace) -> None:
-    from intervene.fetch import localize_train_config
+    from intervene.download import localize_train_config
 
     localize_train_config(a.train_config, a.root, a.out)
 

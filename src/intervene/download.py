@@ -4,6 +4,10 @@ Downloads this large hit dropped connections, 5xx answers and killed jobs, so a 
 ``<dest>.part``, resumed with a ``Range`` request after any failure, checked against the size the server
 announced and only then renamed onto ``dest``. A file at ``dest`` is therefore always complete, and a
 re-run only fetches what is missing.
+
+At the level of a train config (the ``download`` and ``localize`` stages): the config's URLs, one
+shard of them per job (:func:`download_train_config`), and a copy of the config that points at the
+mirrored files (:func:`localize_train_config`).
 """
 
 from __future__ import annotations
@@ -21,16 +25,23 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 import urllib3
+import yaml
 from tqdm import tqdm
 
 from intervene.atomic import write_text
+from intervene.data_order import is_url
+from intervene.olmo import DataError, load_train_config
 
 __all__ = [
     "DownloadError",
+    "config_urls",
     "download_all",
     "download_file",
+    "download_train_config",
     "local_path_for",
+    "localize_train_config",
     "remote_size",
+    "shard_of",
     "write_manifest",
 ]
 
@@ -266,6 +277,67 @@ def write_manifest(
             raise ValueError(f"tab or newline in manifest field: {url!r} -> {dest!r}")
         lines.append(f"{url}\t{dest}\t{size}")
     write_text(path, "\n".join(lines) + "\n")
+
+
+# --- a train config's data files: shard its URLs, mirror them, localize the config ---------------------
+
+
+def config_urls(train_config: str | os.PathLike) -> list[str]:
+    """The config's URL data paths, de-duplicated in first-seen order (the OLMo 2 list repeats 5)."""
+    spec = load_train_config(train_config)
+    return list(dict.fromkeys(p for p in spec.paths if is_url(p)))
+
+
+def shard_of(items: list[str], shard: int, num_shards: int) -> list[str]:
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} not in [0, {num_shards})")
+    return items[shard::num_shards]
+
+
+def download_train_config(
+    train_config: str | os.PathLike,
+    root: str | os.PathLike,
+    out_config: str | os.PathLike | None = None,
+    *,
+    shard: int = 0,
+    num_shards: int = 1,
+    workers: int = 4,
+    manifest: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Download one shard of the config's data files into the mirror under ``root``."""
+    urls = shard_of(config_urls(train_config), shard, num_shards)
+    dests = [local_path_for(u, root) for u in urls]
+    sizes = download_all(urls, dests, workers=workers, progress=progress)
+    if manifest:
+        write_manifest(urls, dests, sizes, manifest)
+    if out_config:
+        localize_train_config(train_config, root, out_config)
+    return dests
+
+
+def localize_train_config(
+    train_config: str | os.PathLike, root: str | os.PathLike, out: str | os.PathLike
+) -> Path:
+    """Copy the train config with every URL path replaced by its mirrored file (relative to ``out``'s
+    folder, which is how :func:`intervene.olmo.load_train_config` resolves relative paths)."""
+    src = Path(train_config)
+    cfg = yaml.safe_load(src.read_text())
+    out = Path(out)
+    base = Path(src).parent
+    new_paths = []
+    for p in cfg["data"]["paths"]:
+        if is_url(p):
+            local = local_path_for(p, root)
+            if not local.exists():
+                raise DataError(f"{local}: not downloaded yet (from {p})")
+        else:
+            local = Path(p) if Path(p).is_absolute() else base / p
+        new_paths.append(os.path.relpath(local.resolve(), out.parent.resolve()))
+    cfg["data"]["paths"] = new_paths
+    write_text(out, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    load_train_config(out)  # what we wrote must read back
+    return out
 
 
 # --- internals -------------------------------------------------------------------------------------------
