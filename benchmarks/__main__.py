@@ -11,7 +11,7 @@ from benchmarks import (
     bench_bm25,
     bench_data_order,
     bench_decode,
-    bench_docinfo,
+    bench_doc_info,
     bench_eval,
     bench_mapping,
     bench_matrices,
@@ -44,7 +44,7 @@ def main() -> None:
     )
     lines: list[str] = []
     for mod in (
-        bench_docinfo,
+        bench_doc_info,
         bench_decode,
         bench_data_order,
         bench_eval,

@@ -11,7 +11,7 @@ import pytest
 
 from intervene.data_order import build_data_order, read_manifest
 from intervene.decode import decode_group, group_batches, group_name, split_documents
-from intervene.docinfo import write_group_doc_info
+from intervene.doc_info import write_group_doc_info
 from intervene.olmo import DataError, InstanceReader, load_train_config
 from intervene.textio import read_jsonl_gz
 from intervene.tokenizer import TokenizerError

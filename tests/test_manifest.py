@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from intervene.decode import decode_group
-from intervene.docinfo import write_group_doc_info
+from intervene.doc_info import write_group_doc_info
 from intervene.manifest import (
     MANIFEST_NAME,
     ManifestError,

@@ -93,7 +93,7 @@ def _cmd_decode(a: argparse.Namespace) -> None:
 
 
 def _cmd_doc_info(a: argparse.Namespace) -> None:
-    from intervene.docinfo import write_group_doc_info
+    from intervene.doc_info import write_group_doc_info
 
     rows = write_group_doc_info(a.group_dir, a.tokenizer, a.out, check_text=a.check_text)
     log.info(

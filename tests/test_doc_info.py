@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from intervene.decode import split_documents
-from intervene.docinfo import batch_doc_info, doc_info
+from intervene.doc_info import batch_doc_info, doc_info
 from intervene.tokenizer import load_tokenizer, split_eos_pattern
 
 

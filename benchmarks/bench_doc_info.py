@@ -37,8 +37,8 @@ def make_group(tok, pat, n_batches: int, S: int = 512, L: int = 4096, seed: int 
 
 
 def run() -> str:
-    from benchmarks.paper_docinfo import paper_doc_info
-    from intervene.docinfo import batch_doc_info
+    from benchmarks.paper_doc_info import paper_doc_info
+    from intervene.doc_info import batch_doc_info
     from intervene.tokenizer import load_tokenizer, split_eos_pattern
 
     tok = load_tokenizer(bench_world() / "tokenizer")
