@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from intervene.search import bm25_scores, find_terms
 from intervene.search.bm25 import top_k
+from intervene.search.find import required_literals
 from intervene.search.matrices import pair_doc_matrix, term_doc_matrix
 from intervene.search.occurrences import import_wimbd, search_group, term_vocabulary, to_wimbd_json
 
@@ -112,6 +113,42 @@ def test_wimbd_mode_equals_per_term_regex(texts, terms):
                 s, e = m.span()
                 ref.append((d, len(text[:s].encode()), len(text[:e].encode()), ti))
     assert as_rows(find_terms(texts, valid, mode="wimbd")) == sorted(ref)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(st.text(alphabet="ab.()\\$^ \n", max_size=30), max_size=6),
+    terms=st.lists(st.text(alphabet="ab.()\\$^ ", min_size=1, max_size=6), min_size=1, max_size=5),
+)
+def test_wimbd_literal_prefilter_keeps_every_match(texts, terms):
+    """The required-literal prefilter (escapes, anchors, groups) drops no match of the plain scan."""
+    valid = []
+    for t in terms:
+        try:
+            re.compile(t)
+        except (re.error, ValueError):
+            continue
+        if not re.search(r"\(\?[=!<]|\\[1-9]", t):
+            valid.append(t)
+    if not valid:
+        return
+    ref = []
+    for d, text in enumerate(texts):
+        for ti, t in enumerate(valid):
+            for m in re.finditer(t, text):
+                s, e = m.span()
+                ref.append((d, len(text[:s].encode()), len(text[:e].encode()), ti))
+    assert as_rows(find_terms(texts, valid, mode="wimbd")) == sorted(ref)
+
+
+def test_required_literals():
+    assert required_literals("St. Louis") == [" Louis", "St"]
+    assert required_literals("Mount Rose (Nevada)") == ["Mount Rose ", "Nevada"]
+    assert required_literals("U\\.S\\. Route 1") == ["U.S. Route 1"]  # escaped dots are text
+    assert required_literals("a\\db") == ["a", "b"]  # \d is a class: it ends a run
+    assert required_literals("x$") == ["x"]
+    for optional in ("colou?r", "a|b", "[ab]c", "ab*", "(?i)abc", "a{2}", "()", "."):
+        assert required_literals(optional) == [], optional
 
 
 def _write_group(d, docs_per_batch):

@@ -61,8 +61,10 @@ def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info
     files = batch_files(group_dir)
     plain = np.array([i for i, t in enumerate(terms) if mode == "literal" or is_plain(t)], dtype=np.int64)
     regex = [i for i, x in enumerate(terms) if mode == "wimbd" and not is_plain(x)]
-    # regex terms need the parsed texts: parsed in the same pass, each file read once
-    parts, first, texts = _literal_in_files(files, [terms[i] for i in plain], keep_texts=bool(regex))
+    # regex terms need the parsed texts: parsed in the same pass, each file read once, and
+    # searched file by file (a group's texts at once would be its whole 8-17 GB of text)
+    regex_terms = [terms[i] for i in regex]
+    parts, first, regex_parts = _literal_in_files(files, [terms[i] for i in plain], regex_terms=regex_terms)
     t, d, s, e = _concat_columns(parts)
     if plain.size != len(terms):  # wimbd mode with regex terms: literal index -> term index
         t = plain[t].astype(np.int32)
@@ -72,7 +74,7 @@ def search_group(group_dir, terms: list[str], *, mode: str = "literal", doc_info
     if mode == "wimbd":
         t, d, s, e = greedy_nonoverlapping(t, d, s, e)
         if regex:
-            rt, rd, rs, re_ = find_terms(texts, [terms[i] for i in regex], "wimbd")
+            rt, rd, rs, re_ = _concat_columns(regex_parts)
             t = np.concatenate([t, np.array(regex, dtype=np.int32)[rt]])
             d, s, e = np.concatenate([d, rd]), np.concatenate([s, rs]), np.concatenate([e, re_])
             t, d, s, e = sort_occurrences(t, d, s, e)
@@ -98,13 +100,15 @@ def _concat_columns(parts: list) -> list[np.ndarray]:
     return out
 
 
-def _literal_in_files(files: list[Path], terms: list[str], *, keep_texts: bool = False):
+def _literal_in_files(files: list[Path], terms: list[str], *, regex_terms: list[str] | None = None):
     """Per file, the literal occurrences ``(term, doc, start, end)`` (doc = row in the group);
-    each file's first row plus the total; and with ``keep_texts`` all texts (else ``None``)."""
+    each file's first row plus the total; and per file the WIMBD matches of ``regex_terms``
+    (term = index into them) over its parsed texts (an empty list without them)."""
     pats, owners = unique_patterns(terms, escape_term)
     lits = literal_set(pats) if pats else None
     parts, first, row = [], [], 0
-    all_texts: list[str] | None = [] if keep_texts else None
+    regex_parts: list = []
+    keep_texts = bool(regex_terms)
     empty = np.zeros(0, dtype=np.int64)
     for f in files:
         data = read_decoded(f)
@@ -117,8 +121,13 @@ def _literal_in_files(files: list[Path], terms: list[str], *, keep_texts: bool =
                 layout = None
         if layout is None or keep_texts:
             texts = parse_texts(data, f)
-            if all_texts is not None:
-                all_texts += texts
+        if keep_texts:
+            rt, rd, rs, re_ = (
+                find_terms(texts, regex_terms, "wimbd")
+                if texts
+                else (empty.astype(np.int32), empty, empty, empty)
+            )
+            regex_parts.append((rt, rd + row, rs, re_))
         if layout is None:  # not the decoder's exact form: search the parsed texts
             t, d, s, e = find_terms(texts, terms) if texts else (empty, empty, empty, empty)
             n = len(texts)
@@ -133,7 +142,8 @@ def _literal_in_files(files: list[Path], terms: list[str], *, keep_texts: bool =
         first.append(row)
         row += n
     parts.append((empty.astype(np.int32), empty, empty, empty))
-    return parts, first + [row], all_texts
+    regex_parts.append((empty.astype(np.int32), empty, empty, empty))
+    return parts, first + [row], regex_parts
 
 
 def write_occurrences(out: str | os.PathLike, occ: dict) -> None:
