@@ -289,3 +289,58 @@ def test_tree_check_finds_a_damaged_folder_anywhere_under_results(copy, tmp_path
     with pytest.raises(ManifestError, match=r"001/3\.npy: \d+ bytes, but .*manifest\.tsv records"):
         verify_tree(root)
     assert verify_tree(tmp_path / "absent") == {"folders": 0, "files": 0}
+
+
+def test_the_three_size_checks_share_one_wording(tmp_path):
+    """verify_manifest, verify_data_files and the trainer's check_sizes go through
+    manifest.check_size: the same line for a changed size, their own for a missing file."""
+    from intervene.data_order import MANIFEST_HEADER
+    from intervene.train.data import check_sizes
+
+    d = tmp_path / "g"
+    d.mkdir()
+    (d / "0.npy").write_bytes(b"x" * 10)
+    (d / "1.npy").write_bytes(b"x" * 20)
+    write_manifest(d, hash=False)
+    tsv = tmp_path / "files.tsv"
+    tsv.write_text(f"{MANIFEST_HEADER}\n0\t{d / '0.npy'}\t10\t1\t0\n1\t{d / '1.npy'}\t20\t2\t1\n")
+    check_sizes([d / "0.npy", d / "1.npy"])  # as written: accepted by all three
+    verify_manifest(d)
+    assert verify_data_files(tsv)["bytes"] == 30
+    (d / "1.npy").write_bytes(b"x" * 21)
+    m = d / MANIFEST_NAME
+    cases = [
+        (
+            lambda: verify_manifest(d),
+            f"{m} records 20 (truncated, grown or replaced after it was written; "
+            "rerun the stage that wrote the folder)",
+        ),
+        (
+            lambda: verify_data_files(tsv),
+            f"{tsv} records 20 (truncated, grown or replaced; re-download it or rebuild the data order)",
+        ),
+        (
+            lambda: check_sizes([d / "1.npy"]),
+            f"{m} records 20 (truncated, grown or replaced after it was "
+            "written; rerun the stage that wrote it)",
+        ),
+        (
+            lambda: check_sizes([d / "1.npy"], {str(d / "1.npy"): 20}),
+            "the data-order manifest records 20 "
+            "(truncated, grown or replaced after it was written; rerun the stage that wrote it)",
+        ),
+    ]
+    for call, tail in cases:
+        with pytest.raises(ManifestError) as e:
+            call()
+        assert str(e.value) == f"{d / '1.npy'}: 21 bytes, but {tail}"
+    (d / "1.npy").unlink()
+    missing = [
+        (lambda: verify_manifest(d), f"missing, but listed in {m} (20 bytes)"),
+        (lambda: verify_data_files(tsv), f"token file not found (listed in {tsv})"),
+        (lambda: check_sizes([d / "1.npy"], {str(d / "1.npy"): 20}), "batch file not found"),
+    ]
+    for call, tail in missing:
+        with pytest.raises(DataError) as e:
+            call()
+        assert str(e.value) == f"{d / '1.npy'}: {tail}"

@@ -66,6 +66,20 @@ def file_hash(path: str | os.PathLike, algorithm: str = HASH) -> str:
     return h.hexdigest()
 
 
+def check_size(path: str | os.PathLike, want: int, *, recorded_in: str, remedy: str, missing: str) -> int:
+    """The file's size, which its writer recorded as ``want`` in ``recorded_in``: the one size check
+    of folder manifests, data-order manifests and the trainer's batch files, so all three fail with
+    the same kind of line (``{path}: {got} bytes, but {recorded_in} records {want} ({remedy})``, or
+    ``{path}: {missing}`` when the file is gone)."""
+    try:
+        got = os.stat(path).st_size
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: {missing}") from None
+    if got != want:
+        raise ManifestError(f"{path}: {got} bytes, but {recorded_in} records {want} ({remedy})")
+    return got
+
+
 def write_manifest(folder: str | os.PathLike, *, hash: bool = True) -> Path:
     """Write ``folder/manifest.tsv`` for the folder's files as they are now; call it last, inside the
     temporary folder before it is renamed into place."""
@@ -131,15 +145,13 @@ def verify_manifest(folder: str | os.PathLike, *, hash: bool = False, required: 
     total = 0
     for name, (want, digest) in files.items():
         p = d / name
-        try:
-            size = p.stat().st_size
-        except FileNotFoundError:
-            raise ManifestError(f"{p}: missing, but listed in {where} ({want} bytes)") from None
-        if size != want:
-            raise ManifestError(
-                f"{p}: {size} bytes, but {where} records {want} (truncated, grown or replaced after it was "
-                "written; rerun the stage that wrote the folder)"
-            )
+        size = check_size(
+            p,
+            want,
+            recorded_in=str(where),
+            remedy="truncated, grown or replaced after it was written; rerun the stage that wrote the folder",
+            missing=f"missing, but listed in {where} ({want} bytes)",
+        )
         if hash:
             got = file_hash(p, algo)
             if got != digest:
@@ -167,16 +179,13 @@ def verify_data_files(data_files_tsv: str | os.PathLike) -> dict:
     total = 0
     rows = read_data_files(data_files_tsv)
     for path, want in rows:
-        try:
-            size = os.stat(path).st_size
-        except FileNotFoundError:
-            raise ManifestError(f"{path}: token file not found (listed in {data_files_tsv})") from None
-        if size != want:
-            raise ManifestError(
-                f"{path}: {size} bytes, but {data_files_tsv} records {want} (truncated, grown or replaced; "
-                "re-download it or rebuild the data order)"
-            )
-        total += size
+        total += check_size(
+            path,
+            want,
+            recorded_in=str(data_files_tsv),
+            remedy="truncated, grown or replaced; re-download it or rebuild the data order",
+            missing=f"token file not found (listed in {data_files_tsv})",
+        )
     return {"folder": str(data_files_tsv), "files": len(rows), "bytes": total, "hash": None}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from intervene.manifest import MANIFEST_NAME, expected_sizes
+from intervene.manifest import MANIFEST_NAME, check_size, expected_sizes
 from intervene.olmo import DataError, InstanceReader
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -39,15 +39,13 @@ def check_sizes(files: list[Path], sizes: Mapping[str, int] | None = None) -> No
             if recorded is None or f.name not in recorded:
                 continue  # not written by a stage that records sizes (e.g. a user's own memmaps)
             want, source = recorded[f.name], str(f.parent / MANIFEST_NAME)
-        try:
-            got = f.stat().st_size
-        except FileNotFoundError:
-            raise DataError(f"{f}: batch file not found") from None
-        if got != want:
-            raise DataError(
-                f"{f}: {got} bytes, but {source} records {want} (truncated, grown or replaced after it "
-                "was written; rerun the stage that wrote it)"
-            )
+        check_size(
+            f,
+            want,
+            recorded_in=source,
+            remedy="truncated, grown or replaced after it was written; rerun the stage that wrote it",
+            missing="batch file not found",
+        )
 
 
 def _npy_batch(f: Path, seq_len: int) -> np.ndarray:
