@@ -8,7 +8,7 @@ of about one 7B-shape batch (17 MB of text); groups of 3 to 100 batches are draw
 documents with replacement, each document with all its real occurrences (positions, nestings,
 repeated mentions). Per size: term_doc and pair_doc for every relation, as the stage computes them
 (pair_doc given the term counts), ours and, at the smaller sizes, the previous construction
-(``_previous_*`` below: one Python loop per candidate (instance, document) with four
+(``benchmarks/previous_matrices.py``: one Python loop per candidate (instance, document) with four
 ``searchsorted`` over the whole term column and a LIL assignment each), matrices asserted
 identical. The stage itself (``intervene term-doc`` / ``pair-doc`` on an occurrences file) runs at
 the largest size in a child process: CPU time and peak RSS from the kernel (``wait4``). Printed: time
@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from benchmarks.common import SCALE, best_of, report
+from benchmarks.previous_matrices import previous_pair_doc, previous_term_doc
 
 BATCH_TEXT_BYTES = 17e6  # one 7B-shape batch: 1024 x 4096 tokens of decoded text (17 GB per 1000)
 SIZES = (1, 3, 10, 30, 100)  # batches per group (x BENCH_SCALE)
@@ -48,68 +48,6 @@ def run() -> str:
         return "\n".join(lines)
     lines += _real_terms(root)
     return "\n".join(lines)
-
-
-# --- the previous construction (before vectorising; its exact output is the reference) ---------
-
-
-def _previous_term_doc(occ: dict, rel_terms: np.ndarray) -> sp.csr_matrix:
-    n_docs = int(occ["n_docs"])
-    row_of = np.full(int(max(rel_terms.max(initial=-1), occ["term"].max(initial=-1))) + 1, -1, dtype=np.int64)
-    row_of[rel_terms] = np.arange(rel_terms.size)
-    rows = row_of[occ["term"]] if occ["term"].size else np.zeros(0, dtype=np.int64)
-    keep = rows >= 0
-    m = sp.coo_matrix(
-        (np.ones(int(keep.sum()), dtype=np.int64), (rows[keep], occ["doc"][keep])),
-        shape=(rel_terms.size, n_docs),
-    ).tocsr()
-    m.sum_duplicates()
-    return m
-
-
-def _previous_pair_doc(occ, vocab, rel_terms, pairs, term_counts) -> sp.csr_matrix:
-    from intervene.search.find import is_plain
-
-    present = (term_counts > 0).astype(np.int8).tocsr()
-    s_rows, o_rows = pairs[:, 0], pairs[:, 1]
-    cand = present[s_rows].multiply(present[o_rows]).tocsr()
-    cand.eliminate_zeros()
-    strs = [vocab[i] for i in rel_terms]
-    check = np.array(
-        [
-            (strs[a] in strs[b]) or (strs[b] in strs[a]) or not (is_plain(strs[a]) and is_plain(strs[b]))
-            for a, b in zip(s_rows, o_rows, strict=True)
-        ],
-        dtype=bool,
-    )
-    if check.any():
-        cand = cand.tolil()
-        order = np.lexsort((occ["doc"], occ["term"]))
-        term_s, doc_s = occ["term"][order], occ["doc"][order]
-        st, en = occ["start"][order], occ["end"][order]
-
-        def spans(v, d):
-            lo = np.searchsorted(term_s, v, "left")
-            hi = np.searchsorted(term_s, v, "right")
-            a = lo + np.searchsorted(doc_s[lo:hi], d, "left")
-            b = lo + np.searchsorted(doc_s[lo:hi], d, "right")
-            return st[a:b], en[a:b]
-
-        for i in np.flatnonzero(check):
-            vs, vo = rel_terms[s_rows[i]], rel_terms[o_rows[i]]
-            for d in list(cand.rows[i]):
-                s0, s1 = spans(vs, d)
-                o0, o1 = spans(vo, d)
-                nested = ((s0[:, None] >= o0[None, :]) & (s1[:, None] <= o1[None, :])) | (
-                    (o0[None, :] >= s0[:, None]) & (o1[None, :] <= s1[:, None])
-                )
-                if nested.all():
-                    cand[i, d] = 0
-        cand = cand.tocsr()
-        cand.eliminate_zeros()
-    out = cand.astype(np.int64)
-    out.sort_indices()
-    return out
 
 
 # --- real terms at scale -----------------------------------------------------------------------
@@ -213,8 +151,8 @@ def _real_terms(root: Path) -> list[str]:
         counts = term_counts(occ, len(vocab))
         return {r: relation_rows(counts, rel_terms[r]) for r in rels}
 
-    def previous_term_doc(occ):
-        return {r: _previous_term_doc(occ, rel_terms[r]) for r in rels}
+    def previous_term_docs(occ):
+        return {r: previous_term_doc(occ, rel_terms[r]) for r in rels}
 
     def pair_doc(occ, td, fn=pair_doc_matrix):
         return {r: fn(occ, vocab, rel_terms[r], pairs[r], td[r]) for r in rels}
@@ -230,10 +168,10 @@ def _real_terms(root: Path) -> list[str]:
         old_td_s = old_pd_s = float("nan")
         if batches in [b * SCALE for b in BASELINE_SIZES]:
             t = time.perf_counter()
-            old_td = previous_term_doc(occ)
+            old_td = previous_term_docs(occ)
             old_td_s = time.perf_counter() - t
             t = time.perf_counter()
-            old_pd = pair_doc(occ, old_td, _previous_pair_doc)
+            old_pd = pair_doc(occ, old_td, previous_pair_doc)
             old_pd_s = time.perf_counter() - t
             for r in rels:
                 for a, b in ((td[r], old_td[r]), (pd[r], old_pd[r])):

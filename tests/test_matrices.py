@@ -11,9 +11,10 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.previous_matrices import previous_pair_doc, previous_term_doc
 from intervene.atomic import write_npz
 from intervene.search import matrices
-from intervene.search.find import find_terms, is_plain
+from intervene.search.find import find_terms
 from intervene.search.matrices import (
     map_occurrences,
     pair_doc_matrix,
@@ -22,68 +23,6 @@ from intervene.search.matrices import (
     term_doc_matrix,
 )
 from intervene.search.occurrences import load_occurrences
-
-
-def _reference_term_doc(occ: dict, rel_terms: np.ndarray) -> sp.csr_matrix:
-    """The previous term_doc_matrix, unchanged."""
-    n_docs = int(occ["n_docs"])
-    row_of = np.full(int(max(rel_terms.max(initial=-1), occ["term"].max(initial=-1))) + 1, -1, dtype=np.int64)
-    row_of[rel_terms] = np.arange(rel_terms.size)
-    rows = row_of[occ["term"]] if occ["term"].size else np.zeros(0, dtype=np.int64)
-    keep = rows >= 0
-    m = sp.coo_matrix(
-        (np.ones(int(keep.sum()), dtype=np.int64), (rows[keep], occ["doc"][keep])),
-        shape=(rel_terms.size, n_docs),
-    ).tocsr()
-    m.sum_duplicates()
-    return m
-
-
-def _ref_contains(a0, a1, b0, b1):
-    return ((a0 >= b0) & (a1 <= b1)) | ((b0 >= a0) & (b1 <= a1))
-
-
-def _reference_pair_doc(occ, vocab, rel_terms, pairs, term_counts=None) -> sp.csr_matrix:
-    """The previous pair_doc_matrix (a Python loop per candidate pair), unchanged."""
-    t = term_counts if term_counts is not None else _reference_term_doc(occ, rel_terms)
-    present = (t > 0).astype(np.int8).tocsr()
-    s_rows, o_rows = pairs[:, 0], pairs[:, 1]
-    cand = present[s_rows].multiply(present[o_rows]).tocsr()
-    cand.eliminate_zeros()
-    strs = [vocab[i] for i in rel_terms]
-    check = np.array(
-        [
-            (strs[a] in strs[b]) or (strs[b] in strs[a]) or not (is_plain(strs[a]) and is_plain(strs[b]))
-            for a, b in zip(s_rows, o_rows, strict=True)
-        ],
-        dtype=bool,
-    )
-    if check.any():
-        cand = cand.tolil()
-        order = np.lexsort((occ["doc"], occ["term"]))
-        term_s, doc_s = occ["term"][order], occ["doc"][order]
-        st_, en = occ["start"][order], occ["end"][order]
-
-        def spans(v, d):
-            lo = np.searchsorted(term_s, v, "left")
-            hi = np.searchsorted(term_s, v, "right")
-            a = lo + np.searchsorted(doc_s[lo:hi], d, "left")
-            b = lo + np.searchsorted(doc_s[lo:hi], d, "right")
-            return st_[a:b], en[a:b]
-
-        for i in np.flatnonzero(check):
-            vs, vo = rel_terms[s_rows[i]], rel_terms[o_rows[i]]
-            for d in list(cand.rows[i]):
-                s0, s1 = spans(vs, d)
-                o0, o1 = spans(vo, d)
-                nested = _ref_contains(s0[:, None], s1[:, None], o0[None, :], o1[None, :])
-                if nested.all():
-                    cand[i, d] = 0
-        cand = cand.tocsr()
-        cand.eliminate_zeros()
-    out = cand.astype(np.int64)
-    out.sort_indices()
-    return out
 
 
 def _npz_bytes(m: sp.csr_matrix) -> bytes:
@@ -149,13 +88,13 @@ def test_matrices_equal_previous_construction(world, chunk, sort_block):
         pd_other = pair_doc_matrix(occ, vocab, rel, pairs, other_counts)
     finally:
         matrices.CHUNK, matrices.BLOCK, matrices.SORT_BLOCK = old
-    ref_td = _reference_term_doc(occ, rel)
+    ref_td = previous_term_doc(occ, rel)
     assert_identical(td, ref_td)
     assert_identical(td_group, ref_td)
-    ref_pd = _reference_pair_doc(occ, vocab, rel, pairs)
+    ref_pd = previous_pair_doc(occ, vocab, rel, pairs)
     assert_identical(pd, ref_pd)
     assert_identical(pd_given, ref_pd)
-    assert_identical(pd_other, _reference_pair_doc(occ, vocab, rel, pairs, other_counts))
+    assert_identical(pd_other, previous_pair_doc(occ, vocab, rel, pairs, other_counts))
 
 
 @settings(max_examples=60, deadline=None)
@@ -170,8 +109,8 @@ def test_matrices_equal_previous_on_searched_occurrences(texts, mode):
     occ["n_docs"] = np.int64(len(texts))
     rel = np.arange(len(vocab), dtype=np.int64)
     pairs = np.array([(i, j) for i in range(len(vocab)) for j in range(len(vocab))], dtype=np.int64)
-    assert_identical(term_doc_matrix(occ, rel), _reference_term_doc(occ, rel))
-    assert_identical(pair_doc_matrix(occ, vocab, rel, pairs), _reference_pair_doc(occ, vocab, rel, pairs))
+    assert_identical(term_doc_matrix(occ, rel), previous_term_doc(occ, rel))
+    assert_identical(pair_doc_matrix(occ, vocab, rel, pairs), previous_pair_doc(occ, vocab, rel, pairs))
 
 
 def test_containment_decides_only_where_needed():
@@ -206,7 +145,7 @@ def test_map_occurrences_maps_the_columns(tmp_path):
         assert mapped[k].dtype == loaded[k].dtype and np.array_equal(mapped[k], loaded[k])
     assert int(mapped["n_docs"]) == 200 and str(mapped["mode"]) == "literal"
     rel = np.arange(0, 50, 3)
-    assert_identical(term_doc_matrix(mapped, rel), _reference_term_doc(loaded, rel))
+    assert_identical(term_doc_matrix(mapped, rel), previous_term_doc(loaded, rel))
     # a compressed archive is read instead of mapped
     np.savez_compressed(tmp_path / "c.npz", **occ)
     comp = map_occurrences(tmp_path / "c.npz")
@@ -254,7 +193,7 @@ def test_malformed_spans_compared_like_the_reference():
             "n_docs": np.int64(1),
         }
         vocab, rel, pairs = ["a", "ab"], np.array([0, 1]), np.array([[0, 1]])
-        ref = _reference_pair_doc(occ, vocab, rel, pairs)
+        ref = previous_pair_doc(occ, vocab, rel, pairs)
         assert ref.nnz == 0
         assert_identical(pair_doc_matrix(occ, vocab, rel, pairs), ref)
 
@@ -304,10 +243,10 @@ def test_stage_files_equal_previous_construction(tmp_path):
                 pararel_root=tmp_path / "hf",
             )
             for r in ("p1", "p2"):
-                ref = _reference_term_doc(occ, rel[r])
+                ref = previous_term_doc(occ, rel[r])
                 if kind == "pair_doc":
                     pairs = np.array([(rel_lists[r].index(s), rel_lists[r].index(o)) for s, o in inst[r]])
-                    ref = _reference_pair_doc(occ, vocab, rel[r], pairs)
+                    ref = previous_pair_doc(occ, vocab, rel[r], pairs)
                 assert (out / f"{r}.npz").read_bytes() == _npz_bytes(ref)
                 assert shapes[r] == [*ref.shape, ref.nnz]
                 nnz[kind] += ref.nnz
