@@ -13,10 +13,21 @@ from hypothesis import strategies as st
 from intervene.search import bm25 as bm25_mod
 from intervene.search import stages
 from intervene.search.bm25 import METHODS, bm25_scores, bm25_stream, get_tokenizer, top_k
+from intervene.search.corpus import group_texts
 from intervene.search.stages import bm25_files, write_bm25
-from intervene.select.stages import bm25_window, window_texts
-from intervene.select.windows import window
+from intervene.select.stages import bm25_window
+from intervene.select.windows import Window, window
 from intervene.textio import write_jsonl_gz
+
+
+def _window_texts(batches_root, doc_info_dir, w: Window) -> list[str]:
+    """The window's documents' texts in window order, from every document of its groups (the
+    reference the streamed window stage must equal)."""
+    texts: list[str] = []
+    for name in w.groups:
+        texts += group_texts(batches_root / name, np.load(doc_info_dir / f"{name}.npy"))[0]
+    return [texts[i] for i in w.rows.tolist()]
+
 
 # letters, digits of several kinds, underscores, marks, case changes that grow the text ("İ"), final
 # sigma, stopwords, punctuation and spaces: where a tokenizer could differ from bm25s's
@@ -176,7 +187,7 @@ def test_window_reads_only_its_batches(tmp_path, small_pieces):
         np.save(roots[1] / f"{name}.npy", _doc_info(counts))
         lo += n
     w = window(roots[1], 2, 5, 3)
-    wdocs = window_texts(roots[0], roots[1], w)
+    wdocs = _window_texts(roots[0], roots[1], w)
     assert wdocs == docs[40:100]
     for k in (None, 3):
         ref = tmp_path / f"ref{k}.npz"

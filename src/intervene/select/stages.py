@@ -166,16 +166,6 @@ def map_documents(
     return {"mapped": int(len(orig))}
 
 
-def window_texts(batches_root, doc_info_dir, w: Window) -> list[str]:
-    """The window's documents' texts, in window order."""
-    from intervene.search.corpus import group_texts
-
-    texts: list[str] = []
-    for name in w.groups:
-        texts += group_texts(Path(batches_root) / name, np.load(Path(doc_info_dir) / f"{name}.npy"))[0]
-    return [texts[i] for i in w.rows.tolist()]
-
-
 def bm25_window(
     batches_root,
     doc_info_dir,
