@@ -6,9 +6,8 @@ wrong in how values relate: an intervention checkpoint that is no checkpoint (no
 Such a config used to run and give an empty selection, a swap of 0 pairs, or a result built from
 stale files, with exit status 0. :func:`check_config` refuses it with one line naming the key.
 
-The windows, checkpoints and groups are computed as ``workflow/rules/common.smk`` computes them
-(``original_steps``, ``group_names``, ``mapping_window``, ``intervention_groups``); a change there
-must be made here too (the tests dry-run the shipped configs through both).
+The windows, groups, relations and run names come from :mod:`intervene.layout`, as the workflow's
+(``workflow/rules/common.smk``); the tests dry-run the shipped configs through both.
 """
 
 from __future__ import annotations
@@ -21,10 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-#: Where rule `world` writes the toy world: paths under it are produced, not provided.
-WORLD_DIR = "results/world"
-SELECTION_STRATEGIES = ("rm_coocc", "rm_occ", "add_coocc")
-MAPPING_STRATEGIES = ("bm25_mapping", "dense_mapping")
+from intervene import layout
+from intervene.layout import MAPPING_STRATEGIES, SELECTION_STRATEGIES, WORLD_DIR  # noqa: F401
+
 #: Options each strategy reads (common.smk's rules); any other option would be silently ignored.
 STRATEGY_OPTIONS = {
     "rm_coocc": {"pair_by_new_first", "skip_extra", "seed"},
@@ -172,11 +170,9 @@ class _Checker:
                 " the batches its corpus is laid out for"
             )
 
-    def decoded_groups(self) -> range:
-        """1-based numbers of the groups holding decoded batches (common.smk ``group_names``)."""
-        per = self.decode["batches_per_group"]
-        f, last = self.decode["first_batch"], self.decode["last_batch"]
-        return range(f // per + 1, -(-last // per) + 1)
+    def decoded_groups(self) -> list[int]:
+        """1-based numbers of the groups holding decoded batches (``layout.decoded_groups``)."""
+        return [int(g) for g in layout.decoded_groups(self.c)]
 
     def inside_decoded(self, key: str, first: int, last: int, what: str, key_last: str | None = None) -> None:
         f, end = self.decode["first_batch"], self.decode["last_batch"]
@@ -306,13 +302,8 @@ class _Checker:
                     )
 
     def relations(self) -> list[str]:
-        """common.smk ``match_relations``: the relations of the pararel tasks."""
-        from intervene.evaluation.tasks import PARAREL_RELATIONS
-
-        tasks = self.eval.get("tasks") or []
-        if "pararel" in tasks:
-            return list(PARAREL_RELATIONS)
-        return [t[len("pararel_") :] for t in tasks if t.startswith("pararel_")]
+        """The relations of the pararel tasks (searched by the matching stage)."""
+        return layout.pararel_relations(self.eval.get("tasks") or [])
 
     # -- files the user provides (those under results/world are rule `world`'s)
     def produced(self, p: str) -> bool:
@@ -345,7 +336,7 @@ class _Checker:
             if not self.produced(terms):
                 self.exists("match.terms_dir", terms)
                 for rel in self.relations():
-                    f = Path(terms) / f"pararel_patterns_{rel}_train.txt"
+                    f = layout.term_file(terms, rel)
                     if not (self.root / f).is_file():
                         raise ConfigError(
                             f"match.terms_dir: {f} does not exist (the terms of relation {rel})"
@@ -365,7 +356,7 @@ class _Checker:
     # -- interventions
     def intervention(self, name: str, v: dict) -> None:
         key = f"interventions.{name}"
-        if not RERUN_NAME.fullmatch(name) or re.fullmatch(r"control_\d+_\d+", name):
+        if not RERUN_NAME.fullmatch(name) or layout.parse_control(name) is not None:
             raise ConfigError(
                 f"{key}: the name must be letters, digits, '_', '.', '-' and not control_FIRST_LAST"
                 " (it names folders and the control re-runs)"
@@ -400,8 +391,12 @@ class _Checker:
                     )
         # the target window [c-K, c) and the next [c, c+K) (selections: extras or additions;
         # mappings: the source side); rm_occ also reads the one after, clipped to the decoded data
-        self.inside_decoded(f"{key}.checkpoint", c - K, c, f"window(c) (train.save_interval: {K})")
-        self.inside_decoded(f"{key}.checkpoint", c, c + K, f"the window after it (train.save_interval: {K})")
+        self.inside_decoded(
+            f"{key}.checkpoint", *layout.target_window(c, K), f"window(c) (train.save_interval: {K})"
+        )
+        self.inside_decoded(
+            f"{key}.checkpoint", *layout.next_window(c, K), f"the window after it (train.save_interval: {K})"
+        )
         if strategy in MAPPING_STRATEGIES:
             self.mapping(key, strategy, v)
 

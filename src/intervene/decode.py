@@ -19,23 +19,10 @@ import numpy as np
 
 from intervene.atomic import atomic_path
 from intervene.data_order import check_data_files, data_files, is_url, load_order
+from intervene.layout import group_batches, group_name  # noqa: F401 (re-exported: the CLI, tests)
 from intervene.manifest import write_manifest
 from intervene.olmo import DataError, InstanceReader, load_train_config
 from intervene.textio import write_jsonl_gz
-
-
-def group_name(group: int) -> str:
-    """Folder name of 0-based group ``group`` (the paper's ``001`` for the first)."""
-    return f"{group + 1:03d}"
-
-
-def group_batches(group: int, batches_per_group: int, first: int = 0, last: int | None = None) -> range:
-    """Batch indices of a 0-based group, clipped to the window ``[first, last)``."""
-    lo, hi = group * batches_per_group, (group + 1) * batches_per_group
-    lo = max(lo, first)
-    if last is not None:
-        hi = min(hi, last)
-    return range(lo, max(lo, hi))
 
 
 def split_documents(decoded: list[str], eos_text: str) -> list[str]:

@@ -73,7 +73,9 @@ def check_window_groups(path, window_key: str, groups_key: str, z: dict, batches
     info, so other groups would make every row point at another document."""
     first, last = window_of(path, window_key, z[window_key])
     have = group_numbers(path, groups_key, z[groups_key])
-    want = list(range(first // batches_per_group + 1, (last - 1) // batches_per_group + 2))
+    from intervene.layout import window_groups
+
+    want = [g + 1 for g in window_groups(first, last, batches_per_group)]
     if have != want:
         raise InputError(
             f"{path}: {groups_key} {[f'{g:03d}' for g in have]} are not the groups of {window_key}"

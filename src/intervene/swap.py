@@ -128,21 +128,23 @@ def placed_starts(items: list[tuple[int, int, int]]) -> list[int]:
 
 def _batch_file(root, b: int, batches_per_group: int):
     """``{root}/{group}/{b}.npy``: where the decode stage put batch ``b``."""
-    from intervene.decode import group_name
+    from intervene.layout import batch_file
 
-    return Path(root) / group_name(b // batches_per_group) / f"{b}.npy"
+    return batch_file(root, b, batches_per_group)
 
 
 def _rows(doc_info_dir, groups, batches_per_group) -> np.ndarray:
     """Concatenated doc info of ``groups`` with global batch numbers: [n, 4] (batch, seq, start, end)."""
 
+    from intervene.layout import doc_info_file, group_batches, group_index
+
     out = []
     for g in groups:
-        p = Path(doc_info_dir) / f"{g}.npy"
+        p = doc_info_file(doc_info_dir, g)
         info = np.load(p).astype(np.int64)
         if info.ndim != 2 or info.shape[1] != 4:
             raise ValueError(f"{p}: shape {info.shape}, not doc info rows [n, 4]")
-        info[:, 0] += (int(g) - 1) * batches_per_group
+        info[:, 0] += group_batches(group_index(g), batches_per_group).start  # the group's first batch
         out.append(info)
     return np.concatenate(out) if out else np.zeros((0, 4), np.int64)
 

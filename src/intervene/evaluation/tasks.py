@@ -25,21 +25,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-#: The paper's relation order (get_correctness_labels.py stacks relations in this order).
-PARAREL_RELATIONS = (
-    "p17",
-    "p27",
-    "p36",
-    "p127",
-    "p131",
-    "p138",
-    "p176",
-    "p178",
-    "p276",
-    "p495",
-    "p1376",
-    "p1412",
-)
+# the paper's relation order (get_correctness_labels.py stacks relations in this order): one list
+# for the package and the workflow
+from intervene.layout import PARAREL_RELATIONS
 
 #: The 57 MMLU subjects (configs of ``cais/mmlu``), alphabetical as the hub lists them.
 MMLU_SUBJECTS = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import scipy.sparse as sp
 
 from intervene.atomic import atomic_path, write_sparse, write_text
 from intervene.evaluation.tasks import pararel_split
+from intervene.layout import term_file
 from intervene.search.bm25 import bm25_scores, bm25_stream, get_tokenizer, top_k
 from intervene.search.corpus import batch_files, read_texts
 from intervene.search.matrices import map_occurrences, pair_doc_matrix, relation_rows, term_counts
@@ -21,11 +21,6 @@ from intervene.search.occurrences import (
     to_wimbd_json,
     write_occurrences,
 )
-
-
-def term_file(terms_dir: str | os.PathLike, rel: str) -> Path:
-    """The paper's term-file name for a relation (``pararel_patterns_{rel}_train.txt``)."""
-    return Path(terms_dir) / f"pararel_patterns_{rel}_train.txt"
 
 
 def write_term_vocab(terms_dir, relations: list[str], out) -> int:

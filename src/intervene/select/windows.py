@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from intervene.decode import group_name
+from intervene.layout import doc_info_file, group_name, window_groups
 
 
 @dataclass
@@ -31,11 +31,11 @@ class Window:
 def window(doc_info_dir: str | os.PathLike, first: int, last: int, batches_per_group: int) -> Window:
     if not 0 <= first < last:
         raise ValueError(f"window [{first}, {last}) is empty or negative")
-    g0, g1 = first // batches_per_group, (last - 1) // batches_per_group
-    groups = [group_name(g) for g in range(g0, g1 + 1)]
+    span = window_groups(first, last, batches_per_group)
+    g0, groups = span[0], [group_name(g) for g in span]
     rows, sizes, counts, base = [], [], [], 0
     for k, name in enumerate(groups):
-        p = Path(doc_info_dir) / f"{name}.npy"
+        p = doc_info_file(doc_info_dir, name)
         if not p.exists():
             raise FileNotFoundError(f"{p}: doc info of group {name} (window [{first}, {last})) not found")
         info = np.load(p).astype(np.int64)

@@ -72,10 +72,9 @@ def decoded_batch_files(
     batches_root: str | os.PathLike, first: int, last: int, batches_per_group: int
 ) -> list[Path]:
     """The decode stage's ``{group}/{b}.npy`` files of batches ``[first, last)``, in order."""
-    from intervene.decode import group_name
+    from intervene.layout import batch_files
 
-    root = Path(batches_root)
-    files = [root / group_name(b // batches_per_group) / f"{b}.npy" for b in range(first, last)]
+    files = batch_files(batches_root, first, last, batches_per_group)
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise FileNotFoundError(

@@ -128,6 +128,7 @@ RELATIONS: tuple[Relation, ...] = (
     ),
 )
 
+#: The paper's relations in its order: equal to :data:`intervene.layout.PARAREL_RELATIONS` (tested).
 RELATION_IDS: tuple[str, ...] = tuple(r.rid for r in RELATIONS)
 BY_ID = {r.rid: r for r in RELATIONS}
 
