@@ -296,6 +296,7 @@ def test_cli_reports_a_bad_input_file_in_one_line(window, caplog):
 
 def test_select_refuses_a_checkpoint_that_was_not_evaluated(tmp_path):
     from intervene.select.stages import select_documents
+    from intervene.settings import SelectConfig
 
     np.savez(
         tmp_path / "learned.npz",
@@ -306,11 +307,11 @@ def test_select_refuses_a_checkpoint_that_was_not_evaluated(tmp_path):
     )
     kw = dict(search_dir="s", doc_info_dir="d", terms_dir="t", pararel_root="p", relations=["p17"])
     with pytest.raises(ValueError, match=r"checkpoint 120 \(the next window's; checkpoint 80, interval 40\)"):
-        select_documents("rm_coocc", 80, learned_npz=tmp_path / "learned.npz", interval=40,
+        select_documents(SelectConfig("rm_coocc", 80, interval=40), learned_npz=tmp_path / "learned.npz",
                          batches_per_group=100, out=tmp_path / "o.npz", **kw)  # fmt: skip
     np.savez(tmp_path / "bad.npz", steps=np.array([0, 40]), dataset_labels=np.array(["p17"]))
     with pytest.raises(InputError, match=r"bad\.npz: lacks learned_step"):
-        select_documents("rm_occ", 40, learned_npz=tmp_path / "bad.npz", interval=40,
+        select_documents(SelectConfig("rm_occ", 40, interval=40), learned_npz=tmp_path / "bad.npz",
                          batches_per_group=100, out=tmp_path / "o.npz", **kw)  # fmt: skip
 
 

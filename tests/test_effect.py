@@ -10,6 +10,7 @@ import pytest
 from intervene.effect import bootstrap_means, compute_effect, percentile_ci, targeted_instances
 from intervene.effect.compute import run_matrix, write_effect
 from intervene.effect.summary import write_summary
+from intervene.settings import BootstrapConfig, EffectConfig
 
 # 2 intervention runs and 2 control runs over 6 instances; instances 0-2 are targeted.
 INTER = np.array([[0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 0, 0]])
@@ -18,7 +19,7 @@ TARGETS = np.array([2, 0, 1, 1])  # unordered, with a repeat: the set {0, 1, 2}
 
 
 def test_hand_computed_case():
-    e = compute_effect(INTER, CTRL, TARGETS, np.array(list("aabbcc")), n_boot=500, seed=3)
+    e = compute_effect(INTER, CTRL, TARGETS, np.array(list("aabbcc")), bootstrap=BootstrapConfig(500, seed=3))
     t, o = e["targeted"], e["others"]
     assert t["n"] == 3 and o["n"] == 3
     # pooled = mean over instances of the per-instance fraction of runs correct
@@ -48,8 +49,8 @@ def test_hand_computed_case():
 
 
 def test_effect_is_deterministic_and_seeded():
-    a = compute_effect(INTER, CTRL, TARGETS, n_boot=300, seed=1)
-    assert a == compute_effect(INTER, CTRL, TARGETS, n_boot=300, seed=1)
+    a = compute_effect(INTER, CTRL, TARGETS, bootstrap=BootstrapConfig(300, seed=1))
+    assert a == compute_effect(INTER, CTRL, TARGETS, bootstrap=BootstrapConfig(300, seed=1))
     rows = np.vstack([INTER, CTRL]).astype(float)
     assert not np.array_equal(
         bootstrap_means(rows, n_boot=50, seed=1), bootstrap_means(rows, n_boot=50, seed=2)
@@ -71,11 +72,11 @@ def test_bootstrap_ci_has_the_binomial_width():
     x = np.r_[np.ones(200), np.zeros(200)]  # p = 0.5, n = 400: normal-approx. 95% half-width 0.049
     lo, hi = percentile_ci(bootstrap_means(x, n_boot=4000, seed=0)[:, 0], 0.95)
     assert 0.085 < hi - lo < 0.11 and lo < 0.5 < hi
-    assert percentile_ci(bootstrap_means(np.ones(30), n_boot=200)[:, 0]) == (1.0, 1.0)
+    assert percentile_ci(bootstrap_means(np.ones(30), n_boot=200, seed=0)[:, 0]) == (1.0, 1.0)
 
 
 def test_empty_target_set_gives_nan_not_a_crash():
-    e = compute_effect(INTER, CTRL, np.array([], dtype=np.int64), n_boot=100)
+    e = compute_effect(INTER, CTRL, np.array([], dtype=np.int64), bootstrap=BootstrapConfig(100))
     assert e["targeted"]["n"] == 0 and np.isnan(e["targeted"]["intervention"]["accuracy"])
     assert e["others"]["n"] == 6
 
@@ -157,15 +158,13 @@ def test_effect_files_and_report_documents(tmp_path):
     def render() -> dict:
         """The effect, its figures and the report documents, from the files above."""
         e = write_effect(
-            "rm_x",
-            "rm_coocc",
+            EffectConfig("rm_x", "rm_coocc", bootstrap=BootstrapConfig(200)),
             inter,
             ctrl,
             tmp_path / "sel.npz",
             tmp_path / "effect.json",
             audit=audit,
             replay=replay,
-            n_boot=200,
         )
         plot_effect(e, tmp_path / "e.png")
         plot_effects([e], tmp_path / "all.png")
@@ -206,7 +205,7 @@ def test_mismatched_evaluations_are_an_error(tmp_path):
     ctrl = _labels(tmp_path / "ctrl.npz", list(CTRL), steps=(30,))
     np.savez(tmp_path / "sel.npz", strategy=np.str_("rm_coocc"), orig_inst_idxs=[0], new_inst_idxs=[])
     with pytest.raises(ValueError, match="ctrl.npz"):
-        write_effect("x", "rm_coocc", inter, ctrl, tmp_path / "sel.npz", tmp_path / "e.json")
+        write_effect(EffectConfig("x", "rm_coocc"), inter, ctrl, tmp_path / "sel.npz", tmp_path / "e.json")
 
 
 def _effect(name: str, strategy: str, n_t: int = 3, **over) -> dict:

@@ -144,3 +144,59 @@ def test_every_settings_class_has_documented_fields():
     for c in classes:
         for f in dataclasses.fields(c):
             assert f.metadata.get("help") or f.metadata.get("section"), f"{c.__name__}.{f.name}"
+
+
+# -- the CLI is built from the settings
+
+
+def _cli_args():
+    from intervene.cli import COMMANDS
+
+    return [(c.name, a) for c in COMMANDS for a in c.args]
+
+
+def test_every_cli_default_is_its_settings_default():
+    """A flag bound to a settings field has the field's default (and range check); a flag with a
+    default that is no setting is one of the few listed here."""
+    from intervene.cli import build_parser
+
+    parser_defaults = {}
+    for name, sub in next(
+        a for a in build_parser()._actions if hasattr(a, "choices") and a.choices
+    ).choices.items():
+        for action in sub._actions:
+            parser_defaults[name, action.option_strings[0] if action.option_strings else action.dest] = action
+    bound = 0
+    for name, a in _cli_args():
+        action = parser_defaults[name, a.flags[0]]
+        if a.setting is None:
+            if action.default not in (None, False) and not action.required:
+                assert (name, a.flags[0]) in {("check-config", "--root"), ("dense-window", "--kind")}, (
+                    f"intervene {name} {a.flags[0]}: a default outside intervene.settings"
+                )
+            continue
+        cls, field = a.setting
+        f = {x.name: x for x in dataclasses.fields(cls)}[field]
+        want = default_of(f)
+        if action.required:
+            assert want is dataclasses.MISSING or a.options.get("required"), (name, a.flags)
+        else:
+            assert action.default == (False if want is None and action.nargs == 0 else want), (name, a.flags)
+        assert action.type is f.metadata.get("check"), (name, a.flags)
+        bound += 1
+    assert bound >= 50
+
+
+def test_readme_holds_the_three_ways_table():
+    """The README's "Using it three ways" table is rendered from intervene.cli.COMMANDS
+    (``python -c 'from intervene.cli import COMMANDS; from intervene.cli_build import
+    three_ways_table; print(three_ways_table(COMMANDS))'``)."""
+    from intervene.cli import COMMANDS
+    from intervene.cli_build import three_ways_table
+
+    table = three_ways_table(COMMANDS)
+    assert table.count("\n") >= 30
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Using it three ways", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("|")]
+    assert "\n".join(rows) + "\n" == table

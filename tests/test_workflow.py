@@ -285,6 +285,7 @@ def test_effect_report(run_dir):
 
     from intervene.effect import compute_effect, targeted_instances
     from intervene.effect.compute import run_matrix
+    from intervene.settings import BootstrapConfig
 
     res = run_dir / "results"
     rep = res / "report"
@@ -303,7 +304,9 @@ def test_effect_report(run_dir):
             if name == "bm25_200"
             else res / "interventions" / name / "doc_idxs.npz"
         )
-        ref = compute_effect(inter, ctrl, targeted_instances(tfile), n_boot=200, seed=0, level=0.9)
+        ref = compute_effect(
+            inter, ctrl, targeted_instances(tfile), bootstrap=BootstrapConfig(200, level=0.9, seed=0)
+        )
         assert e["targeted"] == json.loads(json.dumps(ref["targeted"]))
         assert e["runs"] == {"intervention": 2, "control": 2} and e["step"] == 20
         assert e["swap"]["decoded_check"]["problems"] == 0 and e["replay_fidelity"]["passed"]
@@ -462,6 +465,7 @@ def test_selection_ignores_other_tasks_rows(run_dir, tmp_path):
     """With SciQ rows before the ParaRel block in the labels (an evaluation of both), a selection
     picks the same documents and reports the same instances, shifted to their labels.npz rows."""
     from intervene.select.stages import select_documents
+    from intervene.settings import SelectConfig
 
     res = run_dir / "results"
     z = dict(np.load(res / "eval" / "original" / "learned.npz"))
@@ -473,18 +477,15 @@ def test_selection_ignores_other_tasks_rows(run_dir, tmp_path):
     rels = [f"p{r}" for r in (17, 27, 36, 127, 131, 138, 176, 178, 276, 495, 1376, 1412)]
     for strategy in ("rm_coocc", "rm_occ", "add_coocc"):
         select_documents(
-            strategy,
-            20,
+            SelectConfig(strategy, 20, interval=10, last_batch=30),
             learned_npz=tmp_path / "learned.npz",
             search_dir=res / "search",
             doc_info_dir=res / "data" / "doc_info",
             terms_dir=res / "world" / "search_terms",
             pararel_root=res / "world" / "eval",
             relations=rels,
-            interval=10,
             batches_per_group=12,
             out=tmp_path / f"{strategy}.npz",
-            last_batch=30,
         )
         name = {"rm_coocc": "rm_coocc_200", "rm_occ": "rm_occ_200", "add_coocc": "add_coocc_200"}[strategy]
         ref = np.load(res / "interventions" / name / "doc_idxs.npz")

@@ -1,26 +1,40 @@
 """The ``intervene`` command line: one subcommand per pipeline stage.
 
 Each subcommand is a thin wrapper over an importable function; the Snakemake rules call these
-subcommands, so a stage runs the same by hand, in a rule, and under Slurm.
+subcommands, so a stage runs the same by hand, in a rule, and under Slurm. The subcommands are the
+table :data:`COMMANDS` (built by :mod:`intervene.cli_build`); flags that are stage settings take
+their defaults, ranges and help from :mod:`intervene.settings`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
 import sys
 from pathlib import Path
 
-from intervene.cli_types import (
-    CheckedParser,
-    batch_range,
-    below,
-    nonneg_float,
-    nonneg_int,
-    open_unit_float,
-    positive_int,
+from intervene.cli_build import Arg, Command, arg, call, command, opt, parser_of
+from intervene.cli_types import batch_range, below, nonneg_int, positive_int
+from intervene.settings import (
+    WINDOW_QUERIES,
+    Bm25Config,
+    BootstrapConfig,
+    DataConfig,
+    DecodeConfig,
+    DenseConfig,
+    DownloadConfig,
+    EffectConfig,
+    EvalConfig,
+    MapConfig,
+    MatchConfig,
+    OlmesConfig,
+    ReplayCheckConfig,
+    SelectConfig,
+    SwapConfig,
+    TrainConfig,
 )
 
 log = logging.getLogger("intervene")
@@ -56,12 +70,6 @@ def _cmd_download(a: argparse.Namespace) -> None:
         manifest=a.manifest,
         progress=not a.quiet,
     )
-
-
-def _cmd_localize(a: argparse.Namespace) -> None:
-    from intervene.download import localize_train_config
-
-    localize_train_config(a.train_config, a.root, a.out)
 
 
 def _cmd_data_order(a: argparse.Namespace) -> None:
@@ -104,23 +112,7 @@ def _cmd_doc_info(a: argparse.Namespace) -> None:
 def _cmd_train(a: argparse.Namespace) -> None:
     from intervene.train.trainer import train
 
-    summary = train(
-        a.train_config,
-        a.out,
-        load_path=a.load_path,
-        data_list=a.data_list,
-        order_path=a.order,
-        manifest=a.manifest,
-        stop_after=a.stop_after,
-        save_interval=a.save_interval,
-        seed=a.seed,
-        order_seed=a.order_seed,
-        strategy=a.strategy,
-        device=a.device,
-        microbatch=a.microbatch,
-        tokenizer_dir=a.tokenizer,
-    )
-    log.info("train: %s", json.dumps(summary))
+    log.info("train: %s", json.dumps(train(a.train_config, a.out, TrainConfig.from_namespace(a))))
 
 
 def _cmd_replay_check(a: argparse.Namespace) -> None:
@@ -242,12 +234,6 @@ def _cmd_learned(a: argparse.Namespace) -> None:
     log.info("learned per step: %s", json.dumps(summary["learned_per_step"]))
 
 
-def _cmd_learned_indices(a: argparse.Namespace) -> None:
-    from intervene.evaluation.run import write_learned_indices
-
-    log.info("targets: %s", json.dumps(write_learned_indices(a.learned, a.step, a.out)))
-
-
 def _cmd_eval_plots(a: argparse.Namespace) -> None:
     from intervene.evaluation.plots import majority_baselines, plot_accuracy, plot_learned
 
@@ -309,29 +295,19 @@ def _cmd_encode(a: argparse.Namespace) -> None:
     log.info("encode: %s", json.dumps(r))
 
 
-def _cmd_similarity(a: argparse.Namespace) -> None:
-    from intervene.search.stages import run_similarity
-
-    log.info("similarity: %s", json.dumps(run_similarity(a.queries, a.docs, a.out, k=a.k, device=a.device)))
-
-
 def _cmd_select(a: argparse.Namespace) -> None:
     from intervene.select.stages import select_documents
 
     r = select_documents(
-        a.strategy,
-        a.checkpoint,
+        SelectConfig.from_namespace(a),
         learned_npz=a.learned,
         search_dir=a.search_dir,
         doc_info_dir=a.doc_info_dir,
         terms_dir=a.terms_dir,
         pararel_root=a.pararel,
         relations=a.relations.split(","),
-        interval=a.interval,
         batches_per_group=a.batches_per_group,
         out=a.out,
-        n_drop=a.n_drop,
-        last_batch=a.last_batch,
     )
     log.info("select %s: %s", a.strategy, json.dumps(r))
 
@@ -417,30 +393,10 @@ def _cmd_map_docs(a: argparse.Namespace) -> None:
         target_window=tuple(a.target_window),
         source_window=tuple(a.source_window),
         batches_per_group=a.batches_per_group,
-        per_inst=a.per_inst,
         out=a.out,
-        shuffle_candidates=a.shuffle_candidates,
-        swap_direction=a.swap_direction,
-        seed=a.seed,
+        **dataclasses.asdict(MapConfig.from_namespace(a)),
     )
     log.info("mapping: %s", json.dumps(r))
-
-
-def _cmd_swap(a: argparse.Namespace) -> None:
-    from intervene.swap import swap_window
-
-    r = swap_window(
-        a.indices,
-        a.doc_info_dir,
-        a.batches_root,
-        a.batches_per_group,
-        a.out_dir,
-        pair_by_new_first=a.pair_by_new_first,
-        skip_extra=a.skip_extra,
-        seed=a.seed,
-        tokenizer_dir=a.tokenizer,
-    )
-    log.info("swap: %s", json.dumps(r))
 
 
 def _cmd_verify(a: argparse.Namespace) -> None:
@@ -474,31 +430,21 @@ def _cmd_compare_results(a: argparse.Namespace) -> None:
     log.info("%s and %s: identical (except the excluded paths and JSON keys)", a.before, a.after)
 
 
-def _cmd_memmap(a: argparse.Namespace) -> None:
-    from intervene.swap import write_memmaps
-
-    log.info("memmap: %s", json.dumps(write_memmaps(a.batches_dir, a.out_dir)))
-
-
 def _cmd_effect(a: argparse.Namespace) -> None:
     from intervene.effect.compute import write_effect
     from intervene.effect.plots import plot_effect
     from intervene.evaluation.tasks import dataset_labels_of
 
+    datasets = dataset_labels_of(a.datasets.split(",")) if a.datasets else None
+    settings = EffectConfig.from_namespace(a, datasets=datasets, bootstrap=BootstrapConfig.from_namespace(a))
     eff = write_effect(
-        a.name,
-        a.strategy,
+        settings,
         a.intervention_labels,
         a.control_labels,
         a.targets,
         a.out_json,
         audit=a.audit,
         replay=a.replay,
-        swap_direction=a.swap_direction,
-        datasets=dataset_labels_of(a.datasets.split(",")) if a.datasets else None,
-        n_boot=a.bootstrap,
-        seed=a.seed,
-        level=a.level,
     )
     if a.out_png:
         plot_effect(eff, a.out_png)
@@ -554,470 +500,583 @@ def _cmd_fetch_checkpoint(a: argparse.Namespace) -> None:
     log.info("fetched %s -> %s", a.url, fetch_unsharded(a.url, a.out))
 
 
-def _add_task_data(
-    s: argparse.ArgumentParser, pararel_help: str = "folder of pararel_patterns_{rel} datasets"
-) -> None:
+TERMS_DIR_HELP = "folder of pararel_patterns_{rel}_train.txt"
+
+
+def _task_data(pararel_help: str = "folder of pararel_patterns_{rel} datasets") -> tuple[Arg, ...]:
     """The evaluation data flags that :func:`_sources` reads."""
-    s.add_argument("--pararel", help=pararel_help)
-    s.add_argument("--sciq", help="SciQ save_to_disk folder or hub id (default allenai/sciq)")
-    s.add_argument("--openbookqa", help="OpenBookQA (main) folder or hub id (default allenai/openbookqa)")
-    s.add_argument("--mmlu", help="folder of per-subject MMLU folders, or hub id (default cais/mmlu)")
+    return (
+        arg("--pararel", help=pararel_help),
+        arg("--sciq", help="SciQ save_to_disk folder or hub id (default allenai/sciq)"),
+        arg("--openbookqa", help="OpenBookQA (main) folder or hub id (default allenai/openbookqa)"),
+        arg("--mmlu", help="folder of per-subject MMLU folders, or hub id (default cais/mmlu)"),
+    )
 
 
-def _add_window(s: argparse.ArgumentParser) -> None:
-    """A window of decoded batches [first, last) and the doc info that locates its documents."""
-    s.add_argument("--doc-info-dir", required=True)
-    s.add_argument("--first", type=nonneg_int, required=True)
-    s.add_argument("--last", type=positive_int, required=True)
-    s.add_argument("--batches-per-group", type=positive_int, required=True)
-    s.require(below("first", "last"), "--first must be below --last (the window [first, last))")
+#: A window of decoded batches [first, last) and the doc info that locates its documents.
+WINDOW = (
+    arg("--doc-info-dir", required=True),
+    arg("--first", type=nonneg_int, required=True),
+    arg("--last", type=positive_int, required=True),
+    arg("--batches-per-group", type=positive_int, required=True),
+)
+WINDOW_CHECK = (below("first", "last"), "--first must be below --last (the window [first, last))")
+OUT = arg("--out", required=True)
+K_ALL = arg("--k", type=nonneg_int, help="keep the top k documents per instance (0 or absent: all)")
+BPG = "--batches-per-group"
+
+COMMANDS: tuple[Command, ...] = (
+    command(
+        "world",
+        "generate the built-in toy world (corpus, tokenizer, eval items)",
+        _cmd_world,
+        "toy world | results/world/train_config.yaml | intervene.world.build.build_world",
+        arg("--out", required=True, help="output folder"),
+        arg("--config", help="pipeline config YAML whose `world:` section to use"),
+        arg("--spec-json", help="world parameters as a JSON object (overrides --config)"),
+        arg("--set", action="append", metavar="KEY=VALUE", help="override one world parameter"),
+    ),
+    command(
+        "download",
+        "download a train config's data files (one shard of them)",
+        _cmd_download,
+        "download (URL data) | resources/manifests/shard_{i}.tsv | intervene.download.download_train_config",
+        arg("--train-config", required=True, help="OLMo train YAML whose data.paths are URLs"),
+        arg("--root", required=True, help="local mirror root (files go to ROOT/<host>/<path>)"),
+        opt(DownloadConfig, "shard"),
+        opt(DownloadConfig, "num_shards"),
+        opt(DownloadConfig, "workers"),
+        arg("--manifest", help="write url/path/bytes TSV of this shard here"),
+        arg("--out-config", help="also write the train config with local paths here"),
+        arg("--quiet", action="store_true"),
+        checks=(
+            (lambda a: a.shard < a.num_shards, "--shard must be below --num-shards (shards are 0-based)"),
+        ),
+    ),
+    command(
+        "localize",
+        "rewrite a train config's URL paths to the local mirror",
+        call("intervene.download:localize_train_config", "train_config", "root", "out"),
+        "localize config | results/data/train_config.local.yaml | intervene.download.localize_train_config",
+        arg("--train-config", required=True),
+        arg("--root", required=True),
+        OUT,
+    ),
+    command(
+        "data-order",
+        "build OLMo's global_indices.npy from the files' sizes",
+        _cmd_data_order,
+        "data order | results/data/global_indices.npy | intervene.data_order.build_data_order",
+        arg("--train-config", required=True),
+        arg("--out", required=True, help="global_indices.npy (raw uint32)"),
+        arg("--manifest", required=True, help="TSV of the files and sizes the order was built for"),
+        opt(DataConfig, "world_size"),
+    ),
+    command(
+        "decode",
+        "write one batch group as token arrays and text",
+        _cmd_decode,
+        "decode | results/data/batches/{group} | intervene.decode.decode_group",
+        arg("--train-config", required=True),
+        arg("--order", required=True, help="global_indices.npy"),
+        arg("--manifest", help="data-order manifest (checks the files did not change)"),
+        arg("--tokenizer", required=True, help="HF tokenizer folder"),
+        arg("--out", required=True, help="group folder to write"),
+        arg("--group", type=positive_int, help="1-based group number (folder 001 is group 1)"),
+        opt(DecodeConfig, "batches_per_group"),
+        opt(DecodeConfig, "first_batch"),
+        opt(DecodeConfig, "last_batch"),
+        arg("--batches", type=batch_range, help="explicit range START:END instead of --group"),
+        opt(DataConfig, "world_size"),
+        arg("--tokens-only", action="store_true"),
+        arg("--text-only", action="store_true"),
+        arg("--quiet", action="store_true"),
+        checks=(
+            (below("first_batch", "last_batch"), "--first-batch must be below --last-batch"),
+            (lambda a: a.batches is not None or a.group is not None, "give --group or --batches"),
+        ),
+    ),
+    command(
+        "doc-info",
+        "locate every document of a decoded batch group",
+        _cmd_doc_info,
+        "doc info | results/data/doc_info/{group}.npy | intervene.doc_info.write_group_doc_info",
+        arg("--group-dir", required=True, help="folder of {b}.npy token batches"),
+        arg("--tokenizer", required=True),
+        arg("--out", required=True, help="doc info .npy (int64 [n, 4])"),
+        arg("--check-text", action="store_true", help="verify rows line up with {b}.json.gz lines"),
+    ),
+    command(
+        "train",
+        "pretrain (original run or re-run); launch with torchrun for several processes",
+        _cmd_train,
+        "original run (toy), re-run r of an intervention or a control | results/train/original/summary.json, results/reruns/{run}/run{r}/summary.json | intervene.train.trainer.train",
+        arg("--train-config", required=True, help="OLMo train YAML"),
+        arg(
+            "--out",
+            required=True,
+            help="run folder (step{N}/ checkpoints, metrics.jsonl, fingerprint.json); resumes only a"
+            " run of the same fingerprint, else starts fresh",
+        ),
+        opt(TrainConfig, "load_path"),
+        opt(TrainConfig, "data_list"),
+        opt(TrainConfig, "order_path", "--order"),
+        opt(TrainConfig, "manifest"),
+        opt(TrainConfig, "stop_after"),
+        opt(TrainConfig, "save_interval"),
+        opt(TrainConfig, "seed"),
+        opt(TrainConfig, "order_seed"),
+        opt(TrainConfig, "strategy"),
+        opt(TrainConfig, "device"),
+        opt(TrainConfig, "microbatch"),
+        opt(TrainConfig, "tokenizer_dir", "--tokenizer"),
+    ),
+    command(
+        "replay-check",
+        "re-run the unmodified batches and compare with the original run",
+        _cmd_replay_check,
+        "replay check | results/train/replay_check.json | intervene.train.replay.replay_check",
+        arg("--out", required=True, help="JSON report"),
+        opt(ReplayCheckConfig, "atol"),
+        arg("--train-config", group="replay and compare"),
+        arg(
+            "--original",
+            group="replay and compare",
+            help="the original run's folder (step{N}/ checkpoints)",
+        ),
+        opt(ReplayCheckConfig, "from_step", group="replay and compare"),
+        opt(ReplayCheckConfig, "steps", group="replay and compare"),
+        arg(
+            "--batches-root",
+            group="replay and compare",
+            help="decoded batch groups (results/data/batches)",
+        ),
+        opt(DecodeConfig, "batches_per_group", group="replay and compare"),
+        arg("--work", group="replay and compare", help="folder for the replay run"),
+        opt(TrainConfig, "device", group="replay and compare"),
+        arg(
+            "--reference",
+            group="or only compare two checkpoints",
+            help="original run's checkpoint step{c+k}",
+        ),
+        arg("--replay", group="or only compare two checkpoints", help="replay's checkpoint step{c+k}"),
+    ),
+    command(
+        "fetch-checkpoint",
+        "download a released OLMo unsharded checkpoint folder",
+        _cmd_fetch_checkpoint,
+        "released checkpoint (fetch) | resources/checkpoints/step{N}-unsharded | intervene.train.released.fetch_unsharded",
+        arg(
+            "--url",
+            required=True,
+            help=".../stepN-unsharded/ (config.yaml, model.pt, optim.pt, train.pt)",
+        ),
+        OUT,
+    ),
+    command(
+        "import-olmo",
+        "import an OLMo unsharded checkpoint (model, optimizer, counters)",
+        _cmd_import_olmo,
+        "OLMo checkpoint import (released checkpoints: with `train.released`) | results/train/original/step{N} | intervene.train.olmo_import.import_olmo_checkpoint",
+        arg("--olmo-dir", required=True, help="stepN-unsharded/ with model.pt, optim.pt, train.pt"),
+        arg("--out", required=True, help="our checkpoint folder (e.g. RUN/stepN)"),
+        arg(
+            "--train-config",
+            help="train YAML for the model shape (default: the checkpoint's config.yaml)",
+        ),
+    ),
+    command(
+        "eval",
+        "evaluate a checkpoint on rc/cloze tasks (OLMES metrics and files)",
+        _cmd_eval,
+        "evaluate a checkpoint or a re-run | results/eval/original/step{N}, results/eval/reruns/{run}/run{r} | intervene.evaluation.run.evaluate",
+        arg("--model", required=True, help="HF checkpoint folder (with tokenizer) or hub id"),
+        arg("--revision", help="hub revision (e.g. stage1-step10000-tokens21B)"),
+        arg(
+            "--tasks",
+            required=True,
+            help="comma-separated: pararel_<rel>, pararel, sciq, openbookqa, mmlu_<subject>, mmlu",
+        ),
+        *_task_data(),
+        arg("--out", required=True, help="output folder (predictions per task, metrics.json)"),
+        opt(EvalConfig, "device"),
+        opt(EvalConfig, "row_tokens"),
+        opt(EvalConfig, "batch_tokens"),
+        opt(EvalConfig, "backend"),
+        opt(OlmesConfig, "model_name", "--olmes-model-name", dest="olmes_model_name"),
+        opt(OlmesConfig, "limit", "--olmes-limit", dest="olmes_limit"),
+        opt(OlmesConfig, "executable", "--olmes-executable", dest="olmes_executable"),
+    ),
+    command(
+        "labels",
+        "stack per-instance correctness over checkpoints (the paper's .npz)",
+        _cmd_labels,
+        "correctness labels (one run; repeated runs: --run ... --run ...) | results/eval/original/labels.npz, results/eval/reruns/{run}/labels.npz | intervene.evaluation.run.build_labels",
+        arg("--evals", nargs="+", metavar="STEP=DIR", help="eval folder of each checkpoint"),
+        arg(
+            "--run",
+            nargs="+",
+            action="append",
+            metavar="STEP=DIR",
+            help="one run's eval folders; repeat per run -> run1..runN in the .npz",
+        ),
+        arg("--tasks", required=True, help="the tasks of the eval folders, in their order"),
+        opt(EvalConfig, "metric"),
+        OUT,
+    ),
+    command(
+        "learned",
+        "instances learned at each checkpoint (and the histogram)",
+        _cmd_learned,
+        "learned instances | results/eval/original/learned.json | intervene.evaluation.run.write_learned",
+        arg("--labels", required=True),
+        arg("--out-json", required=True),
+        arg("--out-npz", required=True),
+    ),
+    command(
+        "learned-indices",
+        "the instances learned at one checkpoint (target items)",
+        call("intervene.evaluation.run:write_learned_indices", "learned", "step", "out", log_as="targets"),
+        "target items of a checkpoint | results/eval/original/learned_step{N}.npz | intervene.evaluation.run.write_learned_indices",
+        arg("--learned", required=True, help="learned.npz"),
+        arg("--step", type=nonneg_int, required=True),
+        OUT,
+    ),
+    command(
+        "eval-plots",
+        "accuracy over checkpoints and learned histogram (PNG)",
+        _cmd_eval_plots,
+        "report figures | results/eval/original/accuracy.png | intervene.evaluation.plots.plot_accuracy",
+        arg("--labels", required=True),
+        arg("--learned-json", required=True),
+        arg("--eval-dir", required=True, help="one checkpoint's eval folder (for gold labels)"),
+        arg("--tasks", required=True),
+        arg("--accuracy-png", required=True),
+        arg("--learned-png", required=True),
+    ),
+    command(
+        "term-vocab",
+        "the union of the relations' search terms (one per line)",
+        _cmd_term_vocab,
+        "search terms | results/search/terms.txt | intervene.search.stages.write_term_vocab",
+        arg("--terms-dir", required=True, help=TERMS_DIR_HELP),
+        arg("--relations", required=True),
+        OUT,
+    ),
+    command(
+        "search",
+        "all terms over one decoded batch group, in one pass",
+        _cmd_search,
+        "term search | results/search/occurrences/{group}.npz | intervene.search.stages.run_search",
+        arg("--group-dir", required=True),
+        arg("--doc-info", required=True, help="the group's doc info (rows = documents)"),
+        arg("--terms", required=True, help="term list, one per line"),
+        opt(MatchConfig, "mode"),
+        arg("--wimbd-json-dir", help="also write WIMBD's --with-locations --json per term"),
+        arg("--out", required=True, help="occurrences .npz"),
+    ),
+    *(
+        command(
+            kind.replace("_", "-"),
+            f"{kind} matrices of one group, per relation",
+            _cmd_matrices,
+            f"{kind} matrices | results/search/{kind}/{{group}} | intervene.search.stages.write_matrices",
+            arg("--occurrences", required=True),
+            arg("--terms", required=True, help="the term list the search used"),
+            arg("--terms-dir", required=True, help=TERMS_DIR_HELP),
+            arg("--relations", required=True),
+            arg(
+                "--pararel",
+                help="folder of pararel_patterns_{rel} datasets (pair-doc)",
+                required=kind == "pair_doc",
+            ),
+            arg("--out-dir", required=True),
+            defaults={"func_kind": kind},
+        )
+        for kind in ("term_doc", "pair_doc")
+    ),
+    command(
+        "bm25",
+        "BM25 scores of ParaRel instances against a window's documents",
+        _cmd_bm25,
+        "BM25 scores of a group | results/search/bm25/{group}.npz | intervene.search.stages.run_bm25",
+        arg("--group-dirs", nargs="+", required=True, help="decoded groups of the window, in order"),
+        arg("--pararel", required=True),
+        arg("--relations", required=True),
+        opt(Bm25Config, "query"),
+        opt(Bm25Config, "method"),
+        opt(Bm25Config, "tokenizer"),
+        K_ALL,
+        OUT,
+    ),
+    command(
+        "encode",
+        "dense embeddings of a group's documents or of the instances",
+        _cmd_encode,
+        "dense embeddings | results/search/dense/docs/{group}.npy, results/search/dense/instances.npy | intervene.search.stages.run_encode",
+        arg("--model", required=True, help="encoder folder (or hub id)"),
+        arg("--kind", required=True, choices=["dpr_ctx", "dpr_question", "mean"]),
+        arg("--group-dir", help="decoded batch group (documents, doc-info order)"),
+        arg("--pararel", help="folder of pararel_patterns_{rel} datasets (instances)"),
+        arg("--relations"),
+        opt(DenseConfig, "query"),
+        opt(DenseConfig, "device"),
+        opt(DenseConfig, "batch_tokens"),
+        arg("--compile", action="store_true", help="torch.compile the encoder (GPU, large shards)"),
+        arg("--out", required=True, help=".npy, float32 [texts, dim]"),
+    ),
+    command(
+        "similarity",
+        "top-k dot-product scores, streamed over document shards",
+        call(
+            "intervene.search.stages:run_similarity",
+            "queries",
+            "docs",
+            "out",
+            k="k",
+            device="device",
+            log_as="similarity",
+        ),
+        "dense similarity | results/search/dense/similarity.npz | intervene.search.stages.run_similarity",
+        arg("--queries", required=True, help="instance embeddings .npy"),
+        arg("--docs", nargs="+", required=True, help="document embeddings .npy, in order"),
+        arg("--k", type=positive_int, required=True),
+        opt(DenseConfig, "device"),
+        OUT,
+    ),
+    command(
+        "select",
+        "documents to swap for an intervention (the paper's doc-indices npz)",
+        _cmd_select,
+        "selection (rm_coocc, rm_occ, add_coocc) | results/interventions/{name}/doc_idxs.npz | intervene.select.stages.select_documents",
+        opt(SelectConfig, "strategy"),
+        opt(SelectConfig, "checkpoint"),
+        opt(SelectConfig, "interval"),
+        arg("--learned", required=True, help="learned.npz"),
+        arg("--search-dir", required=True, help="folder with term_doc/ and pair_doc/ per group"),
+        arg("--doc-info-dir", required=True),
+        arg("--terms-dir", required=True),
+        arg("--pararel", required=True),
+        arg("--relations", required=True),
+        arg(BPG, type=positive_int, required=True),
+        opt(SelectConfig, "n_drop"),
+        opt(SelectConfig, "last_batch"),
+        OUT,
+        checks=(
+            (
+                lambda a: a.checkpoint % a.interval == 0,
+                "--checkpoint must be a multiple of --interval (a checkpoint of the run)",
+            ),
+        ),
+    ),
+    command(
+        "bm25-window",
+        "BM25 scores of (some) instances against a window's documents",
+        _cmd_bm25_window,
+        "window scores of a BM25 mapping | results/interventions/{name}/scores_{side}.npz | intervene.select.stages.bm25_window",
+        arg("--batches-root", required=True),
+        *WINDOW,
+        arg("--tasks", help="evaluation tasks (the rows of labels.npz); data from the flags below"),
+        *_task_data("ParaRel folder (alone: with --relations instead of --tasks)"),
+        arg("--relations"),
+        arg("--instances", help="learned_step{N}.npz: score only its inst_idxs (in that order)"),
+        arg("--datasets", help="with --instances: keep only these dataset labels (e.g. sciq)"),
+        opt(
+            Bm25Config,
+            "query",
+            choices=list(WINDOW_QUERIES),
+            help="ParaRel: subject, subject_object, question; MCQA: question, question_answer",
+        ),
+        opt(Bm25Config, "method"),
+        opt(Bm25Config, "tokenizer"),
+        K_ALL,
+        OUT,
+        checks=(WINDOW_CHECK,),
+    ),
+    command(
+        "dense-window",
+        "dense (DPR) scores of target instances against a window's documents",
+        _cmd_dense_window,
+        "window scores of a dense mapping | results/interventions/{name}/scores_{side}.npz | intervene.select.stages.dense_window",
+        arg("--doc-embeddings", nargs="+", required=True, help="per-group document embeddings (.npy)"),
+        *WINDOW,
+        arg("--question-model", required=True, help="DPR question encoder (or a mean-pooling encoder)"),
+        arg("--kind", default="dpr_question", choices=["dpr_question", "mean"]),
+        arg("--tasks", required=True, help="evaluation tasks (the rows of labels.npz)"),
+        *_task_data(),
+        arg("--instances", required=True, help="learned_step{N}.npz: the targets"),
+        arg("--datasets", help="keep only targets of these dataset labels (e.g. sciq)"),
+        opt(DenseConfig, "query", choices=list(WINDOW_QUERIES)),
+        opt(DenseConfig, "k"),
+        opt(DenseConfig, "device"),
+        OUT,
+        checks=(WINDOW_CHECK,),
+    ),
+    command(
+        "map-docs",
+        "target -> source document mapping from scores (MCQA interventions)",
+        _cmd_map_docs,
+        "mapping (bm25_mapping, dense_mapping) | results/interventions/{name}/mapping.npz | intervene.select.stages.map_documents",
+        arg("--target-scores", required=True, help="instances x target-window documents (.npz)"),
+        arg("--source-scores", required=True, help="instances x source-window documents (.npz)"),
+        arg("--doc-info-dir", required=True),
+        arg("--target-window", type=nonneg_int, nargs=2, required=True, metavar=("FIRST", "LAST")),
+        arg("--source-window", type=nonneg_int, nargs=2, required=True, metavar=("FIRST", "LAST")),
+        arg(BPG, type=positive_int, required=True),
+        opt(MapConfig, "per_inst", required=True),
+        opt(MapConfig, "shuffle_candidates"),
+        opt(MapConfig, "swap_direction"),
+        opt(MapConfig, "seed"),
+        OUT,
+        checks=tuple(
+            (
+                lambda a, side=side: getattr(a, f"{side}_window")[0] < getattr(a, f"{side}_window")[1],
+                f"--{side}-window FIRST LAST: FIRST must be below LAST",
+            )
+            for side in ("target", "source")
+        ),
+    ),
+    command(
+        "swap",
+        "rewrite a window's batches: replace the selected documents",
+        call(
+            "intervene.swap:swap_window",
+            "indices",
+            "doc_info_dir",
+            "batches_root",
+            "batches_per_group",
+            "out_dir",
+            settings=SwapConfig,
+            tokenizer_dir="tokenizer",
+            log_as="swap",
+        ),
+        "swap (rewrite the window's batches) | results/interventions/{name}/batches | intervene.swap.swap_window",
+        arg("--indices", required=True, help="doc_idxs.npz (select) or mapping.npz (mapping)"),
+        arg("--doc-info-dir", required=True),
+        arg("--batches-root", required=True, help="decoded groups with {b}.npy token batches"),
+        arg(BPG, type=positive_int, required=True),
+        opt(SwapConfig, "pair_by_new_first"),
+        opt(SwapConfig, "skip_extra"),
+        opt(SwapConfig, "seed"),
+        arg("--tokenizer", help="decode the result and check it (no removed text left, inserted there)"),
+        arg("--out-dir", required=True),
+    ),
+    command(
+        "verify",
+        "check folders against their manifest.tsv (sizes and hashes) and token files' sizes",
+        _cmd_verify,
+        "verify a folder's manifest |  | intervene.manifest.verify_manifest",
+        arg("folders", nargs="*", help="decoded groups, swap or memmap output folders"),
+        arg("--sizes-only", action="store_true", help="skip the hashes (one stat per file)"),
+        arg("--data-files", help="data-order manifest (data_files.tsv): check the token files' sizes"),
+    ),
+    command(
+        "digest-results",
+        "size and sha256 of every compared file of a results tree (TSV)",
+        _cmd_digest_results,
+        "",
+        arg("root", help="a results folder"),
+    ),
+    command(
+        "compare-results",
+        "compare two results trees (or digests of them) byte for byte; exit 1 if they differ",
+        _cmd_compare_results,
+        "",
+        arg("before", help="a results folder or its digest-results TSV"),
+        arg("after", help="a results folder or its digest-results TSV"),
+    ),
+    command(
+        "memmap",
+        "rewritten batches as OLMo raw uint32 memmaps, with their path list",
+        call("intervene.swap:write_memmaps", "batches_dir", "out_dir", log_as="memmap"),
+        "OLMo memmaps of a rewritten window | results/interventions/{name}/memmap | intervene.swap.write_memmaps",
+        arg("--batches-dir", required=True, help="a swap's output folder (with data_list.txt)"),
+        arg("--out-dir", required=True),
+    ),
+    command(
+        "batch-list",
+        "list decoded batches [first, last) in order (a control re-run's data)",
+        _cmd_batch_list,
+        "control batch list | results/reruns/control_{first}_{last}/data_list.txt | intervene.train.replay.decoded_batch_files",
+        arg("--batches-root", required=True, help="decoded batch groups (results/data/batches)"),
+        arg("--first", type=nonneg_int, required=True),
+        arg("--last", type=positive_int, required=True),
+        opt(DecodeConfig, "batches_per_group"),
+        OUT,
+        checks=((below("first", "last"), "--first must be below --last (batches [first, last))"),),
+    ),
+    command(
+        "effect",
+        "an intervention's effect: re-runs vs. controls, bootstrap CIs",
+        _cmd_effect,
+        "effect of an intervention | results/report/{name}/effect.json | intervene.effect.compute.write_effect",
+        opt(EffectConfig, "name"),
+        opt(EffectConfig, "strategy"),
+        arg("--intervention-labels", required=True, help="labels.npz (run1..runN) of its re-runs"),
+        arg("--control-labels", required=True, help="labels.npz (run1..runN) of the control re-runs"),
+        arg(
+            "--targets",
+            required=True,
+            help="doc_idxs.npz of the selection, or learned_step{N}.npz (mappings)",
+        ),
+        arg("--audit", help="the swap's audit.json"),
+        arg("--replay", help="replay_check.json"),
+        opt(EffectConfig, "swap_direction"),
+        arg("--datasets", help="targets only of these dataset labels (an MCQA mapping's task, e.g. sciq)"),
+        opt(BootstrapConfig, "samples", "--bootstrap"),
+        opt(BootstrapConfig, "level"),
+        opt(BootstrapConfig, "seed"),
+        arg("--out-json", required=True),
+        arg("--out-png"),
+    ),
+    command(
+        "report",
+        "the effect report (markdown, HTML, figure, headline) of all interventions",
+        _cmd_report,
+        "report | results/report/summary.html | intervene.effect.summary.write_summary",
+        arg("--effects", nargs="+", required=True, help="effect.json files"),
+        arg("--figure", action="append", help="NAME=PNG: an intervention's figure to include"),
+        arg("--out-md", required=True),
+        arg("--out-html", required=True),
+        arg("--out-png", required=True, help="the forest plot of all effects"),
+        arg("--out-headline", required=True),
+    ),
+    command(
+        "check-config",
+        "check a pipeline config as the workflow does before any job (one line naming the key at fault)",
+        _cmd_check_config,
+        "",
+        arg("configs", nargs="+", help="config YAML files, merged in order (later ones win)"),
+        arg(
+            "--schema",
+            help="also validate against this JSON schema (workflow/schemas/config.schema.yaml)",
+        ),
+        arg("--root", default=".", help="folder relative paths are resolved against (the workdir)"),
+    ),
+    command(
+        "olmo-config",
+        "write the OLMo (paper's fork) config of a re-run",
+        _cmd_olmo_config,
+        "OLMo-repo re-run (+ the OLMo checkout) | results/olmo/{run}/hf | intervene.train.olmo_backend.write_rerun_config",
+        arg(
+            "--base-config",
+            required=True,
+            help="the original run's OLMo config (e.g. OLMo2-1B-stage1.yaml)",
+        ),
+        arg("--data-list", required=True, help="file listing the modified memmaps in order"),
+        arg("--run-name", required=True),
+        arg("--load-path", required=True, help="OLMo checkpoint to start from (stepN-unsharded)"),
+        arg("--stop-after", type=positive_int, required=True, help="steps to re-run"),
+        arg("--save-folder", required=True),
+        arg("--max-duration", help="override: tokens ('4e12T') or steps of the original run"),
+        arg("--save-interval", type=positive_int),
+        OUT,
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CheckedParser(prog="intervene", description=__doc__.splitlines()[0])
-    p.add_argument("-v", "--verbose", action="store_true")
-    sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
-
-    s = sub.add_parser("world", help="generate the built-in toy world (corpus, tokenizer, eval items)")
-    s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--config", help="pipeline config YAML whose `world:` section to use")
-    s.add_argument("--spec-json", help="world parameters as a JSON object (overrides --config)")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one world parameter")
-    s.set_defaults(func=_cmd_world)
-
-    s = sub.add_parser("download", help="download a train config's data files (one shard of them)")
-    s.add_argument("--train-config", required=True, help="OLMo train YAML whose data.paths are URLs")
-    s.add_argument("--root", required=True, help="local mirror root (files go to ROOT/<host>/<path>)")
-    s.add_argument("--shard", type=nonneg_int, default=0)
-    s.add_argument("--num-shards", type=positive_int, default=1)
-    s.add_argument("--workers", type=positive_int, default=4, help="parallel downloads within the shard")
-    s.add_argument("--manifest", help="write url/path/bytes TSV of this shard here")
-    s.add_argument("--out-config", help="also write the train config with local paths here")
-    s.add_argument("--quiet", action="store_true")
-    s.require(lambda a: a.shard < a.num_shards, "--shard must be below --num-shards (shards are 0-based)")
-    s.set_defaults(func=_cmd_download)
-
-    s = sub.add_parser("localize", help="rewrite a train config's URL paths to the local mirror")
-    s.add_argument("--train-config", required=True)
-    s.add_argument("--root", required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_localize)
-
-    s = sub.add_parser("data-order", help="build OLMo's global_indices.npy from the files' sizes")
-    s.add_argument("--train-config", required=True)
-    s.add_argument("--out", required=True, help="global_indices.npy (raw uint32)")
-    s.add_argument("--manifest", required=True, help="TSV of the files and sizes the order was built for")
-    s.add_argument(
-        "--world-size", type=positive_int, default=1, help="world size of the original run (drop_last)"
-    )
-    s.set_defaults(func=_cmd_data_order)
-
-    s = sub.add_parser("decode", help="write one batch group as token arrays and text")
-    s.add_argument("--train-config", required=True)
-    s.add_argument("--order", required=True, help="global_indices.npy")
-    s.add_argument("--manifest", help="data-order manifest (checks the files did not change)")
-    s.add_argument("--tokenizer", required=True, help="HF tokenizer folder")
-    s.add_argument("--out", required=True, help="group folder to write")
-    s.add_argument("--group", type=positive_int, help="1-based group number (folder 001 is group 1)")
-    s.add_argument("--batches-per-group", type=positive_int, default=1000)
-    s.add_argument(
-        "--first-batch", type=nonneg_int, default=0, help="window start (batches before it are skipped)"
-    )
-    s.add_argument("--last-batch", type=positive_int, help="window end, exclusive")
-    s.add_argument("--batches", type=batch_range, help="explicit range START:END instead of --group")
-    s.add_argument("--world-size", type=positive_int, default=1)
-    s.add_argument("--tokens-only", action="store_true")
-    s.add_argument("--text-only", action="store_true")
-    s.add_argument("--quiet", action="store_true")
-    s.require(below("first_batch", "last_batch"), "--first-batch must be below --last-batch")
-    s.require(lambda a: a.batches is not None or a.group is not None, "give --group or --batches")
-    s.set_defaults(func=_cmd_decode)
-
-    s = sub.add_parser("doc-info", help="locate every document of a decoded batch group")
-    s.add_argument("--group-dir", required=True, help="folder of {b}.npy token batches")
-    s.add_argument("--tokenizer", required=True)
-    s.add_argument("--out", required=True, help="doc info .npy (int64 [n, 4])")
-    s.add_argument("--check-text", action="store_true", help="verify rows line up with {b}.json.gz lines")
-    s.set_defaults(func=_cmd_doc_info)
-    s = sub.add_parser(
-        "train", help="pretrain (original run or re-run); launch with torchrun for several processes"
-    )
-    s.add_argument("--train-config", required=True, help="OLMo train YAML")
-    s.add_argument(
-        "--out",
-        required=True,
-        help="run folder (step{N}/ checkpoints, metrics.jsonl, fingerprint.json); resumes only a run of the"
-        " same fingerprint, else starts fresh",
-    )
-    s.add_argument("--load-path", help="checkpoint to start from (model, optimizer, step and token counters)")
-    s.add_argument("--data-list", help="re-run: file listing batch files read in order from instance 0")
-    s.add_argument("--order", help="global_indices.npy of the original run (else computed from the config)")
-    s.add_argument("--manifest", help="data-order manifest (data_files.tsv): token files must keep its sizes")
-    s.add_argument("--stop-after", type=positive_int, help="steps to train from the start checkpoint")
-    s.add_argument("--save-interval", type=positive_int, help="checkpoint every N steps (default: config)")
-    s.add_argument("--seed", type=nonneg_int, help="initialisation seed (default: the config's seed)")
-    s.add_argument(
-        "--order-seed",
-        type=nonneg_int,
-        help="re-runs: read the data list's instances in this seed's permutation (repeated runs)",
-    )
-    s.add_argument(
-        "--strategy",
-        default="ddp",
-        choices=["ddp", "fsdp"],
-        help="several processes: replicated weights (ddp) or FSDP2-sharded weights and optimizer state",
-    )
-    s.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
-    s.add_argument(
-        "--microbatch", type=positive_int, help="micro-batch size (default: device_train_microbatch_size)"
-    )
-    s.add_argument("--tokenizer", help="tokenizer folder copied into checkpoints (default: the config's)")
-    s.set_defaults(func=_cmd_train)
-
-    s = sub.add_parser("replay-check", help="re-run the unmodified batches and compare with the original run")
-    s.add_argument("--out", required=True, help="JSON report")
-    s.add_argument(
-        "--atol",
-        type=nonneg_float,
-        default=0.0,
-        help="0 = bit-identical (CPU); bf16 on GPU needs a tolerance",
-    )
-    g = s.add_argument_group("replay and compare")
-    g.add_argument("--train-config")
-    g.add_argument("--original", help="the original run's folder (step{N}/ checkpoints)")
-    g.add_argument("--from-step", type=nonneg_int)
-    g.add_argument("--steps", type=positive_int)
-    g.add_argument("--batches-root", help="decoded batch groups (results/data/batches)")
-    g.add_argument("--batches-per-group", type=positive_int, default=1000)
-    g.add_argument("--work", help="folder for the replay run")
-    g.add_argument("--device", choices=["cpu", "cuda"])
-    g = s.add_argument_group("or only compare two checkpoints")
-    g.add_argument("--reference", help="original run's checkpoint step{c+k}")
-    g.add_argument("--replay", help="replay's checkpoint step{c+k}")
-    s.set_defaults(func=_cmd_replay_check)
-
-    s = sub.add_parser("fetch-checkpoint", help="download a released OLMo unsharded checkpoint folder")
-    s.add_argument(
-        "--url", required=True, help=".../stepN-unsharded/ (config.yaml, model.pt, optim.pt, train.pt)"
-    )
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_fetch_checkpoint)
-
-    s = sub.add_parser("import-olmo", help="import an OLMo unsharded checkpoint (model, optimizer, counters)")
-    s.add_argument("--olmo-dir", required=True, help="stepN-unsharded/ with model.pt, optim.pt, train.pt")
-    s.add_argument("--out", required=True, help="our checkpoint folder (e.g. RUN/stepN)")
-    s.add_argument(
-        "--train-config", help="train YAML for the model shape (default: the checkpoint's config.yaml)"
-    )
-    s.set_defaults(func=_cmd_import_olmo)
-    s = sub.add_parser("eval", help="evaluate a checkpoint on rc/cloze tasks (OLMES metrics and files)")
-    s.add_argument("--model", required=True, help="HF checkpoint folder (with tokenizer) or hub id")
-    s.add_argument("--revision", help="hub revision (e.g. stage1-step10000-tokens21B)")
-    s.add_argument(
-        "--tasks",
-        required=True,
-        help="comma-separated: pararel_<rel>, pararel, sciq, openbookqa, mmlu_<subject>, mmlu",
-    )
-    _add_task_data(s)
-    s.add_argument("--out", required=True, help="output folder (predictions per task, metrics.json)")
-    s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    s.add_argument("--row-tokens", type=positive_int, default=2048, help="packed row length")
-    s.add_argument("--batch-tokens", type=positive_int, default=16384, help="rows x length per forward pass")
-    s.add_argument("--backend", default="builtin", choices=["builtin", "olmes"])
-    s.add_argument("--olmes-model-name", default="olmo-2-1b-0425")
-    s.add_argument("--olmes-limit", type=positive_int, default=15000)
-    s.add_argument("--olmes-executable", default="olmes")
-    s.set_defaults(func=_cmd_eval)
-
-    s = sub.add_parser("labels", help="stack per-instance correctness over checkpoints (the paper's .npz)")
-    s.add_argument("--evals", nargs="+", metavar="STEP=DIR", help="eval folder of each checkpoint")
-    s.add_argument(
-        "--run",
-        nargs="+",
-        action="append",
-        metavar="STEP=DIR",
-        help="one run's eval folders; repeat per run -> run1..runN in the .npz",
-    )
-    s.add_argument("--tasks", required=True, help="the tasks of the eval folders, in their order")
-    s.add_argument("--metric", default="acc_per_token")
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_labels)
-
-    s = sub.add_parser("learned", help="instances learned at each checkpoint (and the histogram)")
-    s.add_argument("--labels", required=True)
-    s.add_argument("--out-json", required=True)
-    s.add_argument("--out-npz", required=True)
-    s.set_defaults(func=_cmd_learned)
-
-    s = sub.add_parser("learned-indices", help="the instances learned at one checkpoint (target items)")
-    s.add_argument("--learned", required=True, help="learned.npz")
-    s.add_argument("--step", type=nonneg_int, required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_learned_indices)
-
-    s = sub.add_parser("eval-plots", help="accuracy over checkpoints and learned histogram (PNG)")
-    s.add_argument("--labels", required=True)
-    s.add_argument("--learned-json", required=True)
-    s.add_argument("--eval-dir", required=True, help="one checkpoint's eval folder (for gold labels)")
-    s.add_argument("--tasks", required=True)
-    s.add_argument("--accuracy-png", required=True)
-    s.add_argument("--learned-png", required=True)
-    s.set_defaults(func=_cmd_eval_plots)
-
-    s = sub.add_parser("term-vocab", help="the union of the relations' search terms (one per line)")
-    s.add_argument("--terms-dir", required=True, help="folder of pararel_patterns_{rel}_train.txt")
-    s.add_argument("--relations", required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_term_vocab)
-
-    s = sub.add_parser("search", help="all terms over one decoded batch group, in one pass")
-    s.add_argument("--group-dir", required=True)
-    s.add_argument("--doc-info", required=True, help="the group's doc info (rows = documents)")
-    s.add_argument("--terms", required=True, help="term list, one per line")
-    s.add_argument("--mode", default="literal", choices=["literal", "wimbd"])
-    s.add_argument("--wimbd-json-dir", help="also write WIMBD's --with-locations --json per term")
-    s.add_argument("--out", required=True, help="occurrences .npz")
-    s.set_defaults(func=_cmd_search)
-
-    for kind in ("term_doc", "pair_doc"):
-        s = sub.add_parser(kind.replace("_", "-"), help=f"{kind} matrices of one group, per relation")
-        s.add_argument("--occurrences", required=True)
-        s.add_argument("--terms", required=True, help="the term list the search used")
-        s.add_argument("--terms-dir", required=True, help="folder of pararel_patterns_{rel}_train.txt")
-        s.add_argument("--relations", required=True)
-        s.add_argument(
-            "--pararel",
-            help="folder of pararel_patterns_{rel} datasets (pair-doc)",
-            required=kind == "pair_doc",
-        )
-        s.add_argument("--out-dir", required=True)
-        s.set_defaults(func=_cmd_matrices, func_kind=kind)
-
-    s = sub.add_parser("bm25", help="BM25 scores of ParaRel instances against a window's documents")
-    s.add_argument("--group-dirs", nargs="+", required=True, help="decoded groups of the window, in order")
-    s.add_argument("--pararel", required=True)
-    s.add_argument("--relations", required=True)
-    s.add_argument("--query", default="subject", choices=["subject", "subject_object"])
-    s.add_argument("--method", default="okapi", choices=["okapi", "lucene", "robertson", "atire"])
-    s.add_argument("--tokenizer", default="bm25s_en", choices=["bm25s_en", "whitespace"])
-    s.add_argument("--k", type=nonneg_int, help="keep the top k documents per instance (0 or absent: all)")
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_bm25)
-
-    s = sub.add_parser("encode", help="dense embeddings of a group's documents or of the instances")
-    s.add_argument("--model", required=True, help="encoder folder (or hub id)")
-    s.add_argument("--kind", required=True, choices=["dpr_ctx", "dpr_question", "mean"])
-    s.add_argument("--group-dir", help="decoded batch group (documents, doc-info order)")
-    s.add_argument("--pararel", help="folder of pararel_patterns_{rel} datasets (instances)")
-    s.add_argument("--relations")
-    s.add_argument("--query", default="question", choices=["question", "subject", "subject_object"])
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--batch-tokens", type=positive_int, default=262144, help="padded tokens per forward pass")
-    s.add_argument("--compile", action="store_true", help="torch.compile the encoder (GPU, large shards)")
-    s.add_argument("--out", required=True, help=".npy, float32 [texts, dim]")
-    s.set_defaults(func=_cmd_encode)
-
-    s = sub.add_parser("similarity", help="top-k dot-product scores, streamed over document shards")
-    s.add_argument("--queries", required=True, help="instance embeddings .npy")
-    s.add_argument("--docs", nargs="+", required=True, help="document embeddings .npy, in order")
-    s.add_argument("--k", type=positive_int, required=True)
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_similarity)
-
-    s = sub.add_parser("select", help="documents to swap for an intervention (the paper's doc-indices npz)")
-    s.add_argument("--strategy", required=True, choices=["rm_coocc", "rm_occ", "add_coocc"])
-    s.add_argument(
-        "--checkpoint", type=positive_int, required=True, help="c: targets are the instances learned at c"
-    )
-    s.add_argument("--interval", type=positive_int, required=True, help="K: window(c) = batches [c-K, c)")
-    s.add_argument("--learned", required=True, help="learned.npz")
-    s.add_argument("--search-dir", required=True, help="folder with term_doc/ and pair_doc/ per group")
-    s.add_argument("--doc-info-dir", required=True)
-    s.add_argument("--terms-dir", required=True)
-    s.add_argument("--pararel", required=True)
-    s.add_argument("--relations", required=True)
-    s.add_argument("--batches-per-group", type=positive_int, required=True)
-    s.add_argument(
-        "--n-drop", type=nonneg_int, default=5, help="rm_occ: instances with most occurrences dropped"
-    )
-    s.add_argument(
-        "--last-batch", type=positive_int, help="end of the decoded batches (clips the following windows)"
-    )
-    s.add_argument("--out", required=True)
-    s.require(
-        lambda a: a.checkpoint % a.interval == 0,
-        "--checkpoint must be a multiple of --interval (a checkpoint of the run)",
-    )
-    s.set_defaults(func=_cmd_select)
-
-    s = sub.add_parser("bm25-window", help="BM25 scores of (some) instances against a window's documents")
-    s.add_argument("--batches-root", required=True)
-    _add_window(s)
-    s.add_argument("--tasks", help="evaluation tasks (the rows of labels.npz); data from the flags below")
-    _add_task_data(s, pararel_help="ParaRel folder (alone: with --relations instead of --tasks)")
-    s.add_argument("--relations")
-    s.add_argument("--instances", help="learned_step{N}.npz: score only its inst_idxs (in that order)")
-    s.add_argument("--datasets", help="with --instances: keep only these dataset labels (e.g. sciq)")
-    s.add_argument(
-        "--query",
-        default="subject",
-        choices=["question", "subject", "subject_object", "question_answer"],
-        help="ParaRel: subject, subject_object, question; MCQA: question, question_answer",
-    )
-    s.add_argument("--method", default="okapi", choices=["okapi", "lucene", "robertson", "atire"])
-    s.add_argument("--tokenizer", default="bm25s_en", choices=["bm25s_en", "whitespace"])
-    s.add_argument("--k", type=nonneg_int, help="keep the top k documents per instance (0 or absent: all)")
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_bm25_window)
-
-    s = sub.add_parser(
-        "dense-window", help="dense (DPR) scores of target instances against a window's documents"
-    )
-    s.add_argument("--doc-embeddings", nargs="+", required=True, help="per-group document embeddings (.npy)")
-    _add_window(s)
-    s.add_argument("--question-model", required=True, help="DPR question encoder (or a mean-pooling encoder)")
-    s.add_argument("--kind", default="dpr_question", choices=["dpr_question", "mean"])
-    s.add_argument("--tasks", required=True, help="evaluation tasks (the rows of labels.npz)")
-    _add_task_data(s)
-    s.add_argument("--instances", required=True, help="learned_step{N}.npz: the targets")
-    s.add_argument("--datasets", help="keep only targets of these dataset labels (e.g. sciq)")
-    s.add_argument(
-        "--query", default="question", choices=["question", "subject", "subject_object", "question_answer"]
-    )
-    s.add_argument("--k", type=positive_int, default=10000)
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_dense_window)
-
-    s = sub.add_parser("map-docs", help="target -> source document mapping from scores (MCQA interventions)")
-    s.add_argument("--target-scores", required=True, help="instances x target-window documents (.npz)")
-    s.add_argument("--source-scores", required=True, help="instances x source-window documents (.npz)")
-    s.add_argument("--doc-info-dir", required=True)
-    s.add_argument("--target-window", type=nonneg_int, nargs=2, required=True, metavar=("FIRST", "LAST"))
-    s.add_argument("--source-window", type=nonneg_int, nargs=2, required=True, metavar=("FIRST", "LAST"))
-    s.add_argument("--batches-per-group", type=positive_int, required=True)
-    s.add_argument("--per-inst", type=positive_int, required=True, help="top documents per target instance")
-    s.add_argument("--shuffle-candidates", action="store_true")
-    s.add_argument("--swap-direction", action="store_true")
-    s.add_argument("--seed", type=nonneg_int, default=42)
-    s.add_argument("--out", required=True)
-    for side in ("target", "source"):
-        s.require(
-            lambda a, side=side: getattr(a, f"{side}_window")[0] < getattr(a, f"{side}_window")[1],
-            f"--{side}-window FIRST LAST: FIRST must be below LAST",
-        )
-    s.set_defaults(func=_cmd_map_docs)
-
-    s = sub.add_parser("swap", help="rewrite a window's batches: replace the selected documents")
-    s.add_argument("--indices", required=True, help="doc_idxs.npz (select) or mapping.npz (mapping)")
-    s.add_argument("--doc-info-dir", required=True)
-    s.add_argument("--batches-root", required=True, help="decoded groups with {b}.npy token batches")
-    s.add_argument("--batches-per-group", type=positive_int, required=True)
-    s.add_argument("--pair-by-new-first", action="store_true", help="additions: largest new documents first")
-    s.add_argument("--skip-extra", action="store_true", help="no extra documents for unpaired originals")
-    s.add_argument("--seed", type=nonneg_int, default=0, help="tie-breaking among equal sizes")
-    s.add_argument(
-        "--tokenizer", help="decode the result and check it (no removed text left, inserted there)"
-    )
-    s.add_argument("--out-dir", required=True)
-    s.set_defaults(func=_cmd_swap)
-
-    s = sub.add_parser(
-        "verify", help="check folders against their manifest.tsv (sizes and hashes) and token files' sizes"
-    )
-    s.add_argument("folders", nargs="*", help="decoded groups, swap or memmap output folders")
-    s.add_argument("--sizes-only", action="store_true", help="skip the hashes (one stat per file)")
-    s.add_argument("--data-files", help="data-order manifest (data_files.tsv): check the token files' sizes")
-    s.set_defaults(func=_cmd_verify)
-
-    s = sub.add_parser(
-        "digest-results", help="size and sha256 of every compared file of a results tree (TSV)"
-    )
-    s.add_argument("root", help="a results folder")
-    s.set_defaults(func=_cmd_digest_results)
-
-    s = sub.add_parser(
-        "compare-results",
-        help="compare two results trees (or digests of them) byte for byte; exit 1 if they differ",
-    )
-    s.add_argument("before", help="a results folder or its digest-results TSV")
-    s.add_argument("after", help="a results folder or its digest-results TSV")
-    s.set_defaults(func=_cmd_compare_results)
-
-    s = sub.add_parser("memmap", help="rewritten batches as OLMo raw uint32 memmaps, with their path list")
-    s.add_argument("--batches-dir", required=True, help="a swap's output folder (with data_list.txt)")
-    s.add_argument("--out-dir", required=True)
-    s.set_defaults(func=_cmd_memmap)
-
-    s = sub.add_parser(
-        "batch-list", help="list decoded batches [first, last) in order (a control re-run's data)"
-    )
-    s.add_argument("--batches-root", required=True, help="decoded batch groups (results/data/batches)")
-    s.add_argument("--first", type=nonneg_int, required=True)
-    s.add_argument("--last", type=positive_int, required=True)
-    s.add_argument("--batches-per-group", type=positive_int, default=1000)
-    s.add_argument("--out", required=True)
-    s.require(below("first", "last"), "--first must be below --last (batches [first, last))")
-    s.set_defaults(func=_cmd_batch_list)
-
-    s = sub.add_parser("effect", help="an intervention's effect: re-runs vs. controls, bootstrap CIs")
-    s.add_argument("--name", required=True, help="the intervention's name")
-    s.add_argument("--strategy", required=True)
-    s.add_argument("--intervention-labels", required=True, help="labels.npz (run1..runN) of its re-runs")
-    s.add_argument("--control-labels", required=True, help="labels.npz (run1..runN) of the control re-runs")
-    s.add_argument(
-        "--targets", required=True, help="doc_idxs.npz of the selection, or learned_step{N}.npz (mappings)"
-    )
-    s.add_argument("--audit", help="the swap's audit.json")
-    s.add_argument("--replay", help="replay_check.json")
-    s.add_argument("--swap-direction", action="store_true", help="a mapping that promotes its targets")
-    s.add_argument(
-        "--datasets", help="targets only of these dataset labels (an MCQA mapping's task, e.g. sciq)"
-    )
-    s.add_argument("--bootstrap", type=positive_int, default=2000, help="bootstrap samples")
-    s.add_argument("--level", type=open_unit_float, default=0.95, help="confidence level")
-    s.add_argument("--seed", type=nonneg_int, default=0)
-    s.add_argument("--out-json", required=True)
-    s.add_argument("--out-png")
-    s.set_defaults(func=_cmd_effect)
-
-    s = sub.add_parser(
-        "report", help="the effect report (markdown, HTML, figure, headline) of all interventions"
-    )
-    s.add_argument("--effects", nargs="+", required=True, help="effect.json files")
-    s.add_argument("--figure", action="append", help="NAME=PNG: an intervention's figure to include")
-    s.add_argument("--out-md", required=True)
-    s.add_argument("--out-html", required=True)
-    s.add_argument("--out-png", required=True, help="the forest plot of all effects")
-    s.add_argument("--out-headline", required=True)
-    s.set_defaults(func=_cmd_report)
-
-    s = sub.add_parser(
-        "check-config",
-        help="check a pipeline config as the workflow does before any job (one line naming the key at fault)",
-    )
-    s.add_argument("configs", nargs="+", help="config YAML files, merged in order (later ones win)")
-    s.add_argument(
-        "--schema", help="also validate against this JSON schema (workflow/schemas/config.schema.yaml)"
-    )
-    s.add_argument("--root", default=".", help="folder relative paths are resolved against (the workdir)")
-    s.set_defaults(func=_cmd_check_config)
-
-    s = sub.add_parser("olmo-config", help="write the OLMo (paper's fork) config of a re-run")
-    s.add_argument(
-        "--base-config", required=True, help="the original run's OLMo config (e.g. OLMo2-1B-stage1.yaml)"
-    )
-    s.add_argument("--data-list", required=True, help="file listing the modified memmaps in order")
-    s.add_argument("--run-name", required=True)
-    s.add_argument("--load-path", required=True, help="OLMo checkpoint to start from (stepN-unsharded)")
-    s.add_argument("--stop-after", type=positive_int, required=True, help="steps to re-run")
-    s.add_argument("--save-folder", required=True)
-    s.add_argument("--max-duration", help="override: tokens ('4e12T') or steps of the original run")
-    s.add_argument("--save-interval", type=positive_int)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_olmo_config)
-    return p
+    return parser_of(COMMANDS, prog="intervene", description=__doc__.splitlines()[0])
 
 
 def main(argv: list[str] | None = None) -> int:

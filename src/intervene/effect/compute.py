@@ -16,6 +16,7 @@ import numpy as np
 from intervene.atomic import write_text
 from intervene.effect.stats import bootstrap_means, percentile_ci
 from intervene.inputs import check_rows, load_npz, load_run_labels
+from intervene.settings import BootstrapConfig, EffectConfig
 
 # Selections whose documents bring facts in (their targets should be learned *more*); see SPEC §5.
 PROMOTING = ("add_coocc",)
@@ -142,9 +143,7 @@ def compute_effect(
     targets: np.ndarray,
     dataset_labels: np.ndarray | None = None,
     *,
-    n_boot: int = 2000,
-    seed: int = 0,
-    level: float = 0.95,
+    bootstrap: BootstrapConfig | None = None,
 ) -> dict:
     """The effect of an intervention from ``[runs, instances]`` 0/1 matrices of its re-runs and of the
     control re-runs (same instances; run counts may differ).
@@ -165,6 +164,8 @@ def compute_effect(
         raise ValueError(f"target instance indices must lie in [0, {n})")
     is_t = np.zeros(n, dtype=bool)
     is_t[targets] = True
+    b = bootstrap or BootstrapConfig()  # experiment.bootstrap's defaults
+    n_boot, seed, level = b.samples, b.seed, b.level
     t, d_t = _group(inter[:, is_t], ctrl[:, is_t], n_boot, seed, level)
     o, d_o = _group(inter[:, ~is_t], ctrl[:, ~is_t], n_boot, seed + 1, level)
     maj_i = inter.mean(axis=0) > 0.5
@@ -228,8 +229,7 @@ def expected_direction(strategy: str, swap_direction: bool = False) -> str:
 
 
 def write_effect(
-    name: str,
-    strategy: str,
+    settings: EffectConfig,
     intervention_labels: str | os.PathLike,
     control_labels: str | os.PathLike,
     targets: str | os.PathLike,
@@ -237,14 +237,10 @@ def write_effect(
     *,
     audit: str | os.PathLike | None = None,
     replay: str | os.PathLike | None = None,
-    swap_direction: bool = False,
-    datasets: list[str] | None = None,
-    n_boot: int = 2000,
-    seed: int = 0,
-    level: float = 0.95,
 ) -> dict:
-    """Compute an intervention's effect from its files and write ``effect.json``; ``datasets``
-    keeps only targets of those dataset labels (a mapping aimed at one task, e.g. SciQ)."""
+    """Compute an intervention's effect from its files and write ``effect.json``;
+    ``settings.datasets`` keeps only targets of those dataset labels (a mapping aimed at one task,
+    e.g. SciQ)."""
     rels_i, inter, step = run_matrix(intervention_labels)
     rels_c, ctrl, step_c = run_matrix(control_labels)
     if step != step_c or inter.shape[1] != ctrl.shape[1] or (rels_i != rels_c).any():
@@ -253,15 +249,15 @@ def write_effect(
             f"(step {step_c}, {ctrl.shape[1]} instances) do not describe the same evaluation"
         )
     tgt = targeted_instances(targets)
-    if datasets:
-        tgt = tgt[np.isin(rels_i[tgt].astype(str), list(datasets))]
-    eff = compute_effect(inter, ctrl, tgt, rels_i, n_boot=n_boot, seed=seed, level=level)
+    if settings.datasets:
+        tgt = tgt[np.isin(rels_i[tgt].astype(str), list(settings.datasets))]
+    eff = compute_effect(inter, ctrl, tgt, rels_i, bootstrap=settings.bootstrap)
     result = {
-        "name": name,
-        "strategy": strategy,
-        "expected": expected_direction(strategy, swap_direction),
+        "name": settings.name,
+        "strategy": settings.strategy,
+        "expected": expected_direction(settings.strategy, settings.swap_direction),
         "step": step,
-        "targeted_definition": TARGETED.get(strategy, "the instances named by the targets file"),
+        "targeted_definition": TARGETED.get(settings.strategy, "the instances named by the targets file"),
         **eff,
         "swap": audit_summary(audit) if audit else None,
         "replay_fidelity": json.loads(open(replay).read()) if replay else None,

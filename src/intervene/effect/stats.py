@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def bootstrap_means(rows: np.ndarray, *, n_boot: int = 2000, seed: int = 0, chunk: int = 256) -> np.ndarray:
+def bootstrap_means(rows: np.ndarray, *, n_boot: int, seed: int, chunk: int = 256) -> np.ndarray:
     """``[n_boot, m]`` means of ``rows`` (``[m, n]``: m quantities over the same n instances), each
     bootstrap sample drawing n instance indices with replacement (PCG64(seed): reproducible).
 

@@ -16,6 +16,7 @@ from intervene.evaluation.metrics import rc_metrics
 from intervene.evaluation.scoring import score_packed
 from intervene.evaluation.tasks import Instance, dataset_label, expand_tasks, load_task
 from intervene.inputs import load_labels, load_learned
+from intervene.settings import EvalConfig
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,8 @@ def evaluate(
     *,
     device: str = "cpu",
     revision: str | None = None,
-    row_tokens: int = 2048,
-    batch_tokens: int = 16384,
+    row_tokens: int = EvalConfig.row_tokens,
+    batch_tokens: int = EvalConfig.batch_tokens,
 ) -> dict:
     """Write ``task-{i:03d}-{task}-predictions.jsonl`` and ``-metrics.json`` per task and a
     ``metrics.json`` summary into ``out_dir`` (atomically: the folder appears when complete)."""

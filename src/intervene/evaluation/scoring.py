@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from intervene.settings import EvalConfig
+
 
 @dataclass
 class ChoiceScore:
@@ -131,8 +133,8 @@ def score_packed(
     requests: list[tuple[list[int], list[list[int]]]],
     *,
     device: str = "cpu",
-    row_tokens: int = 2048,
-    batch_tokens: int = 16384,
+    row_tokens: int = EvalConfig.row_tokens,
+    batch_tokens: int = EvalConfig.batch_tokens,
     head_chunk: int = 4096,
 ) -> list[list[ChoiceScore]]:
     """Scores of every choice of every request ``(context ids, [continuation ids, ...])``.

@@ -14,6 +14,7 @@ from intervene.search.stages import bm25_files, relation_pairs, term_file
 from intervene.select.mapping import map_by_scores
 from intervene.select.strategies import add_coocc, rm_coocc, rm_occ, with_cooccurrence
 from intervene.select.windows import Window, window, window_matrix
+from intervene.settings import SelectConfig
 
 STRATEGIES = ("rm_coocc", "rm_occ", "add_coocc")
 
@@ -23,8 +24,7 @@ def _stack(matrix_dir, relations, w: Window) -> sp.csr_matrix:
 
 
 def select_documents(
-    strategy: str,
-    checkpoint: int,
+    settings: SelectConfig,
     *,
     learned_npz,
     search_dir,
@@ -32,16 +32,14 @@ def select_documents(
     terms_dir,
     pararel_root,
     relations: list[str],
-    interval: int,
     batches_per_group: int,
     out,
-    n_drop: int = 5,
-    last_batch: int | None = None,
 ) -> dict:
-    """The paper's document-indices ``.npz`` for ``strategy`` at ``checkpoint``: ``orig_idxs``,
-    ``orig_inst_idxs``, ``new_idxs``, ``new_inst_idxs``, ``extra_idxs`` (+ ``relations``,
-    ``relation_labels``, and the windows: ``orig_window``/``new_window`` = [first, last) batches and
-    the groups their indices are rows of)."""
+    """The paper's document-indices ``.npz`` for ``settings.strategy`` at ``settings.checkpoint``:
+    ``orig_idxs``, ``orig_inst_idxs``, ``new_idxs``, ``new_inst_idxs``, ``extra_idxs`` (+
+    ``relations``, ``relation_labels``, and the windows: ``orig_window``/``new_window`` = [first,
+    last) batches and the groups their indices are rows of)."""
+    strategy, n_drop, last_batch = settings.strategy, settings.n_drop, settings.last_batch
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
     z = load_npz(learned_npz, {"dataset_labels": "str", "learned_step": "int", "steps": "int"})
@@ -57,7 +55,7 @@ def select_documents(
             f"{learned_npz}: the relations' rows {order} are not one block in the configured order {list(relations)}"
         )
     learned_step = z["learned_step"][block]
-    c, K = int(checkpoint), int(interval)
+    c, K = int(settings.checkpoint), int(settings.interval)
     # targets are instances learned at evaluated checkpoints: any other step selects nothing
     steps = set(z["steps"].tolist())
     for s, why in ((c - K, "the window's start"), (c, "the targets"), (c + K, "the next window's")):
