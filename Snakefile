@@ -25,9 +25,10 @@ if RELEASED and not config["train"]["original"]:
 
 include: "workflow/rules/olmo_backend.smk"
 include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/match.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/select.smk"
-include: "workflow/rules/experiment.smk"
+include: "workflow/rules/swap.smk"
+include: "workflow/rules/effect.smk"
 
 
 onstart:

@@ -3,7 +3,7 @@
 
 rule data_order:
     input:
-        train_config=train_config(),
+        train_config=layout.train_config_path(config),
         data=data_inputs(),
     output:
         order=f"{DATA_DIR}/global_indices.npy",
@@ -15,7 +15,7 @@ rule data_order:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 8000 * attempt,
+        mem_mb=attempt_times(8000),
     params:
         world_size=config["data"]["world_size"],
     shell:

@@ -3,13 +3,13 @@
 
 rule decode:
     input:
-        train_config=train_config(),
+        train_config=layout.train_config_path(config),
         order=f"{DATA_DIR}/global_indices.npy",
         manifest=f"{DATA_DIR}/data_files.tsv",
         tokenizer=tokenizer_input(),
         data=data_inputs(),
     output:
-        directory(f"{DATA_DIR}/batches/{{group}}"),
+        directory(f"{BATCHES_DIR}/{{group}}"),
     log:
         "logs/decode/{group}.log",
     benchmark:
@@ -20,8 +20,8 @@ rule decode:
         mem_mb=fitted("decode", "mem_mb"),
         runtime=fitted("decode", "runtime"),
     params:
-        tokenizer=tokenizer_arg,
-        group=lambda wc: int(wc.group),
+        tokenizer=get_tokenizer,
+        group=get_group_number,
         per=config["decode"]["batches_per_group"],
         first=config["decode"]["first_batch"],
         last=config["decode"]["last_batch"],

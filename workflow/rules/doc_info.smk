@@ -3,10 +3,10 @@
 
 rule doc_info:
     input:
-        batches=f"{DATA_DIR}/batches/{{group}}",
+        batches=f"{BATCHES_DIR}/{{group}}",
         tokenizer=tokenizer_input(),
     output:
-        f"{DATA_DIR}/doc_info/{{group}}.npy",
+        f"{DOC_INFO_DIR}/{{group}}.npy",
     log:
         "logs/doc_info/{group}.log",
     benchmark:
@@ -17,7 +17,7 @@ rule doc_info:
         mem_mb=fitted("doc_info", "mem_mb"),
         runtime=fitted("doc_info", "runtime"),
     params:
-        tokenizer=tokenizer_arg,
+        tokenizer=get_tokenizer,
     shell:
         "intervene doc-info --group-dir {input.batches} --tokenizer {params.tokenizer}"
         " --out {output} --check-text > {log} 2>&1"

@@ -25,7 +25,10 @@ rule download:
 rule localize:
     input:
         train_config=config["data"]["train_config"],
-        manifests=download_manifests(),
+        manifests=expand(
+            "resources/manifests/shard_{shard}.tsv",
+            shard=range(config["data"]["download"]["num_shards"]),
+        ),
     output:
         LOCAL_TRAIN_CONFIG,
     log:

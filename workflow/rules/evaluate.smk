@@ -1,9 +1,11 @@
-# Evaluate the original run's checkpoints (trained here, or released ones from the hub), stack correctness labels, find learned instances, plot.
+# Evaluate the original run's checkpoints (trained here, or released ones from the hub), stack
+# correctness labels, find learned instances, plot; evaluate every re-run (interventions and their
+# controls) and stack their correctness per run.
 
 
 rule evaluate:
     input:
-        unpack(original_run_input),
+        unpack(get_original_run),
     output:
         directory("results/eval/original/step{step}"),
     log:
@@ -15,9 +17,9 @@ rule evaluate:
     conda:
         "../envs/intervene.yaml"
     resources:
-        gpu=lambda wc: 1 if EVAL.get("device", "cpu").startswith("cuda") else 0,
+        gpu=eval_gpus(EVAL),
     params:
-        model=eval_model,
+        model=get_eval_model,
         args=eval_args(),
     shell:
         "intervene eval --model {params.model} {params.args} --out {output} > {log} 2>&1"
@@ -25,7 +27,7 @@ rule evaluate:
 
 rule labels:
     input:
-        expand("results/eval/original/step{step}", step=original_steps()),
+        expand("results/eval/original/step{step}", step=layout.original_steps(config)),
     output:
         "results/eval/original/labels.npz",
     log:
@@ -34,11 +36,9 @@ rule labels:
     conda:
         "../envs/intervene.yaml"
     params:
-        evals=lambda wc, input: " ".join(
-            f"{s}={d}" for s, d in zip(original_steps(), input)
-        ),
-        tasks=",".join(EVAL.get("tasks", [])),
-        metric=EVAL.get("metric", "acc_per_token"),
+        evals=get_original_evals,
+        tasks=EVAL_TASKS,
+        metric=EVAL_METRIC,
     shell:
         "intervene labels --evals {params.evals} --tasks {params.tasks} --metric {params.metric}"
         " --out {output} > {log} 2>&1"
@@ -83,7 +83,7 @@ rule eval_plots:
     input:
         labels="results/eval/original/labels.npz",
         learned="results/eval/original/learned.json",
-        first=f"results/eval/original/step{original_steps()[0]}",
+        first=f"results/eval/original/step{layout.original_steps(config)[0]}",
     output:
         accuracy=report(
             "results/eval/original/accuracy.png",
@@ -101,8 +101,52 @@ rule eval_plots:
     conda:
         "../envs/intervene.yaml"
     params:
-        tasks=",".join(EVAL.get("tasks", [])),
+        tasks=EVAL_TASKS,
     shell:
         "intervene eval-plots --labels {input.labels} --learned-json {input.learned}"
         " --eval-dir {input.first} --tasks {params.tasks}"
         " --accuracy-png {output.accuracy} --learned-png {output.learned} > {log} 2>&1"
+
+
+rule evaluate_rerun:
+    input:
+        "results/reruns/{run}/run{r}/summary.json",
+    output:
+        directory("results/eval/reruns/{run}/run{r}"),
+    log:
+        "logs/eval/reruns/{run}/run{r}.log",
+    benchmark:
+        "results/benchmarks/eval/reruns/{run}/run{r}.tsv"
+    wildcard_constraints:
+        run=RERUN_NAMES,
+        r=r"\d+",
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        gpu=eval_gpus(EVAL),
+    params:
+        model=get_rerun_model,
+        args=eval_args(),
+    shell:
+        "intervene eval --model {params.model} {params.args} --out {output} > {log} 2>&1"
+
+
+rule rerun_labels:
+    input:
+        get_rerun_evals,
+    output:
+        "results/eval/reruns/{run}/labels.npz",
+    log:
+        "logs/eval/reruns/{run}/labels.log",
+    wildcard_constraints:
+        run=RERUN_NAMES,
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        runs=get_rerun_label_args,
+        tasks=EVAL_TASKS,
+        metric=EVAL_METRIC,
+    shell:
+        "intervene labels {params.runs} --tasks {params.tasks} --metric {params.metric}"
+        " --out {output} > {log} 2>&1"

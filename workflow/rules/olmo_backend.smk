@@ -17,7 +17,7 @@ rule olmo_rerun_config:
         base=olmo_setting("base_config"),
         load_path=olmo_setting("load_path"),
         stop_after=olmo_setting("stop_after"),
-        save_folder=lambda wc, output: os.path.join(os.path.dirname(output[0]), "ckpt"),
+        save_folder=get_olmo_save_folder,
         max_duration=olmo_setting("max_duration"),
     shell:
         "intervene olmo-config --base-config {params.base} --data-list {input.data_list}"
@@ -38,10 +38,10 @@ rule olmo_rerun:
         "../envs/olmo.yaml"
     threads: 16
     resources:
-        gpu=lambda wc: config["train"].get("olmo", {}).get("nproc", 1),
+        gpu=(config["train"].get("olmo") or {}).get("nproc", 1),
         runtime=24 * 60,
     params:
-        cmd=lambda wc, input: olmo_command("train", input[0], wc.run),
+        cmd=get_olmo_train_command,
     shell:
         "({params.cmd}) > {log} 2>&1"
 
@@ -50,13 +50,14 @@ rule olmo_unshard:
     input:
         "results/olmo/{run}/trained.done",
     output:
-        directory("results/olmo/{run}/unsharded"),
+        # the unsharded checkpoint (model and optimizer: ~100 GB at 7B) only feeds the conversion
+        temp(directory("results/olmo/{run}/unsharded")),
     log:
         "logs/olmo/{run}/unshard.log",
     conda:
         "../envs/olmo.yaml"
     params:
-        ckpt=lambda wc, input: os.path.join(os.path.dirname(input[0]), "ckpt"),
+        ckpt=get_olmo_checkpoints,
         repo=olmo_setting("repo"),
     shell:
         "(last=$(ls -d {params.ckpt}/step*[0-9] | sort -V | tail -n 1);"
@@ -73,6 +74,6 @@ rule olmo_convert:
     conda:
         "../envs/olmo.yaml"
     params:
-        cmd=lambda wc, input, output: olmo_command("convert", input[0], output[0]),
+        cmd=get_olmo_convert_command,
     shell:
         "({params.cmd}) > {log} 2>&1"

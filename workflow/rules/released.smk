@@ -1,6 +1,6 @@
 # Released OLMo checkpoints as the original run (train.original: false, train.released): the
 # checkpoint a re-run starts from is downloaded unsharded (model, optimizer, counters) and imported
-# as ours; evaluations read the released HF revisions instead (see eval_model).
+# as ours; evaluations read the released HF revisions instead (intervene.layout.eval_model).
 
 
 rule fetch_released:
@@ -13,9 +13,9 @@ rule fetch_released:
     conda:
         "../envs/intervene.yaml"
     resources:
-        runtime=lambda wc, attempt: 240 * attempt,
+        runtime=attempt_times(240),
     params:
-        url=lambda wc: RELEASED["checkpoint_url"].format(step=wc.step),
+        url=get_checkpoint_url,
     shell:
         "intervene fetch-checkpoint --url {params.url} --out {output} > {log} 2>&1"
 
@@ -33,7 +33,7 @@ rule import_released:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 256000 * attempt,
+        mem_mb=attempt_times(256000),
     shell:
         "intervene import-olmo --olmo-dir {input.checkpoint} --out {output}"
         " --train-config {input.train_config} > {log} 2>&1"

@@ -1,16 +1,17 @@
 # Pretraining with the built-in trainer: the original run (toy world), the replay-fidelity check, and
 # re-runs (rule `pretrain_rerun`) from a checkpoint over an intervention's rewritten window or, for a
-# control `control_{first}_{last}`, over the unmodified batches of that window.
+# control `control_{first}_{last}`, over the unmodified batches of that window. The original run's
+# summary is write-protected at full scale (hours of GPU time; see `protect_original`).
 
 
 rule pretrain_original:
     input:
-        train_config=train_config(),
+        train_config=layout.train_config_path(config),
         order=f"{DATA_DIR}/global_indices.npy",
         manifest=f"{DATA_DIR}/data_files.tsv",
         data=data_inputs(),
     output:
-        f"{TRAIN_DIR}/original/summary.json",
+        protect_original(f"{TRAIN_DIR}/original/summary.json"),
     log:
         "logs/train/original.log",
     benchmark:
@@ -20,14 +21,12 @@ rule pretrain_original:
     threads: 2
     resources:
         **train_resources(),
-        runtime=lambda wc, attempt: 240 * attempt,
-        mem_mb=lambda wc, attempt: 8000 * attempt,
+        runtime=attempt_times(240),
+        mem_mb=attempt_times(8000),
     params:
-        out=lambda wc, output: os.path.dirname(output[0]),
+        out=get_output_dir,
         launcher=intervene_launcher(),
-        strategy=(
-            "--strategy fsdp" if config["train"].get("strategy") == "fsdp" else ""
-        ),
+        strategy=STRATEGY_FLAG,
         interval=config["train"]["save_interval"],
         device=config["train"]["device"],
         stop=(
@@ -43,7 +42,7 @@ rule pretrain_original:
 
 rule replay_check:
     input:
-        train_config=train_config(),
+        train_config=layout.train_config_path(config),
         original=f"{TRAIN_DIR}/original/summary.json",
         batches=replay_inputs(),
     output:
@@ -61,10 +60,10 @@ rule replay_check:
     # reductions differ between 1 and 2 threads (the replay would not be bit-identical)
     threads: 2
     resources:
-        gpu=lambda wc: 1 if config["train"]["device"] == "cuda" else 0,
+        gpu=1 if config["train"]["device"] == "cuda" else 0,
     params:
-        original=lambda wc, input: os.path.dirname(input.original),
-        batches_root=lambda wc, input: os.path.dirname(input.batches[0]),
+        original=get_original_dir,
+        batches_root=get_batches_root,
         per=config["decode"]["batches_per_group"],
         from_step=replay_setting("from_step"),
         steps=replay_setting("steps"),
@@ -79,7 +78,7 @@ rule replay_check:
 
 rule control_list:
     input:
-        lambda wc: batch_groups_of(int(wc.first), int(wc.last)),
+        get_control_groups,
     output:
         "results/reruns/control_{first}_{last}/data_list.txt",
     log:
@@ -91,7 +90,7 @@ rule control_list:
     conda:
         "../envs/intervene.yaml"
     params:
-        batches_root=f"{DATA_DIR}/batches",
+        batches_root=BATCHES_DIR,
         per=config["decode"]["batches_per_group"],
     shell:
         "intervene batch-list --batches-root {params.batches_root} --first {wildcards.first}"
@@ -100,9 +99,9 @@ rule control_list:
 
 rule pretrain_rerun:
     input:
-        train_config=train_config(),
+        train_config=layout.train_config_path(config),
         data_list="results/reruns/{run}/data_list.txt",
-        start=rerun_start_input,
+        start=get_rerun_start,
     output:
         "results/reruns/{run}/run{r}/summary.json",
     log:
@@ -117,18 +116,16 @@ rule pretrain_rerun:
     threads: 2
     resources:
         **train_resources(),
-        runtime=lambda wc, attempt: 240 * attempt,
-        mem_mb=lambda wc, attempt: 8000 * attempt,
+        runtime=attempt_times(240),
+        mem_mb=attempt_times(8000),
     params:
-        out=lambda wc, output: os.path.dirname(output[0]),
-        load_path=lambda wc: original_checkpoint(rerun_setting("from_step")(wc)),
-        steps=rerun_setting("steps"),
+        out=get_output_dir,
+        load_path=get_rerun_load_path,
+        steps=get_rerun_steps,
         launcher=intervene_launcher(),
-        strategy=(
-            "--strategy fsdp" if config["train"].get("strategy") == "fsdp" else ""
-        ),
+        strategy=STRATEGY_FLAG,
         device=config["train"]["device"],
-        order=order_flag,
+        order=get_order_flag,
     shell:
         "{params.launcher} train --train-config {input.train_config} --load-path {params.load_path}"
         " --data-list {input.data_list} --stop-after {params.steps} --save-interval {params.steps}"

@@ -22,7 +22,7 @@ rule world:
     conda:
         "../envs/intervene.yaml"
     params:
-        out=lambda wc, output: os.path.dirname(output.train_config),
+        out=get_output_dir,
         spec=shlex.quote(json.dumps(config.get("world", {}))),
     shell:
         "intervene world --out {params.out} --spec-json {params.spec} > {log} 2>&1"

@@ -1,5 +1,5 @@
 # Matching documents to instances: one-pass term search per batch group, term / pair matrices,
-# BM25 scores of the ParaRel instances against a group's documents.
+# BM25 scores of the ParaRel instances against a group's documents; dense embeddings and similarity.
 
 
 rule term_vocab:
@@ -13,12 +13,8 @@ rule term_vocab:
     conda:
         "../envs/intervene.yaml"
     params:
-        terms_dir=lambda wc, input: (
-            input.terms[0]
-            if os.path.isdir(input.terms[0])
-            else os.path.dirname(input.terms[0])
-        ),
-        relations=",".join(match_relations()),
+        terms_dir=get_terms_dir,
+        relations=RELATIONS,
     shell:
         "intervene term-vocab --terms-dir {params.terms_dir} --relations {params.relations}"
         " --out {output} > {log} 2>&1"
@@ -26,8 +22,8 @@ rule term_vocab:
 
 rule search:
     input:
-        batches=f"{DATA_DIR}/batches/{{group}}",
-        doc_info=f"{DATA_DIR}/doc_info/{{group}}.npy",
+        batches=f"{BATCHES_DIR}/{{group}}",
+        doc_info=f"{DOC_INFO_DIR}/{{group}}.npy",
         terms="results/search/terms.txt",
     output:
         "results/search/occurrences/{group}.npz",
@@ -51,7 +47,7 @@ rule term_doc:
     input:
         occ="results/search/occurrences/{group}.npz",
         terms="results/search/terms.txt",
-        terms_dir=MATCH.get("terms_dir", f"{WORLD_DIR}/search_terms"),
+        terms_dir=TERMS_DIR,
     output:
         directory("results/search/term_doc/{group}"),
     log:
@@ -64,7 +60,7 @@ rule term_doc:
         mem_mb=fitted("term_doc", "mem_mb"),
         runtime=fitted("term_doc", "runtime"),
     params:
-        relations=",".join(match_relations()),
+        relations=RELATIONS,
     shell:
         "intervene term-doc --occurrences {input.occ} --terms {input.terms} --terms-dir {input.terms_dir}"
         " --relations {params.relations} --out-dir {output} > {log} 2>&1"
@@ -74,8 +70,8 @@ rule pair_doc:
     input:
         occ="results/search/occurrences/{group}.npz",
         terms="results/search/terms.txt",
-        terms_dir=MATCH.get("terms_dir", f"{WORLD_DIR}/search_terms"),
-        pararel=EVAL.get("sources", {}).get("pararel", f"{WORLD_DIR}/eval"),
+        terms_dir=TERMS_DIR,
+        pararel=PARAREL,
     output:
         directory("results/search/pair_doc/{group}"),
     log:
@@ -88,7 +84,7 @@ rule pair_doc:
         mem_mb=fitted("pair_doc", "mem_mb"),
         runtime=fitted("pair_doc", "runtime"),
     params:
-        relations=",".join(match_relations()),
+        relations=RELATIONS,
     shell:
         "intervene pair-doc --occurrences {input.occ} --terms {input.terms} --terms-dir {input.terms_dir}"
         " --relations {params.relations} --pararel {input.pararel} --out-dir {output} > {log} 2>&1"
@@ -96,8 +92,8 @@ rule pair_doc:
 
 rule bm25:
     input:
-        batches=f"{DATA_DIR}/batches/{{group}}",
-        pararel=EVAL.get("sources", {}).get("pararel", f"{WORLD_DIR}/eval"),
+        batches=f"{BATCHES_DIR}/{{group}}",
+        pararel=PARAREL,
     output:
         "results/search/bm25/{group}.npz",
     log:
@@ -110,7 +106,7 @@ rule bm25:
         mem_mb=fitted("bm25", "mem_mb"),
         runtime=fitted("bm25", "runtime"),
     params:
-        relations=",".join(match_relations()),
+        relations=RELATIONS,
         query=BM25.get("query", "subject"),
         method=BM25.get("method", "okapi"),
         tokenizer=BM25.get("tokenizer", "bm25s_en"),
@@ -123,7 +119,7 @@ rule bm25:
 
 rule encode_docs:
     input:
-        batches=f"{DATA_DIR}/batches/{{group}}",
+        batches=f"{BATCHES_DIR}/{{group}}",
     output:
         "results/search/dense/docs/{group}.npy",
     log:
@@ -133,15 +129,15 @@ rule encode_docs:
     conda:
         "../envs/intervene.yaml"
     resources:
-        gpu=lambda wc: 1 if DENSE.get("device", "cpu").startswith("cuda") else 0,
+        gpu=eval_gpus(DENSE),
     params:
         model=DENSE.get("ctx_model", ""),
-        kind="dpr_ctx" if DENSE.get("kind", "dpr") == "dpr" else "mean",
-        device=DENSE.get("device", "cpu"),
+        kind="dpr_ctx" if DPR else "mean",
+        device=DENSE_DEVICE,
         # a group holds millions of documents: compiling (about a minute) pays on a GPU
         compile=(
             "--compile"
-            if DENSE.get("compile", DENSE.get("device", "cpu").startswith("cuda"))
+            if DENSE.get("compile", DENSE_DEVICE.startswith("cuda"))
             else ""
         ),
     shell:
@@ -151,7 +147,7 @@ rule encode_docs:
 
 rule encode_instances:
     input:
-        pararel=EVAL.get("sources", {}).get("pararel", f"{WORLD_DIR}/eval"),
+        pararel=PARAREL,
     output:
         "results/search/dense/instances.npy",
     log:
@@ -159,13 +155,13 @@ rule encode_instances:
     conda:
         "../envs/intervene.yaml"
     resources:
-        gpu=lambda wc: 1 if DENSE.get("device", "cpu").startswith("cuda") else 0,
+        gpu=eval_gpus(DENSE),
     params:
         model=DENSE.get("question_model", DENSE.get("ctx_model", "")),
-        kind="dpr_question" if DENSE.get("kind", "dpr") == "dpr" else "mean",
-        relations=",".join(match_relations()),
+        kind="dpr_question" if DPR else "mean",
+        relations=RELATIONS,
         query=DENSE.get("query", "question"),
-        device=DENSE.get("device", "cpu"),
+        device=DENSE_DEVICE,
     shell:
         "intervene encode --model {params.model} --kind {params.kind} --pararel {input.pararel}"
         " --relations {params.relations} --query {params.query} --device {params.device}"
@@ -186,7 +182,7 @@ rule similarity:
         "../envs/intervene.yaml"
     params:
         k=DENSE.get("k", 10000),
-        device=DENSE.get("device", "cpu"),
+        device=DENSE_DEVICE,
     shell:
         "intervene similarity --queries {input.queries} --docs {input.docs} --k {params.k}"
         " --device {params.device} --out {output} > {log} 2>&1"

@@ -1,0 +1,70 @@
+# The experiment's end: measure each intervention's effect against its controls (from the re-runs'
+# labels, rules in evaluate.smk), write the report.
+
+
+rule effect:
+    input:
+        intervention="results/eval/reruns/{name}/labels.npz",
+        control=get_control_labels,
+        targets=get_effect_targets,
+        batches="results/interventions/{name}/batches",
+        replay=[f"{TRAIN_DIR}/replay_check.json"] if replay_inputs() else [],
+    output:
+        json="results/report/{name}/effect.json",
+        png=report(
+            "results/report/{name}/effect.png",
+            caption="../report/effect.rst",
+            category="Effects",
+            subcategory="{name}",
+        ),
+    log:
+        "logs/report/{name}_effect.log",
+    wildcard_constraints:
+        name="|".join(INTERVENTIONS) or "no-intervention",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        strategy=option("strategy"),
+        replay=get_replay_flag,
+        direction=get_direction_flag,
+        datasets=get_datasets_flag,
+        boot=BOOTSTRAP.get("samples", 2000),
+        level=BOOTSTRAP.get("level", 0.95),
+        seed=BOOTSTRAP.get("seed", 0),
+    shell:
+        "intervene effect --name {wildcards.name} --strategy {params.strategy}"
+        " --intervention-labels {input.intervention} --control-labels {input.control}"
+        " --targets {input.targets} --audit {input.batches}/audit.json {params.replay}"
+        " {params.direction} {params.datasets} --bootstrap {params.boot} --level {params.level} --seed {params.seed}"
+        " --out-json {output.json} --out-png {output.png} > {log} 2>&1"
+
+
+rule report:
+    input:
+        effects=expand("results/report/{name}/effect.json", name=INTERVENTIONS),
+        figures=expand("results/report/{name}/effect.png", name=INTERVENTIONS),
+    output:
+        md="results/report/summary.md",
+        html=report(
+            "results/report/summary.html",
+            caption="../report/summary.rst",
+            category="Effects",
+        ),
+        png=report(
+            "results/report/effects.png",
+            caption="../report/effects.rst",
+            category="Effects",
+        ),
+        headline="results/report/headline.txt",
+    log:
+        "logs/report/summary.log",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        figures=get_figure_args,
+    shell:
+        "intervene report --effects {input.effects} {params.figures} --out-md {output.md}"
+        " --out-html {output.html} --out-png {output.png} --out-headline {output.headline}"
+        " > {log} 2>&1"

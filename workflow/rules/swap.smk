@@ -1,0 +1,67 @@
+# Interventions: swap the chosen documents into the window's batches (a new set of batch files
+# with an audit), their memmaps (OLMo backend), and the re-run's list of batch files.
+
+
+rule swap:
+    input:
+        indices=get_indices,
+        doc_info=intervention_files(f"{DOC_INFO_DIR}/{{group}}.npy"),
+        batches=intervention_files(f"{BATCHES_DIR}/{{group}}"),
+        tokenizer=tokenizer_input(),
+    output:
+        directory("results/interventions/{name}/batches"),
+    log:
+        "logs/interventions/{name}/swap.log",
+    benchmark:
+        "results/benchmarks/interventions/{name}_swap.tsv"
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        mem_mb=fitted("swap", "mem_mb"),
+        runtime=fitted("swap", "runtime"),
+    params:
+        per_group=PER_GROUP,
+        flags=get_swap_flags,
+        seed=option("seed", 0),
+        doc_info_dir=DOC_INFO_DIR,
+        batches_root=BATCHES_DIR,
+        tokenizer=get_tokenizer,
+    shell:
+        "intervene swap --indices {input.indices} --doc-info-dir {params.doc_info_dir}"
+        " --batches-root {params.batches_root} --batches-per-group {params.per_group}"
+        " {params.flags} --seed {params.seed} --tokenizer {params.tokenizer}"
+        " --out-dir {output} > {log} 2>&1"
+
+
+rule memmap:
+    input:
+        "results/interventions/{name}/batches",
+    output:
+        directory("results/interventions/{name}/memmap"),
+    log:
+        "logs/interventions/{name}/memmap.log",
+    benchmark:
+        "results/benchmarks/interventions/{name}_memmap.tsv"
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        mem_mb=fitted("memmap", "mem_mb"),
+        runtime=fitted("memmap", "runtime"),
+    shell:
+        "intervene memmap --batches-dir {input} --out-dir {output} > {log} 2>&1"
+
+
+rule intervention_list:
+    input:
+        "results/interventions/{name}/batches",
+    output:
+        "results/reruns/{name}/data_list.txt",
+    log:
+        "logs/reruns/{name}_list.log",
+    wildcard_constraints:
+        name="|".join(INTERVENTIONS) or "no-intervention",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    shell:
+        "sed 's|^|../../interventions/{wildcards.name}/batches/|' {input}/data_list.txt > {output} 2> {log}"
