@@ -348,6 +348,16 @@ def get_order_flag(wildcards):
     return ""
 
 
+def get_doc_info_dir(wildcards, input):
+    """The folder of the doc-info files a job reads (the parent of its `doc_info` inputs)."""
+    return os.path.dirname(input.doc_info[0])
+
+
+def get_search_dir(wildcards, input):
+    """The matching stage's folder (holding the `pair_doc/{group}` inputs)."""
+    return os.path.dirname(os.path.dirname(input.pair[0]))
+
+
 def get_original_dir(wildcards, input):
     return os.path.dirname(input.original)
 
@@ -477,6 +487,16 @@ def side_files(pattern):
 
     def get(wildcards):
         groups = layout.side_groups(config, wildcards.name, [wildcards.side])
+        return group_files(pattern, groups)
+
+    return get
+
+
+def mapping_files(pattern):
+    """An input function: `pattern` (with `{group}`) for every group of both sides of a mapping."""
+
+    def get(wildcards):
+        groups = layout.side_groups(config, wildcards.name, ["target", "source"])
         return group_files(pattern, groups)
 
     return get

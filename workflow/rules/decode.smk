@@ -22,7 +22,7 @@ rule decode:
     params:
         tokenizer=get_tokenizer,
         group=get_group_number,
-        per=config["decode"]["batches_per_group"],
+        per=PER_GROUP,
         first=config["decode"]["first_batch"],
         last=config["decode"]["last_batch"],
         world_size=config["data"]["world_size"],

@@ -30,10 +30,12 @@ rule select:
         per_group=PER_GROUP,
         relations=RELATIONS,
         last_batch=config["decode"]["last_batch"],
+        search_dir=get_search_dir,
+        doc_info_dir=get_doc_info_dir,
     shell:
         "intervene select --strategy {params.strategy} --checkpoint {params.checkpoint}"
-        " --interval {params.interval} --learned {input.learned} --search-dir results/search"
-        f" --doc-info-dir {DOC_INFO_DIR} --terms-dir {{input.terms_dir}} --pararel {{input.pararel}}"
+        " --interval {params.interval} --learned {input.learned} --search-dir {params.search_dir}"
+        " --doc-info-dir {params.doc_info_dir} --terms-dir {input.terms_dir} --pararel {input.pararel}"
         " --relations {params.relations} --batches-per-group {params.per_group}"
         " --n-drop {params.n_drop} --last-batch {params.last_batch} --out {output} > {log} 2>&1"
 
@@ -65,9 +67,11 @@ rule bm25_window:
         sources=" ".join(source_flags()),
         datasets=get_datasets_flag,
         query=option("query", "subject"),
+        batches_root=get_batches_root,
+        doc_info_dir=get_doc_info_dir,
     shell:
-        f"set -- {{params.window}}; intervene bm25-window --batches-root {BATCHES_DIR}"
-        f" --doc-info-dir {DOC_INFO_DIR} --first $1 --last $2"
+        "set -- {params.window}; intervene bm25-window --batches-root {params.batches_root}"
+        " --doc-info-dir {params.doc_info_dir} --first $1 --last $2"
         " --batches-per-group {params.per_group} --tasks {params.tasks} {params.sources}"
         " --instances {input.targets} {params.datasets} --query {params.query} --out {output} > {log} 2>&1"
 
@@ -99,9 +103,10 @@ rule dense_window:
         query=option("query", "question"),
         k=DENSE.get("k", 10000),
         device=DENSE_DEVICE,
+        doc_info_dir=get_doc_info_dir,
     shell:
-        f"set -- {{params.window}}; intervene dense-window --doc-embeddings {{input.docs}}"
-        f" --doc-info-dir {DOC_INFO_DIR} --first $1 --last $2"
+        "set -- {params.window}; intervene dense-window --doc-embeddings {input.docs}"
+        " --doc-info-dir {params.doc_info_dir} --first $1 --last $2"
         " --batches-per-group {params.per_group} --question-model {params.model} --kind {params.kind}"
         " --tasks {params.tasks} {params.sources} --instances {input.targets} {params.datasets}"
         " --query {params.query} --k {params.k} --device {params.device} --out {output} > {log} 2>&1"
@@ -111,6 +116,7 @@ rule mapping:
     input:
         target="results/interventions/{name}/scores_target.npz",
         source="results/interventions/{name}/scores_source.npz",
+        doc_info=mapping_files(f"{DOC_INFO_DIR}/{{group}}.npy"),
     output:
         "results/interventions/{name}/mapping.npz",
     log:
@@ -131,9 +137,10 @@ rule mapping:
         per_inst=option("per_inst", 10),
         flags=get_mapping_flags,
         seed=option("seed", 42),
+        doc_info_dir=get_doc_info_dir,
     shell:
         "intervene map-docs --target-scores {input.target} --source-scores {input.source}"
-        f" --doc-info-dir {DOC_INFO_DIR}"
+        " --doc-info-dir {params.doc_info_dir}"
         " --target-window {params.target} --source-window {params.source}"
         " --batches-per-group {params.per_group} --per-inst {params.per_inst} {params.flags}"
         " --seed {params.seed} --out {output} > {log} 2>&1"

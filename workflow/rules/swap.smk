@@ -23,8 +23,8 @@ rule swap:
         per_group=PER_GROUP,
         flags=get_swap_flags,
         seed=option("seed", 0),
-        doc_info_dir=DOC_INFO_DIR,
-        batches_root=BATCHES_DIR,
+        doc_info_dir=get_doc_info_dir,
+        batches_root=get_batches_root,
         tokenizer=get_tokenizer,
     shell:
         "intervene swap --indices {input.indices} --doc-info-dir {params.doc_info_dir}"

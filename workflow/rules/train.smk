@@ -64,7 +64,7 @@ rule replay_check:
     params:
         original=get_original_dir,
         batches_root=get_batches_root,
-        per=config["decode"]["batches_per_group"],
+        per=PER_GROUP,
         from_step=replay_setting("from_step"),
         steps=replay_setting("steps"),
         device=config["train"]["device"],
@@ -78,7 +78,7 @@ rule replay_check:
 
 rule control_list:
     input:
-        get_control_groups,
+        batches=get_control_groups,
     output:
         "results/reruns/control_{first}_{last}/data_list.txt",
     log:
@@ -90,8 +90,8 @@ rule control_list:
     conda:
         "../envs/intervene.yaml"
     params:
-        batches_root=BATCHES_DIR,
-        per=config["decode"]["batches_per_group"],
+        batches_root=get_batches_root,
+        per=PER_GROUP,
     shell:
         "intervene batch-list --batches-root {params.batches_root} --first {wildcards.first}"
         " --last {wildcards.last} --batches-per-group {params.per} --out {output} > {log} 2>&1"
