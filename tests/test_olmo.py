@@ -71,7 +71,12 @@ def test_instance_counts_floor_and_dtype():
 
 def test_lr_matches_olmo_values():
     one_b = dict(
-        lr0=4e-4, warmup_tokens=8388608000, t_max_tokens=5e12, alpha_f=0.1, tokens_per_step=512 * 4096
+        lr0=4e-4,
+        warmup_tokens=8388608000,
+        t_max_tokens=5e12,
+        alpha_f=0.1,
+        tokens_per_step=512 * 4096,
+        warmup_min_lr=0.0,  # as OLMo 2's configs; unset, OLMo warms up from 10 % of lr0
     )
     assert olmo.lr_at(2500, **one_b) == 0.00025
     assert olmo.lr_at(3001, **one_b) == 0.00030010000000000003
@@ -80,7 +85,12 @@ def test_lr_matches_olmo_values():
     assert olmo.lr_at(10000, **one_b) == pytest.approx(0.00039999435556119033, rel=1e-12)
     assert olmo.lr_at(1907359, **one_b) == pytest.approx(7.4487e-05, rel=1e-4)
     seven_b = dict(
-        lr0=3e-4, warmup_tokens=8388608000, t_max_tokens=5e12, alpha_f=0.1, tokens_per_step=1024 * 4096
+        lr0=3e-4,
+        warmup_tokens=8388608000,
+        t_max_tokens=5e12,
+        alpha_f=0.1,
+        tokens_per_step=1024 * 4096,
+        warmup_min_lr=0.0,
     )
     assert olmo.lr_at(3000, **seven_b) == pytest.approx(0.0002999995296279139, rel=1e-12)
     assert olmo.lr_at(3500, **seven_b) == pytest.approx(0.0002999989416635747, rel=1e-12)

@@ -33,6 +33,7 @@ OLMO2_1B = {
         "t_warmup": 8388608000,
         "t_max": 5e12,
         "alpha_f": 0.1,
+        "warmup_min_lr": 0.0,  # as OLMo 2's configs; unset, OLMo warms up from 10 % of the LR
     },
 }
 OLMO2_7B = {**OLMO2_1B, "global_train_batch_size": 1024, "optimizer": {"learning_rate": 3.0e-4}}

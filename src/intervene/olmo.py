@@ -107,14 +107,20 @@ def lr_at(
     alpha_f: float,
     tokens_per_step: int,
     tokens_seen: int | None = None,
-    warmup_min_lr: float = 0.0,
+    warmup_min_lr: float | None = None,
 ) -> float:
     """LR of optimizer step ``step`` (1-based) under OLMo's ``cosine_with_warmup`` in token units.
 
     OLMo increments its token counter before the step, so step s sees ``x = s * tokens_per_step``.
     After a restore whose ``train.pt`` counter differs from that, pass the counter the scheduler
-    sees as ``tokens_seen`` (it then replaces ``step * tokens_per_step``).
+    sees as ``tokens_seen`` (it then replaces ``step * tokens_per_step``). The warmup starts from
+    ``warmup_min_lr``, unset (None) 10 % of ``lr0`` as in OLMo's ``Scheduler._linear_warmup``
+    (OLMo 2's configs set 0.0); a value outside ``[0, lr0)`` is refused, where OLMo asserts.
     """
+    if warmup_min_lr is None:
+        warmup_min_lr = lr0 * 0.10
+    if not 0 <= warmup_min_lr < lr0:
+        raise ValueError(f"scheduler.warmup_min_lr={warmup_min_lr} must be in [0, learning_rate={lr0})")
     x = step * tokens_per_step if tokens_seen is None else tokens_seen
     w, t_max = int(warmup_tokens), int(t_max_tokens)
     eta_min = lr0 * alpha_f

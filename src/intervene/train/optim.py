@@ -77,5 +77,5 @@ def scheduled_lr(raw: dict, step: int, tokens_seen: int | None = None) -> float:
         alpha_f=float(sch.get("alpha_f", 0.1)),
         tokens_per_step=tokens_per_step,
         tokens_seen=tokens_seen,
-        warmup_min_lr=float(sch.get("warmup_min_lr") or 0.0),
+        warmup_min_lr=None if sch.get("warmup_min_lr") is None else float(sch["warmup_min_lr"]),
     )
