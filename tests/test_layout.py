@@ -167,3 +167,27 @@ def test_released_eval_model_reads_the_train_config():
     # OLMo 2 1B: 512 x 4096 tokens per step; step 1000 -> 2.097e9 tokens -> 3B (rounded up)
     assert L.eval_model(c, 1000) == "allenai/OLMo-2-0425-1B --revision stage1-step1000-tokens3B"
     assert L.data_shape(c) == (512, 4096)
+
+
+def test_batch_files_from_group_folders_equal_the_root_and_grouping(tmp_path):
+    """A stage given the group folders (its inputs) finds the same files as one given the root and
+    batches_per_group, across group boundaries and a partial last group; missing batches refused."""
+    from intervene.train.replay import decoded_batch_files, group_batch_files
+
+    per, last = 4, 10  # groups 001 (0-3), 002 (4-7), 003 (8-9: partial)
+    for b in range(last):
+        d = tmp_path / L.group_name(L.group_of(b, per))
+        d.mkdir(exist_ok=True)
+        (d / f"{b}.npy").write_bytes(b"")
+        (d / f"{b}.json.gz").write_bytes(b"")
+    dirs = [tmp_path / g for g in ("001", "002", "003")]
+    for first, end in ((0, 10), (3, 9), (4, 8), (9, 10)):
+        assert group_batch_files(dirs, first, end) == decoded_batch_files(tmp_path, first, end, per)
+        groups = L.window_group_names(first, end, per)
+        assert group_batch_files([tmp_path / g for g in groups], first, end) == L.batch_files(
+            tmp_path, first, end, per
+        )
+    with pytest.raises(FileNotFoundError, match=r"decoded batch 4\.npy missing \(4 of the 5"):
+        group_batch_files(dirs[:1], 3, 8)
+    with pytest.raises(FileNotFoundError, match="group folder not found"):
+        group_batch_files([tmp_path / "004"], 12, 13)

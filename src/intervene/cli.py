@@ -130,6 +130,7 @@ def _cmd_replay_check(a: argparse.Namespace) -> None:
             a.out,
             atol=a.atol,
             device=a.device,
+            group_dirs=a.group_dirs,
         )
     else:
         result = compare_checkpoints(a.reference, a.replay, a.out, atol=a.atol)
@@ -166,9 +167,14 @@ def _cmd_olmo_config(a: argparse.Namespace) -> None:
 
 def _cmd_batch_list(a: argparse.Namespace) -> None:
     from intervene.olmo import write_path_list
-    from intervene.train.replay import decoded_batch_files
+    from intervene.train.replay import decoded_batch_files, group_batch_files
 
-    files = decoded_batch_files(a.batches_root, a.first, a.last, a.batches_per_group)
+    if a.group_dirs:
+        files = group_batch_files(a.group_dirs, a.first, a.last)
+    elif a.batches_root:
+        files = decoded_batch_files(a.batches_root, a.first, a.last, a.batches_per_group)
+    else:
+        raise ValueError("batch-list: give --group-dirs (or --batches-root with --batches-per-group)")
     write_path_list(a.out, files)
     log.info("%d batch files -> %s", len(files), a.out)
 
@@ -647,6 +653,12 @@ COMMANDS: tuple[Command, ...] = (
         opt(ReplayCheckConfig, "from_step", group="replay and compare"),
         opt(ReplayCheckConfig, "steps", group="replay and compare"),
         arg(
+            "--group-dirs",
+            nargs="+",
+            group="replay and compare",
+            help="the decoded group folders holding the batches (instead of --batches-root)",
+        ),
+        arg(
             "--batches-root",
             group="replay and compare",
             help="decoded batch groups (results/data/batches)",
@@ -998,7 +1010,8 @@ COMMANDS: tuple[Command, ...] = (
         "list decoded batches [first, last) in order (a control re-run's data)",
         _cmd_batch_list,
         "control batch list | results/reruns/control_{first}_{last}/data_list.txt | intervene.train.replay.decoded_batch_files",
-        arg("--batches-root", required=True, help="decoded batch groups (results/data/batches)"),
+        arg("--group-dirs", nargs="+", help="the decoded group folders holding the batches"),
+        arg("--batches-root", help="decoded batch groups (results/data/batches), instead of --group-dirs"),
         arg("--first", type=nonneg_int, required=True),
         arg("--last", type=positive_int, required=True),
         opt(DecodeConfig, "batches_per_group"),

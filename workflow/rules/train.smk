@@ -63,16 +63,14 @@ rule replay_check:
         gpu=1 if config["train"]["device"] == "cuda" else 0,
     params:
         original=get_original_dir,
-        batches_root=get_batches_root,
-        per=PER_GROUP,
         from_step=replay_setting("from_step"),
         steps=replay_setting("steps"),
         device=config["train"]["device"],
         atol=0.0 if config["train"]["device"] == "cpu" else 1e-2,
     shell:
         "intervene replay-check --train-config {input.train_config} --original {params.original}"
-        " --from-step {params.from_step} --steps {params.steps} --batches-root {params.batches_root}"
-        " --batches-per-group {params.per} --work {output.run} --device {params.device}"
+        " --from-step {params.from_step} --steps {params.steps} --group-dirs {input.batches}"
+        " --work {output.run} --device {params.device}"
         " --atol {params.atol} --out {output.report} > {log} 2>&1"
 
 
@@ -89,12 +87,9 @@ rule control_list:
     localrule: True
     conda:
         "../envs/intervene.yaml"
-    params:
-        batches_root=get_batches_root,
-        per=PER_GROUP,
     shell:
-        "intervene batch-list --batches-root {params.batches_root} --first {wildcards.first}"
-        " --last {wildcards.last} --batches-per-group {params.per} --out {output} > {log} 2>&1"
+        "intervene batch-list --group-dirs {input.batches} --first {wildcards.first}"
+        " --last {wildcards.last} --out {output} > {log} 2>&1"
 
 
 rule pretrain_rerun:

@@ -83,27 +83,52 @@ def decoded_batch_files(
     return files
 
 
+def group_batch_files(group_dirs: list[str | os.PathLike], first: int, last: int) -> list[Path]:
+    """The ``{b}.npy`` files of batches ``[first, last)`` among the decoded group folders, in order.
+    The decode stage names each batch by its global number, so the folders a job gets as inputs
+    are enough: no grouping arithmetic, no root folder."""
+    have: dict[int, Path] = {}
+    for d in group_dirs:
+        if not Path(d).is_dir():
+            raise FileNotFoundError(f"{d}: decoded batch group folder not found")
+        for p in Path(d).glob("*.npy"):
+            if p.stem.isdigit():
+                have.setdefault(int(p.stem), p)
+    missing = [b for b in range(first, last) if b not in have]
+    if missing:
+        raise FileNotFoundError(
+            f"{', '.join(map(str, group_dirs))}: decoded batch {missing[0]}.npy missing"
+            f" ({len(missing)} of the {last - first} batches [{first}, {last}) missing)"
+        )
+    return [have[b] for b in range(first, last)]
+
+
 def replay_check(
     train_config: str | os.PathLike,
     original_run: str | os.PathLike,
     from_step: int,
     steps: int,
-    batches_root: str | os.PathLike,
+    batches_root: str | os.PathLike | None,
     batches_per_group: int,
     work_dir: str | os.PathLike,
     out: str | os.PathLike,
     *,
     atol: float = 0.0,
     device: str | None = None,
+    group_dirs: list[str | os.PathLike] | None = None,
 ) -> dict:
     """Re-run ``steps`` steps from the original run's ``step{from_step}`` over the decoded, unmodified
-    batches and compare with its ``step{from_step + steps}``."""
+    batches (in ``group_dirs``, else under ``batches_root`` in groups of ``batches_per_group``) and
+    compare with its ``step{from_step + steps}``."""
     from intervene.olmo import write_path_list
     from intervene.train.trainer import train
 
     orig = Path(original_run)
     work = Path(work_dir)
-    files = decoded_batch_files(batches_root, from_step, from_step + steps, batches_per_group)
+    if group_dirs:
+        files = group_batch_files(group_dirs, from_step, from_step + steps)
+    else:
+        files = decoded_batch_files(batches_root, from_step, from_step + steps, batches_per_group)
     work.mkdir(parents=True, exist_ok=True)
     lst = work / "data_list.txt"
     write_path_list(lst, files)
