@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from intervene.atomic import write_npz, write_sparse
 from intervene.inputs import load_npz
+from intervene.layout import following_window, next_window, target_window
 from intervene.search.occurrences import read_term_list
 from intervene.search.stages import bm25_files, relation_pairs, term_file
 from intervene.select.mapping import map_by_scores
@@ -64,13 +65,14 @@ def select_documents(
                 f"{learned_npz}: checkpoint {s} ({why}; checkpoint {c}, interval {K}) is not an"
                 f" evaluated step ({sorted(steps)})"
             )
-    end = c + 2 * K if last_batch is None else min(c + 2 * K, int(last_batch))  # decoded data only
+    # rm_occ's two following windows, clipped to the decoded data
+    end = following_window("rm_occ", c, K, None if last_batch is None else int(last_batch))[1]
     if end < c + K:
         raise ValueError(
             f"window [{c}, {c + K}) after checkpoint {c} is beyond the decoded batches (< {last_batch})"
         )
-    w_c = window(doc_info_dir, c - K, c, batches_per_group)
-    w_n = window(doc_info_dir, c, c + K, batches_per_group)
+    w_c = window(doc_info_dir, *target_window(c, K), batches_per_group)
+    w_n = window(doc_info_dir, *next_window(c, K), batches_per_group)
     pair_c, pair_n = (_stack(Path(search_dir) / "pair_doc", relations, w) for w in (w_c, w_n))
     i_c = with_cooccurrence(pair_c, np.flatnonzero(learned_step == c))
     j_n = with_cooccurrence(pair_n, np.flatnonzero(learned_step == c + K))
@@ -94,7 +96,7 @@ def select_documents(
         extra_idxs=w_n.rows[r["extra"]],
         relations=np.array(relations),
         relation_labels=np.array(rel_labels),
-        orig_window=np.array([c - K, c]),
+        orig_window=np.array(target_window(c, K)),
         new_window=np.array(extra_window),
         orig_groups=np.array(w_c.groups),
         new_groups=np.array(w_n.groups),
