@@ -64,6 +64,10 @@ def small_world(d: Path) -> Path:
             "layer_norm_eps": 1e-6,
             "init_std": 0.02,
             "init_cutoff_factor": 3,
+            # OLMo's defaults are 0.1 (and the built-in trainer refuses dropout): as OLMo 2's configs
+            "attention_dropout": 0.0,
+            "residual_dropout": 0.0,
+            "embedding_dropout": 0.0,
         },
         "softmax_auxiliary_loss": True,
         "fused_loss": True,

@@ -611,6 +611,28 @@ def test_param_groups_equal_olmo(tmp_path, n_kv_heads, decay_norm_and_bias, deca
         }, key
 
 
+def test_dropout_as_olmo_reads_it(tmp_path):
+    """OLMo trains with the config's dropout (its ``ModelConfig`` defaults 0.1 when unset); our
+    model has none, so our build refuses any dropout OLMo would apply and builds at 0.0."""
+    from olmo.config import ModelConfig
+    from olmo.model import OLMo
+
+    from intervene.train.model import OLMO_DROPOUT_DEFAULTS
+
+    assert {k: getattr(ModelConfig(), k) for k in OLMO_DROPOUT_DEFAULTS} == OLMO_DROPOUT_DEFAULTS
+    for key in OLMO_DROPOUT_DEFAULTS:
+        cfg = tiny_train_config(tiny_model_config(**{key: 0.1}))
+        if key != "attention_dropout":  # OLMo applies attention dropout inside SDPA, not as a module
+            assert 0.1 in {m.p for m in OLMo(cfg.model).modules() if isinstance(m, torch.nn.Dropout)}
+        with pytest.raises(ValueError, match=f"model.{key}=0.1"):
+            build_model(as_raw(cfg, tmp_path), seed=0)
+        raw = as_raw(tiny_train_config(tiny_model_config()), tmp_path)
+        del raw["model"][key]
+        with pytest.raises(ValueError, match=f"model.{key}=0.1 .OLMo's default when unset"):
+            build_model(raw, seed=0)
+    build_model(as_raw(tiny_train_config(tiny_model_config()), tmp_path), seed=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # checkpoint import
 

@@ -59,10 +59,30 @@ def init_olmo_weights(model: nn.Module, std: float, cutoff_factor: float | None,
                 mod.bias.zero_()
 
 
+#: OLMo's ``ModelConfig`` dropout defaults (``olmo/config.py``): a config that leaves them unset trains
+#: with dropout 0.1 under OLMo; OLMo 2's configs set all three to 0.0.
+OLMO_DROPOUT_DEFAULTS = {"attention_dropout": 0.1, "residual_dropout": 0.1, "embedding_dropout": 0.1}
+
+
+def check_no_dropout(raw: dict) -> None:
+    """Refuse a config whose dropout, as OLMo reads it, is not 0: the trainer's model has none, so
+    it would silently train another objective than OLMo on that config."""
+    m = raw["model"]
+    bad = {k: m.get(k, d) for k, d in OLMO_DROPOUT_DEFAULTS.items() if float(m.get(k, d)) != 0.0}
+    if bad:
+        shown = ", ".join(
+            f"model.{k}={v}" + ("" if k in m else " (OLMo's default when unset)") for k, v in bad.items()
+        )
+        raise ValueError(
+            f"{shown}: dropout is not implemented by the built-in trainer; set 0.0 as OLMo 2's configs do"
+        )
+
+
 def build_model(raw: dict, seed: int):
     """A freshly initialised model for the config, in fp32 (autocast gives bf16 compute on GPU)."""
     from transformers import Olmo2ForCausalLM
 
+    check_no_dropout(raw)
     cfg = olmo2_config(raw)
     cfg._attn_implementation = "sdpa"
     model = Olmo2ForCausalLM(cfg)
