@@ -4,6 +4,13 @@ Labels are the inputs shifted left (the last position predicts nothing); the cro
 z-loss (``1e-4 * logsumexp(logits)^2`` on unmasked positions) are summed and divided by the
 number of tokens of the whole device batch (``input_ids.numel()``, positions included that predict
 nothing), so that micro-batches and ranks add up to OLMo's per-token mean over the global batch.
+
+OLMo 2's configs set ``fused_loss: true``: OLMo then takes flash-attn's triton cross-entropy, whose
+returned loss already holds ``lse_square_scale * lse^2`` (its z-loss output is marked
+non-differentiable), and ``train_micro_batch`` adds the z-loss once more. The gradient is that of
+ce + z, as here; OLMo's *reported* values are not: its CrossEntropyLoss is ce + z and its total
+loss ce + 2 z (flash-attn ``ops/triton/cross_entropy.py``; read for the fact, GPU only, not run here).
+Compare our ``ce`` with OLMo's logged loss minus its z-loss.
 """
 
 from __future__ import annotations
