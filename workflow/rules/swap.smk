@@ -23,8 +23,9 @@ rule swap:
         per_group=PER_GROUP,
         flags=get_swap_flags,
         seed=option("seed", 0),
-        doc_info_dir=get_doc_info_dir,
-        batches_root=get_batches_root,
+        # constants, not functions of the inputs: the values Snakemake recorded for existing swaps
+        doc_info_dir=DOC_INFO_DIR,
+        batches_root=BATCHES_DIR,
         tokenizer=get_tokenizer,
     shell:
         "intervene swap --indices {input.indices} --doc-info-dir {params.doc_info_dir}"
