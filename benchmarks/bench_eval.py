@@ -1,6 +1,8 @@
 """Evaluation scoring on CPU: the packed scorer vs the paper's path (each (context, choice) pair its
 own sequence, batches of 8) on the toy model's shape (random weights), ParaRel-like requests.
-Same log-likelihoods (asserted to 1e-4 in fp32 on the instances both paths score)."""
+Same log-likelihoods (asserted to 1e-4 in fp32 on the instances both paths score). Also the previous
+packed scorer (output head once per target token, ``benchmarks/previous_scoring.py``) in the same
+run, its scores asserted equal to the current one's (1e-6)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ def _toy_model():
 def run() -> str:
     import torch
 
+    from benchmarks.previous_scoring import previous_score_packed
     from intervene.evaluation.scoring import score_packed, score_pairs
 
     torch.set_num_threads(2)
@@ -43,6 +46,11 @@ def run() -> str:
     ours_s = (time.perf_counter() - t) / n_fast
     err = max_abs_diff(fast[:n_slow], slow)
     assert err < 1e-4, err
+    t = time.perf_counter()
+    prev = previous_score_packed(model, reqs)
+    prev_s = (time.perf_counter() - t) / n_fast
+    err_prev = max_abs_diff(fast, prev)
+    assert err_prev < 1e-6, err_prev
     return report(
         "eval_score",
         "paper_pairs_batch8",
@@ -51,6 +59,9 @@ def run() -> str:
         [
             ("instances/s paper path", f"{1 / base_s:.2f}"),
             ("instances/s packed", f"{1 / ours_s:.2f}"),
+            ("instances/s previous packed (head per target)", f"{1 / prev_s:.2f}"),
+            ("packed vs previous packed", f"{prev_s / ours_s:.2f}x"),
+            ("max |diff| vs previous packed", f"{err_prev:.1e}"),
             ("max |diff| sum_logits (fp32)", f"{err:.2e}"),
             ("choices per instance", "109 / 380 / 25"),
         ],

@@ -110,6 +110,48 @@ def test_packed_scoring_equals_pairwise(row_tokens, batch_tokens):
     assert fast[-1][0].sum_logits == fast[-1][1].sum_logits
 
 
+@pytest.mark.parametrize(
+    "row_tokens,batch_tokens,head_chunk", [(2048, 16384, 4096), (16, 40, 4096), (4, 4, 4096), (64, 256, 3)]
+)
+def test_packed_scoring_equals_the_per_target_head(row_tokens, batch_tokens, head_chunk):
+    """The head once per distinct position (choices' first tokens share the context end's row) gives
+    the scores of the previous per-target head (benchmarks/previous_scoring.py) on several packings
+    and head chunks, and the head sees each distinct position exactly once."""
+    from benchmarks.previous_scoring import previous_score_packed
+
+    model = _tiny_model()
+    reqs = _random_requests(5, 30)
+    reqs.append(([5, 17, 3], [[7], [7], [8, 9, 10], [8, 9, 11]]))  # shared prefixes of choices
+    rows_seen = []
+    head = model.get_output_embeddings()
+    hook = head.register_forward_hook(lambda mod, inp, out: rows_seen.append(inp[0].shape[0]))
+    try:
+        fast = score_packed(
+            model, reqs, row_tokens=row_tokens, batch_tokens=batch_tokens, head_chunk=head_chunk
+        )
+    finally:
+        hook.remove()
+    old = previous_score_packed(
+        model, reqs, row_tokens=row_tokens, batch_tokens=batch_tokens, head_chunk=head_chunk
+    )
+    for f, o in zip(fast, old, strict=True):
+        for a, b in zip(f, o, strict=True):
+            assert (a.num_tokens, a.is_greedy) == (b.num_tokens, b.is_greedy)
+            assert a.sum_logits == pytest.approx(b.sum_logits, rel=1e-6, abs=1e-6)
+    assert max(rows_seen) <= head_chunk
+    # distinct positions: one per context copy (a segment) + one per non-final choice token
+    segments = _count_segments(reqs, row_tokens)
+    extra = sum(len(c) - 1 for _, conts in reqs for c in conts)
+    assert sum(rows_seen) == segments + extra
+    assert sum(rows_seen) < sum(len(c) for _, conts in reqs for c in conts)
+
+
+def _count_segments(reqs, row_tokens: int) -> int:
+    from intervene.evaluation.scoring import _segments
+
+    return len(_segments(reqs, row_tokens))
+
+
 def test_packed_scoring_with_eager_attention_and_bad_requests():
     from transformers import Olmo2Config, Olmo2ForCausalLM
 

@@ -5,8 +5,9 @@ up-to-403 choices per context recompute the context hundreds of times. ``score_p
 instance out once as ``context + every choice but its last token`` and lets a 4-D attention mask
 route the tokens: a choice token sees the context and the earlier tokens of its own choice only,
 with the position ids a separate sequence would have. Several instances share a row (block
-diagonal), rows of similar length share a batch, and the output head runs only at the positions that
-predict a continuation token (log p = logit - logsumexp; no full log-softmax over the sequence).
+diagonal), rows of similar length share a batch, and the output head runs once at each distinct
+position that predicts a continuation token (log p = logit - logsumexp; no full log-softmax over the
+sequence; the choices' first tokens share the context end's row).
 Under causal attention this is the same computation as the separate sequences, which the tests check
 to 1e-5 in fp32.
 """
@@ -36,13 +37,24 @@ def _check_requests(requests) -> None:
             raise ValueError(f"request {i}: no choices, or an empty continuation")
 
 
-def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(target) and whether target is the argmax, without materialising the log-softmax."""
-    logits = logits.float()
-    lse = logits.logsumexp(-1)
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    greedy = logits.argmax(-1) == targets
-    return picked - lse, greedy
+def _position_logprobs(
+    head, hidden: torch.Tensor, inv: torch.Tensor, targets: torch.Tensor, bounds: list[int], chunk: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(target) and whether target is the argmax, for targets sorted by the distinct position
+    ``inv`` they are predicted at (rows of ``hidden``); targets ``bounds[i]:bounds[i + 1]`` belong to
+    the i-th ``chunk`` of positions (computed on the host: no device sync between the body and the
+    head). The head, logsumexp and argmax run once per position; no log-softmax is materialised.
+    Why: every choice's first token is predicted at the same context-end position, so a head row per
+    target did the vocabulary projection 4.2x over on the real ParaRel (2,134,693 targets, 513,501
+    positions)."""
+    lps, gs = [], []
+    for i, k in enumerate(range(0, hidden.shape[0], chunk)):
+        lo, hi = bounds[i], bounds[i + 1]
+        logits = head(hidden[k : k + chunk]).float()
+        rows, tgt = inv[lo:hi] - k, targets[lo:hi]
+        lps.append(logits[rows, tgt] - logits.logsumexp(-1)[rows])
+        gs.append(logits.argmax(-1)[rows] == tgt)
+    return torch.cat(lps), torch.cat(gs)
 
 
 @dataclass
@@ -140,14 +152,15 @@ def score_packed(
     """Scores of every choice of every request ``(context ids, [continuation ids, ...])``.
 
     ``row_tokens`` is the packed row length (longer requests are split, repeating the context),
-    ``batch_tokens`` bounds rows x padded length per forward pass, ``head_chunk`` bounds the target
-    positions whose vocabulary logits exist at once.
+    ``batch_tokens`` bounds rows x padded length per forward pass, ``head_chunk`` bounds the
+    distinct positions whose vocabulary logits exist at once.
     """
     _check_requests(requests)
     body, head = model.get_decoder(), model.get_output_embeddings()
     dtype = next(model.parameters()).dtype
-    sums = [np.zeros(len(c), dtype=np.float64) for _, c in requests]
-    greedy = [np.ones(len(c), dtype=bool) for _, c in requests]
+    first = np.cumsum([0] + [len(c) for _, c in requests])  # flat index of each request's choice 0
+    sums = np.zeros(first[-1], dtype=np.float64)
+    greedy = np.ones(first[-1], dtype=bool)
     rows = [_layout_row(r, requests) for r in _pack_rows(_segments(requests, row_tokens), row_tokens)]
     rows.sort(key=lambda r: -len(r[0]))  # similar lengths share a batch: less padding
     lo = 0
@@ -161,16 +174,16 @@ def score_packed(
         pos = np.zeros((B, T), dtype=np.int64)
         seg = np.full((B, T), -1, dtype=np.int64)
         br = np.full((B, T), -1, dtype=np.int64)
-        tb, tp, tt, treq, tch = [], [], [], [], []
+        tgts = []  # (flat source position b * T + p, target token, flat choice index)
         for b, (i_, p_, s_, r_, targets) in enumerate(batch):
             n = len(i_)
             ids[b, :n], pos[b, :n], seg[b, :n], br[b, :n] = i_, p_, s_, r_
-            for src, tok, req, ch in targets:
-                tb.append(b)
-                tp.append(src)
-                tt.append(tok)
-                treq.append(req)
-                tch.append(ch)
+            a = np.asarray(targets, dtype=np.int64).reshape(-1, 4)
+            tgts.append(np.stack([b * T + a[:, 0], a[:, 1], first[a[:, 2]] + a[:, 3]], 1))
+        tgts = np.concatenate(tgts)
+        # each distinct source position once, targets sorted by it (stable: ties keep their order)
+        uniq, inv = np.unique(tgts[:, 0], return_inverse=True)
+        order = np.argsort(inv, kind="stable")
         t = torch.from_numpy
         seg_t, br_t = t(seg).to(device), t(br).to(device)
         hidden = body(
@@ -179,21 +192,25 @@ def score_packed(
             attention_mask=_mask(seg_t, br_t, dtype),
             use_cache=False,
         ).last_hidden_state
-        sel = hidden[t(np.array(tb)).to(device), t(np.array(tp)).to(device)]
-        tgt = t(np.array(tt)).to(device)
-        lps, gs = [], []
-        for k in range(0, sel.shape[0], head_chunk):
-            lp, g = _target_logprobs(head(sel[k : k + head_chunk]), tgt[k : k + head_chunk])
-            lps.append(lp)
-            gs.append(g)
-        lp = torch.cat(lps).double().cpu().numpy()
-        g = torch.cat(gs).cpu().numpy()
-        for req, ch, v, gg in zip(treq, tch, lp, g, strict=True):
-            sums[req][ch] += v
-            greedy[req][ch] &= bool(gg)
+        sel = hidden.reshape(B * T, -1)[t(uniq).to(device)]
+        inv_s = inv[order]
+        bounds = np.searchsorted(inv_s, np.arange(0, len(uniq) + head_chunk, head_chunk)).tolist()
+        lp_s, g_s = _position_logprobs(
+            head, sel, t(inv_s).to(device), t(tgts[order, 1]).to(device), bounds, head_chunk
+        )
+        lp = np.empty(len(tgts), dtype=np.float64)
+        g = np.empty(len(tgts), dtype=bool)
+        lp[order] = lp_s.double().cpu().numpy()
+        g[order] = g_s.cpu().numpy()
+        # in target order, as a loop over the targets would add them (same float64 sums)
+        np.add.at(sums, tgts[:, 2], lp)
+        np.logical_and.at(greedy, tgts[:, 2], g)
     return [
-        [ChoiceScore(float(s[j]), len(conts[j]), bool(gr[j])) for j in range(len(conts))]
-        for (_, conts), s, gr in zip(requests, sums, greedy, strict=True)
+        [
+            ChoiceScore(float(sums[first[r] + j]), len(conts[j]), bool(greedy[first[r] + j]))
+            for j in range(len(conts))
+        ]
+        for r, (_, conts) in enumerate(requests)
     ]
 
 
