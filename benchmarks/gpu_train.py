@@ -4,7 +4,11 @@ Part 1: the built-in trainer under torchrun with NCCL and bf16 on 1 and 2 GPUs o
 synthetic data: the loss decreases and the 2-GPU run equals the 1-GPU run within bf16 tolerance.
 Part 2: training throughput and MFU on one GPU for the OLMo 2 1B shape (d 2048, 16 layers, 16
 heads, SwiGLU 8192, vocabulary 100352, sequences of 4096), against a plain transformers loop
-(fp32 weights, bf16 autocast, SDPA, fused AdamW, HF's loss), eager and ``torch.compile``d.
+(fp32 weights, bf16 autocast, SDPA, fused AdamW, HF's loss), eager and ``torch.compile``d, and
+against OLMo-core (``ai2-olmo-core``: its OLMo 2 1B model and ``TransformerTrainModule``, compiled,
+z-loss, clipping, fused AdamW, the embedding without weight decay), both with fp32 master weights:
+``olmo_core`` under bf16 autocast as ours, ``olmo_core_fsdp`` as OLMo-core's own recipe (FSDP on one
+GPU, bf16 parameters gathered, fp32 gradient reduction).
 MFU = tokens/s x (6 N + 12 L d T) / 989e12, N = parameters without the input embedding.
 
     PYTHONPATH=src python3 benchmarks/gpu_train.py --out OUTDIR
@@ -289,13 +293,84 @@ def profile_step(step, out: Path, tag: str) -> dict:
     return r
 
 
+class _MetricSink:
+    """The part of OLMo-core's Trainer its train module calls during a step: the metrics it records
+    (the CE loss and the grad norm are read back to show the run trains)."""
+
+    def __init__(self, device):
+        self.device, self.dp_process_group, self.metrics = device, None, {}
+
+    def record_metric(self, name, value, reduce_type=None, namespace=None, merge_strategy=None):
+        self.metrics[f"{namespace}/{name}" if namespace else name] = value
+
+    def record_ce_loss(self, value, reduce_type=None):
+        self.metrics["train/CE loss"] = value
+
+
+def build_olmo_core(micro: int, fsdp: bool, device: str = "cuda", shape: dict = SHAPE_1B, cfg=None):
+    """OLMo-core's OLMo 2 1B (d 2048, 16 layers, SwiGLU 8192: ``olmo2_1B_v2``) and its train module with
+    OLMo's semantics: fp32 master weights, z-loss, global grad-norm clipping 1.0, AdamW (fused) with
+    the embedding excluded from weight decay, ``compile_model`` (per block, as OLMo-core compiles)."""
+    import torch
+    from olmo_core.config import DType
+    from olmo_core.distributed.parallel import DataParallelType
+    from olmo_core.nn.transformer import TransformerConfig
+    from olmo_core.optim import AdamWConfig, OptimGroupOverride
+    from olmo_core.train.train_module import (
+        TransformerDataParallelConfig,
+        TransformerTrainModuleConfig,
+    )
+
+    T = shape["max_sequence_length"]
+    if fsdp:  # one-process NCCL group: OLMo-core applies FSDP only when distributed
+        import torch.distributed as dist
+
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29511")
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+        dist.init_process_group("nccl", device_id=torch.device("cuda", 0))
+    cfg = cfg or TransformerConfig.olmo2_1B_v2(vocab_size=shape["embedding_size"])
+    model = cfg.build(init_device="meta")
+    tm_cfg = TransformerTrainModuleConfig(
+        rank_microbatch_size=micro * T,
+        max_sequence_length=T,
+        optim=AdamWConfig(
+            lr=1e-4,
+            weight_decay=0.1,
+            betas=(0.9, 0.95),
+            eps=1e-8,
+            group_overrides=[OptimGroupOverride(params=["embeddings.weight"], opts={"weight_decay": 0.0})],
+            fused=True,
+        ),
+        z_loss_multiplier=1e-4,
+        max_grad_norm=1.0,
+        compile_model=device == "cuda",
+        dp_config=(
+            TransformerDataParallelConfig(
+                name=DataParallelType.fsdp, param_dtype=DType.bfloat16, reduce_dtype=DType.float32
+            )
+            if fsdp
+            else None
+        ),
+        autocast_precision=None if fsdp or device != "cuda" else DType.bfloat16,
+    )
+    tm = tm_cfg.build(model, device=torch.device(device))
+    tm._trainer = _MetricSink(torch.device(device))  # no Trainer: the loop below is its _train_batch
+    return tm
+
+
 def variant(name: str, micro: int, n_micro: int, steps: int, warm: int, prof_dir: Path | None = None) -> dict:
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(0)
-    model = build_1b()
-    n_params = sum(p.numel() for p in model.parameters()) - model.model.embed_tokens.weight.numel()
+    if name.startswith("olmo_core"):
+        tm = build_olmo_core(micro, fsdp="fsdp" in name)
+        model = tm.model
+        n_params = sum(p.numel() for p in model.parameters()) - model.embeddings.weight.numel()
+    else:
+        model = build_1b()
+        n_params = sum(p.numel() for p in model.parameters()) - model.model.embed_tokens.weight.numel()
     T = SHAPE_1B["max_sequence_length"]
     flops_per_token = 6 * n_params + 12 * SHAPE_1B["n_layers"] * SHAPE_1B["d_model"] * T
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -311,6 +386,15 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int, prof_dir
                 loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+    elif name.startswith("olmo_core"):
+        stats = []
+
+        def step():  # as OLMo-core's Trainer: zero grads, train_batch (micro-batches), optim_step
+            tm.zero_grads()
+            tm.train_batch({"input_ids": tokens})
+            tm.optim_step()
+            m = tm.trainer.metrics
+            stats.append((float(m["train/CE loss"]), float(m["optim/total grad norm"])))
     else:
         from intervene.train.objective import OlmoObjective
         from intervene.train.optim import build_optimizer
@@ -388,7 +472,7 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int, prof_dir
         "gpu": torch.cuda.get_device_name(),
     }
     if not name.startswith("baseline"):
-        # proof that it trains: CE falls over the steps and the gradient is not zero
+        # proof that it trains (OLMo-core: its CE over the tokens of the batch, as ours): CE falls over the steps and the gradient is not zero
         r["ce_first_last"] = [round(stats[0][0], 4), round(stats[-1][0], 4)]
         r["grad_norm_first_last"] = [round(stats[0][1], 4), round(stats[-1][1], 4)]
     if "liger" in name:
