@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 
-.PHONY: setup test lint demo report bench bench-scale clean
+.PHONY: setup test lint demo demo-gpu report bench bench-scale clean
 
 $(VENV)/.installed: pyproject.toml setup.py src/intervene/_docinfo.pyx src/intervene/_escapes.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,15 @@ demo: setup
 	@echo "Report: results/report/summary.html (also summary.md, effects.png); snakemake's: make report"
 	@echo "Headline (accuracy at the checkpoint after the rewritten window, 95% bootstrap CIs):"
 	@sed 's/^/  /' results/report/headline.txt
+
+# The GPU demo (config/gpu-demo.yaml): a larger toy world and a ~36M-parameter OLMo 2-shaped model,
+# trained and evaluated on one CUDA GPU (make setup with a CUDA torch). On a machine without a
+# package index: bash benchmarks/device_demo.sh OUTDIR (carried wheels; benchmarks/device_setup.sh).
+GPU_JOBS ?= 6
+demo-gpu: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m intervene.locks
+	$(SNAKEMAKE) --configfile config/gpu-demo.yaml --cores $(CORES) --resources gpu=$(GPU_JOBS) --rerun-incomplete --quiet rules host reason
+	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONPATH=. $(BIN)/python -m benchmarks.gpu_demo_summary --results results
 
 report: setup
 	$(SNAKEMAKE) --cores $(CORES) --report results/report/snakemake_report.html
