@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 
-.PHONY: setup test lint demo demo-gpu report bench bench-scale clean
+.PHONY: setup test lint demo demo-gpu report bench bench-scale clean graphviz plan dag docs-plan
 
 $(VENV)/.installed: pyproject.toml setup.py src/intervene/_docinfo.pyx src/intervene/_escapes.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,18 @@ $(VENV)/.installed: pyproject.toml setup.py src/intervene/_docinfo.pyx src/inter
 	$(BIN)/pip install -q --no-deps ai2-olmo==0.6.0 cached-path==1.8.10
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed graphviz
+
+# graphviz's dot renders the plan's graphs (make dag): Debian's package where we may install it (root,
+# or passwordless sudo, with apt-get), else one line saying how.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=no; fi; \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$SUDO" != no ]; then \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null \
+	    || echo "graphviz: apt-get install graphviz failed; make dag writes the .dot files only"; \
+	  else echo "graphviz's dot not found: install it for make dag (Debian/Ubuntu: sudo apt-get install graphviz; conda: conda install -c conda-forge graphviz)"; fi; }
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
@@ -55,6 +66,28 @@ demo-gpu: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m intervene.locks
 	$(SNAKEMAKE) --configfile config/gpu-demo.yaml --cores $(CORES) --resources gpu=$(GPU_JOBS) --rerun-incomplete --quiet rules host reason
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONPATH=. $(BIN)/python -m benchmarks.gpu_demo_summary --results results
+
+# The plan before it runs (CONFIG: any config; PROFILE: the Slurm profile naming each rule's
+# partition): `make plan` prints jobs per rule, GPU jobs, the windows and checkpoints of each
+# intervention and the download size; `make dag` also renders the rule graph with job counts
+# (rulegraph.*) and every job (dag.*) under results/plan/<config name>/. Both plan the whole
+# experiment from nothing (a dry run in a scratch folder); `snakemake -n` prints what is left to run.
+CONFIG ?= config/config.yaml
+PROFILE ?= profiles/slurm
+INTERVENE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/intervene
+plan: setup
+	@$(INTERVENE) plan --configfile $(CONFIG) --profile $(PROFILE)
+
+dag: setup
+	@$(INTERVENE) plan --configfile $(CONFIG) --profile $(PROFILE) --out results/plan/$(basename $(notdir $(CONFIG)))
+
+# The README's picture of the full-scale 1B plan (tests/test_plan.py checks it is current).
+docs-plan: setup
+	$(INTERVENE) plan --configfile config/olmo2-1b.yaml --profile profiles/slurm --out results/plan/olmo2-1b
+	mkdir -p docs/plan
+	cp results/plan/olmo2-1b/rulegraph.dot docs/plan/olmo2-1b-rulegraph.dot
+	cp results/plan/olmo2-1b/rulegraph.svg docs/plan/olmo2-1b-rulegraph.svg
+	cp results/plan/olmo2-1b/plan.txt docs/plan/olmo2-1b-plan.txt
 
 report: setup
 	$(SNAKEMAKE) --cores $(CORES) --report results/report/snakemake_report.html

@@ -9,6 +9,7 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/plan.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/world.smk"
 include: "workflow/rules/download.smk"
