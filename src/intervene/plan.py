@@ -393,10 +393,10 @@ def format_plan(plan: Plan) -> str:
         ]
     else:
         out += ["", "GPU jobs: none (every job runs on CPUs)"]
-    who = "released checkpoints" if plan.released else "original run"
+    who = "Released checkpoints evaluated" if plan.released else "Checkpoints of the original run"
     out += [
         "",
-        f"Checkpoints of the {who} (every K = {plan.save_interval} steps): {_steps(plan.checkpoints)}; "
+        f"{who} (every K = {plan.save_interval} steps): {_steps(plan.checkpoints)}; "
         f"learned-instance targets at {', '.join(map(str, plan.target_steps)) or '-'}",
     ]
     if plan.interventions:
