@@ -95,6 +95,17 @@ def test_checkpoint_past_the_run():
     )
 
 
+def test_first_batch_inside_a_group():
+    """Doc info numbers a group's batches from its folder's first file: decoding a group from its
+    middle would shift every document's batch (the windows read 0 documents), so it is refused."""
+    cfg = toy()
+    cfg["decode"]["first_batch"] = 20
+    assert refused(cfg) == (
+        "decode.first_batch: 20 is not a multiple of decode.batches_per_group (100):"
+        " a group is decoded whole from its first batch"
+    )
+
+
 def test_windows_outside_the_decoded_batches():
     cfg = toy()
     cfg["decode"]["last_batch"] = 220  # rm_coocc at 200 reads [200, 240) for its extra documents
@@ -105,6 +116,7 @@ def test_windows_outside_the_decoded_batches():
     cfg = toy()
     cfg["train"].pop("replay_check")
     cfg["decode"]["first_batch"] = 170
+    cfg["decode"]["batches_per_group"] = 170  # first_batch starts a group
     assert refused(cfg) == (
         "interventions.rm_coocc_200.checkpoint: window(c) (train.save_interval: 40) [160, 200) starts"
         " before decode.first_batch (170)"
@@ -114,6 +126,7 @@ def test_windows_outside_the_decoded_batches():
 def test_replay_check_outside_the_decoded_batches():
     cfg = toy()
     cfg["decode"]["first_batch"] = 50
+    cfg["decode"]["batches_per_group"] = 50  # first_batch starts a group
     assert refused(cfg) == (
         "train.replay_check.from_step: the replayed batches [40, 80) starts before decode.first_batch (50)"
     )
@@ -280,7 +293,7 @@ K = 40  # the toy config's train.save_interval
 #: multiples of K inside the run (0..400, world.num_steps); windows [c-K, c) and [c, c+K) inside the
 #: decoded batches [0, 400); the replay [40, 80); target_steps 200; bm25 group 002 (batches 100-199)
 RULES = {
-    ("decode", "first_batch"): lambda v: 0 <= v <= 40,  # the replay starts at 40
+    ("decode", "first_batch"): lambda v: v == 0,  # a multiple of batches_per_group (100)
     ("decode", "last_batch"): lambda v: 240 <= v <= 400,  # c + K = 240; world.num_steps = 400
     ("decode", "batches_per_group"): lambda v: 1 <= v < 400,  # group 002 (match.bm25.groups) decoded
     ("train", "save_interval"): lambda v: v >= 1 and 40 % v == 0,  # the replay's 40 and 80

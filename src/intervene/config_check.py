@@ -163,6 +163,15 @@ class _Checker:
         f, last = self.decode["first_batch"], self.decode["last_batch"]
         if f >= last:
             raise ConfigError(f"decode.first_batch: {f} is not below decode.last_batch ({last})")
+        per = self.decode["batches_per_group"]
+        if f % per:
+            # doc info numbers a group's batches from the folder's first file, and the windows read
+            # them as starting at the group's start (g - 1) * batches_per_group: a group decoded
+            # from its middle would put every document in the wrong batch
+            raise ConfigError(
+                f"decode.first_batch: {f} is not a multiple of decode.batches_per_group ({per}):"
+                " a group is decoded whole from its first batch"
+            )
         num_steps = self.world.get("num_steps", 400)  # WorldSpec's default
         if self.uses_world and last > num_steps:
             raise ConfigError(
