@@ -16,6 +16,7 @@ include: "workflow/rules/download.smk"
 include: "workflow/rules/data_order.smk"
 include: "workflow/rules/decode.smk"
 include: "workflow/rules/doc_info.smk"
+include: "workflow/rules/pararel.smk"
 include: "workflow/rules/train.smk"
 
 

@@ -205,3 +205,34 @@ def test_cli(hub_parquet, tmp_path):
         f"pararel_patterns_{r}_train.txt" for r in PARAREL_RELATIONS
     )
     assert len(load_pararel(tmp_path / "d", "p1376")) == 3
+
+
+def _check_7b(root: Path, **eval_over) -> None:
+    """The 7B config's check in a folder without the paper's ParaRel copy."""
+    import shutil
+
+    import yaml
+
+    from intervene.config_check import check_config
+
+    from .conftest import REPO
+
+    shutil.copytree(REPO / "config", root / "config")
+    cfg = yaml.safe_load((REPO / "config" / "olmo2-7b.yaml").read_text())
+    cfg["eval"].update(eval_over)
+    check_config(cfg, schema=REPO / "workflow" / "schemas" / "config.schema.yaml", root=root)
+
+
+def test_config_pararel_hub_means_rule_pararel_writes_the_folders(hub_parquet, tmp_path):
+    from intervene.config_check import ConfigError
+
+    with pytest.raises(
+        ConfigError, match="eval.sources.pararel: resources/pararel/huggingface does not exist"
+    ):
+        _check_7b(tmp_path / "a")
+    _check_7b(tmp_path / "b", pararel_hub=str(hub_parquet))
+    _check_7b(tmp_path / "c", pararel_hub="coastalcph/pararel_patterns")
+    with pytest.raises(ConfigError, match="eval.pararel_hub: .*nope/x/y does not exist"):
+        _check_7b(tmp_path / "d", pararel_hub=str(tmp_path / "nope" / "x" / "y"))
+    with pytest.raises(ConfigError, match=r"eval.sources.pararel: set it \(outside results/world\)"):
+        _check_7b(tmp_path / "e", pararel_hub=str(hub_parquet), sources={"pararel": "results/world/eval"})

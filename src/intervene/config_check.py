@@ -316,7 +316,24 @@ class _Checker:
 
     # -- files the user provides (those under results/world are rule `world`'s)
     def produced(self, p: str) -> bool:
+        if self.eval.get("pararel_hub") and p in self.pararel_built():
+            return True  # rule pararel writes them
         return os.path.normpath(p).startswith(os.path.normpath(WORLD_DIR) + os.sep)
+
+    def pararel_built(self) -> tuple[str, str]:
+        """With ``eval.pararel_hub``: the folders rule ``pararel`` writes (both must be set, and
+        not the toy world's, which rule ``world`` writes)."""
+        data = (self.eval.get("sources") or {}).get("pararel")
+        terms = self.match.get("terms_dir")
+        for key, p in (("eval.sources.pararel", data), ("match.terms_dir", terms)):
+            if not p or os.path.normpath(p).startswith(os.path.normpath(WORLD_DIR) + os.sep):
+                raise ConfigError(
+                    f"{key}: set it (outside {WORLD_DIR}) for the folder eval.pararel_hub builds"
+                )
+        hub = self.eval["pararel_hub"]
+        if not (_hub_id_or_path(hub) or (self.root / os.path.expanduser(hub)).exists()):
+            raise ConfigError(f"eval.pararel_hub: {hub} does not exist")
+        return data, terms
 
     def exists(self, key: str, p: str, *, maybe_hub: bool = False, what: str = "") -> None:
         if self.produced(p) or (maybe_hub and _hub_id_or_path(p)):

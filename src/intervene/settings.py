@@ -295,6 +295,9 @@ class EvalConfig(Settings):
     sources: dict[str, str] = setting(
         help="data folder or hub id per task family (pararel, sciq, openbookqa, mmlu)", factory=dict
     )
+    pararel_hub: str | None = setting(
+        None, "build sources.pararel and match.terms_dir from this hub ParaRel id or local copy"
+    )
     metric: str = setting("acc_per_token", "the correctness metric of the labels")
     device: str = setting("cpu", "cpu, cuda or cuda:N")
     backend: str = setting(

@@ -466,8 +466,9 @@ EVAL_METRIC = EVAL.get("metric", "acc_per_token")
 def term_files():
     """The relations' term files as inputs, so that an edited file re-runs the vocabulary and the
     search (a folder's mtime does not change when a file in it does); the toy world's folder as a
-    whole, since rule `world` writes it as one output."""
-    if TERMS_DIR.startswith(WORLD_DIR):
+    whole, since rule `world` (or `pararel`, with `eval.pararel_hub`) writes it as one output.
+    """
+    if TERMS_DIR.startswith(WORLD_DIR) or EVAL.get("pararel_hub"):
         return [TERMS_DIR]
     rels = layout.pararel_relations(EVAL.get("tasks", []))
     return [str(layout.term_file(TERMS_DIR, rel)) for rel in rels]

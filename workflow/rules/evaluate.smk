@@ -6,6 +6,7 @@
 rule evaluate:
     input:
         unpack(get_original_run),
+        pararel=PARAREL_BUILT,
     output:
         directory("results/eval/original/step{step}"),
     log:
@@ -111,6 +112,7 @@ rule eval_plots:
 rule evaluate_rerun:
     input:
         "results/reruns/{run}/run{r}/summary.json",
+        pararel=PARAREL_BUILT,
     output:
         directory("results/eval/reruns/{run}/run{r}"),
     log:
