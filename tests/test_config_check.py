@@ -384,3 +384,17 @@ def test_edited_term_file_reruns_the_vocabulary(tmp_path):
     r = snakemake(tmp_path, "--cores", "1", "results/search/terms.txt", cfg=cfg)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "p36-new-term" in (tmp_path / "results" / "search" / "terms.txt").read_text()
+
+
+def test_eval_metric_per_task_keys_and_values():
+    cfg = toy()
+    cfg["eval"]["metric"] = {"hellaswag": "acc_raw"}
+    assert refused(cfg).startswith("eval.metric.hellaswag: unknown task key")
+    cfg["eval"]["metric"] = {"pararel": "accuracy"}
+    assert refused(cfg).startswith("eval.metric")
+    cfg["eval"]["metric"] = {"pararel": "acc_uncond"}
+    assert refused(cfg) == "eval.metric: acc_uncond for pararel_p17, a task without an unconditioned prompt"
+    cfg["eval"]["metric"] = {"pararel": "acc_raw", "sciq": "acc_uncond"}
+    check(cfg)
+    del cfg["eval"]["metric"]
+    check(cfg)  # the paper's metric per task

@@ -90,7 +90,12 @@ def test_openbookqa_and_mmlu(mcqa):
     assert ob[0].context == "Question: Plants need 0\nAnswer:" and ob[0].uncond_context == "Answer:"
     mm = load_task("mmlu_abstract_algebra", {"mmlu": str(mcqa["mmlu"])})
     assert [i.gold for i in mm] == [1, 2, 3] and mm[0].uncond_context is None
-    assert mm[0].context == "Question: What is 0+1?\nAnswer:" and mm[0].choices == [" 1", " 2", " 3", " 4"]
+    # the paper's olmo_eval mmlu_std prompt: subject line, blank line, question (stripped), no choices
+    assert mm[0].context == (
+        "The following are multiple choice questions (with answers) about abstract algebra.\n\n"
+        "Question: What is 0+1?\nAnswer:"
+    )
+    assert mm[0].choices == [" 1", " 2", " 3", " 4"]
     assert len(expand_tasks(["mmlu"])) == 57 and len(expand_tasks(["pararel", "sciq"])) == 13
 
 
@@ -141,7 +146,38 @@ def test_evaluate_mcqa_with_acc_uncond(mcqa, checkpoint, tmp_path):
     build_labels({0: out, 5: out}, ["sciq", "openbookqa"], "acc_uncond", tmp_path / "x.npz")
     z = np.load(tmp_path / "x.npz")
     assert z["labels"].shape == (12, 2) and z["dataset_labels"].tolist() == ["sciq"] * 7 + ["openbookqa"] * 5
-    # acc_uncond is missing for MMLU: a clear error naming the file
+    # every line carries the uncond pair (null without an unconditioned prompt) and both hashes
+    mm = [
+        json.loads(x)
+        for x in (out / "task-002-mmlu_abstract_algebra-predictions.jsonl").read_text().splitlines()
+    ]
+    assert mm[0]["metrics"]["acc_uncond"] is None and mm[0]["metrics"]["predicted_index_uncond"] is None
+    assert list(mm[0]["metrics"])[:6] == [
+        "predicted_index_raw",
+        "predicted_index_per_token",
+        "predicted_index_per_char",
+        "predicted_index_per_byte",
+        "predicted_index_uncond",
+        "correct_choice",
+    ]
+    assert list(mm[0])[-2:] == ["task_hash", "model_hash"]
+    assert mm[0]["model_hash"] == lines[0]["model_hash"] != mm[0]["task_hash"] != lines[0]["task_hash"]
+    assert all(len(x["task_hash"]) == 32 for x in lines + mm)
+    # per-task metrics: the paper's by default (sciq acc_per_char, openbookqa acc_uncond,
+    # mmlu acc_per_char), so MMLU's null acc_uncond is never read
+    build_labels({0: out}, ["sciq", "openbookqa", "mmlu_abstract_algebra"], None, tmp_path / "p.npz")
+    zp = np.load(tmp_path / "p.npz")["labels"][:, 0]
+    ob = [json.loads(x) for x in (out / "task-001-openbookqa-predictions.jsonl").read_text().splitlines()]
+    assert zp.tolist() == (
+        [x["metrics"]["acc_per_char"] for x in lines]
+        + [x["metrics"]["acc_uncond"] for x in ob]
+        + [x["metrics"]["acc_per_char"] for x in mm]
+    )
+    build_labels({0: out}, ["sciq", "openbookqa"], "sciq=acc_raw,acc_per_token", tmp_path / "q.npz")
+    assert np.load(tmp_path / "q.npz")["labels"][:, 0].tolist() == (
+        [x["metrics"]["acc_raw"] for x in lines] + [x["metrics"]["acc_per_token"] for x in ob]
+    )
+    # acc_uncond is null for MMLU: a clear error naming the file
     with pytest.raises(ValueError, match="task-002-mmlu_abstract_algebra-predictions.jsonl:1"):
         build_labels(
             {0: out}, ["sciq", "openbookqa", "mmlu_abstract_algebra"], "acc_uncond", tmp_path / "y.npz"
@@ -272,3 +308,22 @@ def test_retrieval_queries_of_mixed_tasks(mcqa, small_world):
     with pytest.raises(ValueError, match=r"\[0, "):
         task_queries(tasks, srcs, "question", [n17 + len(sciq)])
     assert dataset_labels_of(["mmlu", "sciq"])[-1] == "sciq" and len(dataset_labels_of(["mmlu"])) == 57
+
+
+def test_mmlu_prompt_pins_the_papers_rendering():
+    from intervene.evaluation.tasks import mmlu_prompt
+
+    assert mmlu_prompt("high_school_us_history", "  Who wrote it? ") == (
+        "The following are multiple choice questions (with answers) about high school us history.\n\n"
+        "Question: Who wrote it?\nAnswer:"
+    )
+
+
+def test_olmes_hash_is_md5_of_sorted_json_without_nones():
+    import hashlib
+
+    from intervene.evaluation.run import config_hash, model_hash
+
+    want = hashlib.md5(b'{"model": "m", "revision": "r"}').hexdigest()
+    assert config_hash({"revision": "r", "model": "m", "x": None}) == want == model_hash("m", "r")
+    assert model_hash("m", None) == hashlib.md5(b'{"model": "m"}').hexdigest()

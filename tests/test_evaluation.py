@@ -196,7 +196,10 @@ def test_evaluate_writes_olmes_predictions(small_world, checkpoint, tmp_path):
         for k in ("acc_raw", "acc_per_token", "acc_per_char", "acc_per_byte", "predicted_index_raw"):
             assert k in line["metrics"]
     m = json.loads((out / "metrics.json").read_text())
-    assert "acc_uncond" not in lines[0]["metrics"] and "sum_logits_uncond" not in lines[0]["model_output"][0]
+    assert (
+        lines[0]["metrics"]["acc_uncond"] is None and "sum_logits_uncond" not in lines[0]["model_output"][0]
+    )
+    assert "acc_uncond" not in m["tasks"]["pararel_p1412"]
     assert m["tasks"]["pararel_p1412"]["acc_raw"] == pytest.approx(
         np.mean([x["metrics"]["acc_raw"] for x in lines])
     )
@@ -262,3 +265,32 @@ def test_read_paper_olmo_eval_format(tmp_path):
     assert read_predictions(q, "acc_raw").tolist() == [1, 0]
     with pytest.raises(ValueError, match="olmes.jsonl:1"):
         read_predictions(q, "acc_uncond")
+
+
+def test_metric_spec_per_task_defaults_and_errors():
+    from intervene.evaluation.metric_spec import metric_cli_value, metric_for, parse_metric
+
+    paper = parse_metric(None)
+    assert [metric_for(t, paper) for t in ("pararel_p17", "mmlu_anatomy", "sciq", "openbookqa")] == [
+        "acc_raw",
+        "acc_per_char",
+        "acc_per_char",
+        "acc_uncond",
+    ]
+    one = parse_metric("acc_per_token")
+    assert {metric_for(t, one) for t in ("pararel_p17", "sciq", "openbookqa")} == {"acc_per_token"}
+    mixed = parse_metric("sciq=acc_raw,pararel_p17=acc_per_byte,pararel=acc_per_token")
+    assert metric_for("pararel_p17", mixed) == "acc_per_byte"
+    assert metric_for("pararel_p27", mixed) == "acc_per_token"
+    assert metric_for("sciq", mixed) == "acc_raw" and metric_for("openbookqa", mixed) == "acc_uncond"
+    assert parse_metric({"mmlu": "acc_raw"}) == {"mmlu": "acc_raw"}
+    assert metric_cli_value({"sciq": "acc_raw", "mmlu": "acc_per_char"}) == "sciq=acc_raw,mmlu=acc_per_char"
+    assert metric_cli_value("acc_raw") == "acc_raw" and metric_cli_value(None) == ""
+    with pytest.raises(ValueError, match=r"^eval\.metric\.hellaswag: unknown task key"):
+        parse_metric({"hellaswag": "acc_raw"})
+    with pytest.raises(ValueError, match=r"^eval\.metric\.mmlu_cooking: unknown task key"):
+        parse_metric("mmlu_cooking=acc_raw")
+    with pytest.raises(ValueError, match=r"^eval\.metric\.sciq: 'acc' is not one of"):
+        parse_metric("sciq=acc")
+    with pytest.raises(ValueError, match=r"^eval\.metric: 'accuracy' is not one of"):
+        parse_metric("accuracy")

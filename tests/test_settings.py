@@ -200,3 +200,16 @@ def test_readme_holds_the_three_ways_table():
     section = readme.split("## Using it three ways", 1)[1].split("\n## ", 1)[0]
     rows = [ln for ln in section.splitlines() if ln.startswith("|")]
     assert "\n".join(rows) + "\n" == table
+
+
+def test_eval_metric_per_task_is_checked_by_key():
+    from intervene.settings import EvalConfig, SettingsError
+
+    assert EvalConfig.from_mapping({"tasks": ["sciq"], "metric": {"sciq": "acc_raw"}}, "eval").metric == {
+        "sciq": "acc_raw"
+    }
+    assert EvalConfig.from_mapping({"tasks": ["sciq"]}, "eval").metric is None  # the paper's per task
+    with pytest.raises(SettingsError, match=r"^eval\.metric\.hellaswag: unknown task key"):
+        EvalConfig.from_mapping({"tasks": ["sciq"], "metric": {"hellaswag": "acc_raw"}}, "eval")
+    with pytest.raises(SettingsError, match=r"^eval\.metric\.sciq: 'acc' is not one of"):
+        EvalConfig.from_mapping({"tasks": ["sciq"], "metric": "sciq=acc"}, "eval")

@@ -300,6 +300,7 @@ class _Checker:
             if t in seen:
                 raise ConfigError(f"eval.tasks: {t} is named twice (rows of the labels would repeat)")
             seen.add(t)
+        self.metric(expand_tasks(tasks))
         if self.uses_world:
             from intervene.world.relations import RELATION_IDS
 
@@ -309,6 +310,19 @@ class _Checker:
                     raise ConfigError(
                         f"eval.tasks: pararel_{rel} is not a relation of the toy world (world.relations: {have})"
                     )
+
+    def metric(self, tasks: list[str]) -> None:
+        """``eval.metric``: known keys and metrics, and no acc_uncond for a task without an
+        unconditioned prompt (ParaRel, MMLU: its predictions hold null there)."""
+        from intervene.evaluation.metric_spec import metric_for, parse_metric
+
+        try:
+            spec = parse_metric(self.eval.get("metric"))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        for t in tasks:
+            if metric_for(t, spec) == "acc_uncond" and t not in ("sciq", "openbookqa"):
+                raise ConfigError(f"eval.metric: acc_uncond for {t}, a task without an unconditioned prompt")
 
     def relations(self) -> list[str]:
         """The relations of the pararel tasks (searched by the matching stage)."""

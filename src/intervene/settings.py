@@ -298,7 +298,12 @@ class EvalConfig(Settings):
     pararel_hub: str | None = setting(
         None, "build sources.pararel and match.terms_dir from this hub ParaRel id or local copy"
     )
-    metric: str = setting("acc_per_token", "the correctness metric of the labels")
+    metric: str | dict[str, str] | None = setting(
+        None,
+        "correctness metric of the labels: one for every task (acc_raw), per task or family "
+        "(sciq=acc_raw,pararel=acc_per_token), or unset: the paper's (pararel acc_raw, mmlu and sciq "
+        "acc_per_char, openbookqa acc_uncond)",
+    )
     device: str = setting("cpu", "cpu, cuda or cuda:N")
     backend: str = setting(
         "builtin", "this package's scorer or a user-installed OLMES", choices=("builtin", "olmes")
@@ -310,6 +315,15 @@ class EvalConfig(Settings):
         None, "checkpoints to evaluate (default: every save_interval up to stop_at)"
     )
     olmes: OlmesConfig = section(OlmesConfig, "the OLMES backend")
+
+    def __post_init__(self) -> None:
+        # a metric or task key that is not known fails here, before any rule runs
+        from intervene.evaluation.metric_spec import parse_metric
+
+        try:
+            parse_metric(self.metric)
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
 
 
 # --- matching ----------------------------------------------------------------------------------

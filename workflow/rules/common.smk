@@ -10,6 +10,7 @@ from snakemake.utils import validate
 
 from intervene import layout
 from intervene.config_check import ConfigError, check_config
+from intervene.evaluation.metric_spec import metric_cli_value
 from intervene.layout import (
     BATCHES_DIR,
     DATA_DIR,
@@ -457,7 +458,12 @@ def get_rerun_label_args(wildcards, input):
     return " ".join(f"--run {last}={d}" for d in input)
 
 
-EVAL_METRIC = EVAL.get("metric", "acc_per_token")
+# `--metric X` (one metric, or task=metric pairs), or nothing: the paper's metric per task
+EVAL_METRIC = " ".join(
+    ["--metric", shlex.quote(metric_cli_value(EVAL.get("metric")))]
+    if EVAL.get("metric")
+    else []
+)
 
 
 # -- search (search.smk) ----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ rule labels:
         tasks=EVAL_TASKS,
         metric=EVAL_METRIC,
     shell:
-        "intervene labels --evals {params.evals} --tasks {params.tasks} --metric {params.metric}"
+        "intervene labels --evals {params.evals} --tasks {params.tasks} {params.metric}"
         " --out {output} > {log} 2>&1"
 
 
@@ -150,5 +150,5 @@ rule rerun_labels:
         tasks=EVAL_TASKS,
         metric=EVAL_METRIC,
     shell:
-        "intervene labels {params.runs} --tasks {params.tasks} --metric {params.metric}"
+        "intervene labels {params.runs} --tasks {params.tasks} {params.metric}"
         " --out {output} > {log} 2>&1"

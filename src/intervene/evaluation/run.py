@@ -3,24 +3,33 @@ correctness labels over checkpoints; find learned instances."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from intervene.atomic import atomic_path, write_npz, write_text
+from intervene.evaluation.metric_spec import METRICS, metric_for, parse_metric
 from intervene.evaluation.metrics import rc_metrics
 from intervene.evaluation.scoring import score_packed
-from intervene.evaluation.tasks import Instance, dataset_label, expand_tasks, load_task
+from intervene.evaluation.tasks import (
+    Instance,
+    dataset_label,
+    expand_tasks,
+    load_task,
+    task_source,
+)
 from intervene.inputs import load_labels, load_learned
 from intervene.settings import EvalConfig
 
 log = logging.getLogger(__name__)
 
-METRICS = ("acc_raw", "acc_per_token", "acc_per_char", "acc_per_byte", "acc_uncond")
+MetricValue = str | Mapping | None  # eval.metric: one metric, task -> metric, or the paper's
 
 
 def predictions_file(index: int, task: str) -> str:
@@ -28,8 +37,55 @@ def predictions_file(index: int, task: str) -> str:
     return f"task-{index:03d}-{task}-predictions.jsonl"
 
 
-def prediction_line(inst: Instance, scores, ctx_len: int, uncond=None) -> dict:
-    """One OLMES predictions.jsonl line (keys and per-choice fields as OLMES writes them)."""
+#: OLMES's order of the per-instance metrics (MCAccuracy); the uncond pair is always written, null
+#: where the task has no unconditioned prompt, as OLMES writes it.
+METRIC_KEYS = (
+    "predicted_index_raw",
+    "predicted_index_per_token",
+    "predicted_index_per_char",
+    "predicted_index_per_byte",
+    "predicted_index_uncond",
+    "correct_choice",
+    "acc_raw",
+    "acc_per_token",
+    "acc_per_char",
+    "acc_per_byte",
+    "acc_uncond",
+    "no_answer",
+    "sum_logits_corr",
+    "logits_per_token_corr",
+    "logits_per_char_corr",
+    "bits_per_byte_corr",
+)
+
+
+def config_hash(config: dict) -> str:
+    """OLMES's hash of a config (oe_eval/utils.py ``hash_dict``): the md5 of the JSON (sorted keys,
+    default separators) of its entries that differ from the defaults; None-valued entries count as
+    defaults and are left out. We hash our own task and model configs this way (see
+    :func:`task_hash`, :func:`model_hash`), not OLMES's resolved configs, so the values differ from
+    OLMES's own for the same task and model."""
+    d = {k: v for k, v in config.items() if v is not None}
+    return hashlib.md5(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+def task_hash(task: str, source: str | None) -> str:
+    """``task_hash`` of a predictions line: the task's name, data source and shots (0-shot)."""
+    path = None if source is None else str(source)
+    return config_hash({"task_name": task, "dataset_path": path, "num_shots": 0})
+
+
+def model_hash(model: str | os.PathLike, revision: str | None) -> str:
+    """``model_hash`` of a predictions line: the model (folder or hub id) and its revision, the
+    entries OLMES hashes for ``--model M --revision R``."""
+    return config_hash({"model": str(model), "revision": revision})
+
+
+def prediction_line(
+    inst: Instance, scores, ctx_len: int, uncond=None, hashes: dict[str, str] | None = None
+) -> dict:
+    """One OLMES predictions.jsonl line (keys and per-choice fields as OLMES writes them);
+    ``hashes``: its ``task_hash`` and ``model_hash``."""
     num_chars = [max(len(c), 1) for c in inst.choices]
     num_bytes = [max(len(c.encode("utf-8")), 1) for c in inst.choices]
     m = rc_metrics(
@@ -41,6 +97,7 @@ def prediction_line(inst: Instance, scores, ctx_len: int, uncond=None) -> dict:
         None if uncond is None else [u.sum_logits for u in uncond],
     )
     m["no_answer"] = int(max(s.sum_logits for s in scores) == -999)
+    m = {k: m.get(k) for k in METRIC_KEYS}
     outputs = []
     for j, (s, nc, nb) in enumerate(zip(scores, num_chars, num_bytes, strict=True)):
         o = {
@@ -66,6 +123,7 @@ def prediction_line(inst: Instance, scores, ctx_len: int, uncond=None) -> dict:
         "metrics": m,
         "model_output": outputs,
         "label": inst.gold,
+        **(hashes or {"task_hash": None, "model_hash": None}),
     }
 
 
@@ -82,7 +140,15 @@ def load_model(model: str | os.PathLike, *, device: str = "cpu", revision: str |
     return tok, lm.to(device).eval()
 
 
-def score_instances(tok, model, insts: list[Instance], *, device: str = "cpu", **packing) -> list[dict]:
+def score_instances(
+    tok,
+    model,
+    insts: list[Instance],
+    *,
+    device: str = "cpu",
+    hashes: dict[str, str] | None = None,
+    **packing,
+) -> list[dict]:
     """Prediction lines of ``insts``: context and continuation tokenized separately (no BOS), all
     requests (and the unconditioned ones, context ``"Answer:"``) scored in packed batches."""
     cache: dict[str, list[int]] = {}
@@ -98,7 +164,7 @@ def score_instances(tok, model, insts: list[Instance], *, device: str = "cpu", *
     scores = score_packed(model, reqs, device=device, **packing)
     uncond = iter(scores[len(insts) :])
     return [
-        prediction_line(inst, s, len(reqs[k][0]), next(uncond) if has_uncond[k] else None)
+        prediction_line(inst, s, len(reqs[k][0]), next(uncond) if has_uncond[k] else None, hashes)
         for k, (inst, s) in enumerate(zip(insts, scores[: len(insts)], strict=True))
     ]
 
@@ -123,11 +189,21 @@ def evaluate(
         for ti, task in enumerate(names):
             t0 = time.perf_counter()
             insts = load_task(task, sources)
+            hashes = {
+                "task_hash": task_hash(task, task_source(task, sources)),
+                "model_hash": model_hash(model, revision),
+            }
             lines = score_instances(
-                tok, lm, insts, device=device, row_tokens=row_tokens, batch_tokens=batch_tokens
+                tok,
+                lm,
+                insts,
+                device=device,
+                hashes=hashes,
+                row_tokens=row_tokens,
+                batch_tokens=batch_tokens,
             )
             (tmp / predictions_file(ti, task)).write_text("".join(json.dumps(x) + "\n" for x in lines))
-            keys = [k for k in METRICS if k in lines[0]["metrics"]] if lines else []
+            keys = [k for k in METRICS if lines and lines[0]["metrics"].get(k) is not None]
             metrics = {k: float(np.mean([x["metrics"][k] for x in lines])) for k in keys}
             entry = {
                 "task_name": task,
@@ -166,14 +242,25 @@ def read_predictions(path: str | os.PathLike, metric: str) -> np.ndarray:
                 raise ValueError(
                     f"{p}:{ln}: not an OLMES prediction line with metrics.{metric}: {e}"
                 ) from None
+            if vals[-1] is None:
+                raise ValueError(
+                    f"{p}:{ln}: metrics.{metric} is null (the task has no unconditioned prompt); "
+                    "choose another eval.metric for this task"
+                )
     return np.array(vals)
 
 
 def _label_matrix(
-    eval_dirs: dict[int, str | os.PathLike], names: list[str], metric: str, *, like: list[str] | None = None
+    eval_dirs: dict[int, str | os.PathLike],
+    names: list[str],
+    metric: MetricValue,
+    *,
+    like: list[str] | None = None,
 ) -> tuple[list[int], list[str], np.ndarray]:
-    """(steps, dataset label per instance, instances x steps 0/1) from per-checkpoint eval folders;
-    every checkpoint (and ``like``, another run's labels) must have the same instances per task."""
+    """(steps, dataset label per instance, instances x steps 0/1) from per-checkpoint eval folders,
+    each task's column read under its metric (:func:`metric_for`); every checkpoint (and ``like``,
+    another run's labels) must have the same instances per task."""
+    spec = parse_metric(metric)
     steps = sorted(eval_dirs)
     if not steps:
         raise ValueError("no evaluation folders given")
@@ -182,7 +269,7 @@ def _label_matrix(
         d = Path(eval_dirs[s])
         col, rel_of = [], []
         for ti, task in enumerate(names):
-            v = read_predictions(d / predictions_file(ti, task), metric)
+            v = read_predictions(d / predictions_file(ti, task), metric_for(task, spec))
             if labels_of is not None and len(v) != sum(1 for x in labels_of if x == dataset_label(task)):
                 raise ValueError(
                     f"{d / predictions_file(ti, task)}: {len(v)} instances, but another checkpoint "
@@ -195,18 +282,32 @@ def _label_matrix(
     return steps, labels_of, np.stack(cols, axis=1).astype(np.int8)
 
 
+def metrics_used(tasks: list[str], metric: MetricValue) -> dict[str, str]:
+    """Per expanded task the metric its labels are read under (for logs and summaries)."""
+    spec = parse_metric(metric)
+    return {t: metric_for(t, spec) for t in expand_tasks(tasks)}
+
+
 def build_labels(
-    eval_dirs: dict[int, str | os.PathLike], tasks: list[str], metric: str, out: str | os.PathLike
+    eval_dirs: dict[int, str | os.PathLike],
+    tasks: list[str],
+    metric: MetricValue,
+    out: str | os.PathLike,
 ) -> dict:
     """The paper's correctness-labels ``.npz``: ``steps``, ``dataset_labels`` (relation, subject or
-    task of each instance), ``labels`` (instances x checkpoints, 0/1) for ``metric``."""
+    task of each instance), ``labels`` (instances x checkpoints, 0/1), each task under its metric
+    (``metric``: one for all, a mapping task -> metric, or None: the paper's per task)."""
     steps, labels_of, labels = _label_matrix(eval_dirs, expand_tasks(tasks), metric)
     write_npz(out, steps=np.array(steps), dataset_labels=np.array(labels_of), labels=labels)
-    return {"steps": steps, "instances": int(labels.shape[0])}
+    used = sorted(set(metrics_used(tasks, metric).values()))
+    return {"steps": steps, "instances": int(labels.shape[0]), "metrics": used}
 
 
 def build_run_labels(
-    runs: list[dict[int, str | os.PathLike]], tasks: list[str], metric: str, out: str | os.PathLike
+    runs: list[dict[int, str | os.PathLike]],
+    tasks: list[str],
+    metric: MetricValue,
+    out: str | os.PathLike,
 ) -> dict:
     """Labels of repeated runs (e.g. control re-runs): ``steps``, ``dataset_labels`` and
     ``run1..runN`` (instances x checkpoints each), the paper's multi-run layout. All runs must have

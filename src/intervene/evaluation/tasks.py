@@ -11,9 +11,13 @@
 - OpenBookQA ``openbookqa:rc::xlarge`` (config ``main``): prompt from ``question_stem``, choices
   ``choices.text``, gold ``"ABCD".index(answerKey.strip())``, native_id = ``id``; same pooling and
   unconditioned prompt.
-- MMLU (``cais/mmlu``, one config per subject, split ``test``): cloze prompt from ``question``,
-  choices ``choices``, gold ``answer``; no unconditioned prompt. The paper scored MMLU with its
-  olmo_eval (catwalk) code, whose MMLU prompt we could not read here; this is OLMES's cloze layout.
+- MMLU (``cais/mmlu``, one config per subject, split ``test``) as the paper scored it, its olmo_eval
+  task ``mmlu_std_{subject}`` (olmo_eval/tasks/olmes_v0_1/mmlu_std.py: ``mmlu-rc-{subject}``,
+  ``choice_labels=None``, 0-shot): the context is the subject line ``"The following are multiple
+  choice questions (with answers) about {subject with spaces}."``, a blank line (lm-eval 0.3's
+  ``fewshot_context``: description + ``"\n\n"``), then ``"Question: {question.strip()}\nAnswer:"``;
+  no choices listed in the prompt; each choice scored as ``" {choice}"`` (lm-eval's
+  ``MultipleChoiceTask.construct_requests``); gold ``answer``; no unconditioned prompt.
 
 Sources are a local ``save_to_disk`` folder or a hub id (``datasets.load_dataset``; needs network).
 """
@@ -67,6 +71,13 @@ class Instance:
 
 def cloze_prompt(question: str) -> str:
     return f"Question: {question}\nAnswer:"
+
+
+def mmlu_prompt(subject: str, question: str) -> str:
+    """The paper's 0-shot MMLU context (olmo_eval ``GeneralHendrycksTest``, rc variant)."""
+    about = " ".join(subject.split("_"))
+    head = f"The following are multiple choice questions (with answers) about {about}."
+    return f"{head}\n\n{cloze_prompt(question.strip())}"
 
 
 def _load(source: str | os.PathLike, config: str | None = None):
@@ -181,7 +192,7 @@ def load_mmlu(source: str | os.PathLike, subject: str) -> list[Instance]:
                 Instance(
                     len(out),
                     i,
-                    cloze_prompt(row["question"].strip()),
+                    mmlu_prompt(subject, row["question"]),
                     [" " + c for c in choices],
                     int(row["answer"]),
                 )
@@ -217,16 +228,23 @@ def dataset_label(task: str) -> str:
     return task
 
 
+def task_source(task: str, sources: dict[str, str]) -> str:
+    """The folder or hub id a task is read from: its family's entry of ``sources``, else the
+    family's hub id; an error naming the task when there is neither."""
+    kind = next((f for f in ("pararel", "mmlu") if task.startswith(f + "_")), task)
+    if sources.get(kind):
+        return sources[kind]
+    if kind in HUB_IDS:
+        return HUB_IDS[kind][0]
+    raise ValueError(f"task {task}: no data source configured for {kind!r}")
+
+
 def load_task(task: str, sources: dict[str, str]) -> list[Instance]:
     """Instances of one task; ``sources`` maps ``pararel``/``sciq``/``openbookqa``/``mmlu`` to a
     local folder or hub id."""
 
     def src(kind: str) -> str:
-        if kind in sources and sources[kind]:
-            return sources[kind]
-        if kind in HUB_IDS:
-            return HUB_IDS[kind][0]
-        raise ValueError(f"task {task}: no data source configured for {kind!r}")
+        return task_source(task, sources)
 
     if task.startswith("pararel_"):
         return load_pararel(src("pararel"), task[len("pararel_") :])
