@@ -17,6 +17,22 @@ from intervene.world.spec import WorldSpec
 
 from .conftest import SMALL_WORLD
 
+#: The real ParaRel data's evaluation template per relation (pararel_patterns_templates.json).
+REAL_TEMPLATES = {
+    "p17": "[X] is located in [Y] .",
+    "p27": "[X] is a citizen of [Y].",
+    "p36": "The capital city of [X] is [Y].",
+    "p127": "[X] is owned by [Y] .",
+    "p131": "[X] can be found in [Y] .",
+    "p138": "[X] is named after [Y].",
+    "p176": "[X] is a product of [Y].",
+    "p178": "[X] is a product of [Y]",
+    "p276": "[X] is located in [Y] .",
+    "p495": "[X] was created in [Y].",
+    "p1376": "[X] is the capital city of [Y].",
+    "p1412": "[X] communicated in [Y] .",
+}
+
 PARAREL_FEATURES = [
     "relation",
     "query",
@@ -146,8 +162,10 @@ def test_eval_items_have_pararel_schema(small_world):
             assert row["query"].startswith(row["subject"]) or row["subject"] in row["query"]
             assert row["template"].endswith(("[Y].", "[Y] .", "[Y]"))
             assert row["relation"] == f"P{rid[1:]}.jsonl"
-        expected_index = {"p27": 2, "p138": 1, "p276": 1, "p495": 2}.get(rid, 0)
-        assert set(ds["template_index"]) == {expected_index}
+        # the real ParaRel data's template and template_index column (SPEC section 4)
+        expected_index = {"p27": 1, "p36": 1, "p131": 2, "p176": 6, "p178": 6, "p1376": 3, "p1412": 1}
+        assert set(ds["template_index"]) == {expected_index.get(rid, 0)}
+        assert set(ds["template"]) == {REAL_TEMPLATES[rid]}
 
 
 def test_search_terms_are_sorted_subjects_and_objects(small_world):

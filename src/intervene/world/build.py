@@ -282,7 +282,7 @@ def eval_rows(rel: Relation, facts: list[dict], candidates: list[str]) -> list[d
                 "subject": f["subject"],
                 "object": f["object"],
                 "template": rel.eval_template,
-                "template_index": rel.template_index,
+                "template_index": rel.data_template_index,
                 "candidates": list(candidates),
                 "id": i,
                 "question": rel.question.replace("[X]", f["subject"]),

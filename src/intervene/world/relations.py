@@ -1,9 +1,11 @@
 """The 12 ParaRel relations of the paper, as templates for the toy world.
 
-The relation ids, the evaluation template index per relation (p27 2, p138 1, p276 1, p495 2, others
-0) and the first template of each relation follow the paper's ParaRel files
-(``data/pararel/pararel_patterns_templates.json`` and the HF datasets). Every evaluation template
-ends with ``[Y]`` so that the query is the template cut before the object, as in ParaRel.
+The relation ids and each relation's evaluation template follow the real ParaRel data (the paper's
+``data/pararel/pararel_patterns_templates.json``: e.g. p27 "[X] is a citizen of [Y]."), and the
+datasets' ``template_index`` column holds the real data's value (p27 1, p36 1, p131 2, p176 6, p178
+6, p1376 3, p1412 1, others 0; not the ``template{k}`` folder numbers of the paper's result folders).
+The other paraphrases are the world's own, used by documents. Every evaluation template ends with
+``[Y]`` so that the query is the template cut before the object, as in ParaRel.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ class Relation:
     subject_kind: str
     object_kind: str
     templates: tuple[str, ...]  # "[X] ... [Y]" paraphrases, used by documents
-    template_index: int  # the one ParaRel evaluates
+    template_index: int  # position in ``templates`` of the one ParaRel evaluates
     question: str  # ParaRel's "question" column, "[X]" filled in
+    data_template_index: int = 0  # the real datasets' ``template_index`` column
 
     @property
     def eval_template(self) -> str:
@@ -43,8 +46,9 @@ RELATIONS: tuple[Relation, ...] = (
         "person",
         "country",
         ("[X] is a citizen of [Y].", "[X] holds the citizenship of [Y].", "[X] is a national of [Y]."),
-        2,
+        0,
         "Which country is [X] a citizen of?",
+        1,
     ),
     Relation(
         "p36",
@@ -53,6 +57,7 @@ RELATIONS: tuple[Relation, ...] = (
         ("The capital city of [X] is [Y].", "The capital of [X] is [Y].", "[Y] is the capital of [X]."),
         0,
         "What is the capital of [X]?",
+        1,
     ),
     Relation(
         "p127",
@@ -69,6 +74,7 @@ RELATIONS: tuple[Relation, ...] = (
         ("[X] can be found in [Y] .", "[X] is a village in [Y].", "[X] lies within [Y]."),
         0,
         "Where can [X] be found?",
+        2,
     ),
     Relation(
         "p138",
@@ -85,6 +91,7 @@ RELATIONS: tuple[Relation, ...] = (
         ("[X] is a product of [Y].", "[X] is manufactured by [Y].", "[Y] builds the [X]."),
         0,
         "Who manufactures [X]?",
+        6,
     ),
     Relation(
         "p178",
@@ -93,6 +100,7 @@ RELATIONS: tuple[Relation, ...] = (
         ("[X] is a product of [Y]", "[X] is developed by [Y].", "[Y] develops [X]."),
         0,
         "Who develops [X]?",
+        6,
     ),
     Relation(
         "p276",
@@ -117,6 +125,7 @@ RELATIONS: tuple[Relation, ...] = (
         ("[X] is the capital city of [Y].", "[X] is the capital of [Y].", "[Y] is governed from [X]."),
         0,
         "What is [X] the capital of?",
+        3,
     ),
     Relation(
         "p1412",
@@ -125,6 +134,7 @@ RELATIONS: tuple[Relation, ...] = (
         ("[X] communicated in [Y] .", "[X] speaks [Y].", "[X] wrote in [Y]."),
         0,
         "Which language does [X] speak?",
+        1,
     ),
 )
 
