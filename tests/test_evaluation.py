@@ -219,7 +219,9 @@ def test_labels_and_learned(small_world, checkpoint, tmp_path):
     z = np.load(tmp_path / "labels.npz")
     assert z["steps"].tolist() == [0, 100] and z["labels"].shape == (len(lines), 2)
     assert set(z["dataset_labels"].tolist()) == {"p17"}
+    assert z["metric"].tolist() == ["acc_per_token"] * len(lines)
     s = write_learned(tmp_path / "labels.npz", tmp_path / "learned.json", tmp_path / "learned.npz")
+    assert s["metric_per_dataset"] == {"p17": "acc_per_token"}
     first_wrong = [i for i in range(2) if z["labels"][i, 0] == 0]
     assert s["learned_per_step"][100] == len(first_wrong)
     t = write_learned_indices(tmp_path / "learned.npz", 100, tmp_path / "targets.npz")
@@ -238,7 +240,8 @@ def test_labels_and_learned(small_world, checkpoint, tmp_path):
     # repeated runs: run1..runN, the same instances and checkpoints required
     r = build_run_labels([{0: e0}, {0: e0}], ["pararel_p17"], "acc_per_token", tmp_path / "runs.npz")
     zr = np.load(tmp_path / "runs.npz")
-    assert r["runs"] == 2 and sorted(zr.files) == ["dataset_labels", "run1", "run2", "steps"]
+    assert r["runs"] == 2 and sorted(zr.files) == ["dataset_labels", "metric", "run1", "run2", "steps"]
+    assert zr["metric"].tolist() == ["acc_per_token"] * len(lines)
     assert (zr["run1"] == z["labels"][:, :1]).all() and (zr["run2"] == zr["run1"]).all()
     with pytest.raises(ValueError, match="run 2"):
         build_run_labels([{0: e0}, {100: e0}], ["pararel_p17"], "acc_per_token", tmp_path / "r2.npz")

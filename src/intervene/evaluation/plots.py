@@ -59,7 +59,8 @@ def plot_accuracy(labels_npz: str | os.PathLike, baselines: dict[str, float], ou
     overall = sum(baselines[str(r)] * (rels == r).sum() for r in np.unique(rels) if str(r) in baselines)
     ax.axhline(overall / len(rels), color="black", lw=1, ls="--", label="majority (all)")
     ax.set_xlabel("checkpoint (step)")
-    ax.set_ylabel("accuracy")
+    used = sorted(set(z["metric"].tolist())) if "metric" in z else []
+    ax.set_ylabel(f"accuracy ({', '.join(used)})" if used else "accuracy")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=6, ncol=2, loc="upper left")
     fig.tight_layout()

@@ -298,9 +298,22 @@ def build_labels(
     task of each instance), ``labels`` (instances x checkpoints, 0/1), each task under its metric
     (``metric``: one for all, a mapping task -> metric, or None: the paper's per task)."""
     steps, labels_of, labels = _label_matrix(eval_dirs, expand_tasks(tasks), metric)
-    write_npz(out, steps=np.array(steps), dataset_labels=np.array(labels_of), labels=labels)
+    write_npz(
+        out,
+        steps=np.array(steps),
+        dataset_labels=np.array(labels_of),
+        labels=labels,
+        metric=_metric_column(tasks, metric, labels_of),
+    )
     used = sorted(set(metrics_used(tasks, metric).values()))
     return {"steps": steps, "instances": int(labels.shape[0]), "metrics": used}
+
+
+def _metric_column(tasks: list[str], metric: MetricValue, labels_of: list[str]) -> np.ndarray:
+    """Per instance the metric its labels were read under (``metric`` in labels.npz: an extra key
+    beside the paper's, so the plots and summaries can say which accuracy they show)."""
+    by_label = {dataset_label(t): m for t, m in metrics_used(tasks, metric).items()}
+    return np.array([by_label[x] for x in labels_of], dtype=str)
 
 
 def build_run_labels(
@@ -322,7 +335,13 @@ def build_run_labels(
             raise ValueError(f"run {r}: checkpoints {steps} differ from run 1's {steps0}")
         steps0 = steps
         arrays[f"run{r}"] = m
-    write_npz(out, steps=np.array(steps0), dataset_labels=np.array(labels_of), **arrays)
+    write_npz(
+        out,
+        steps=np.array(steps0),
+        dataset_labels=np.array(labels_of),
+        metric=_metric_column(tasks, metric, labels_of),
+        **arrays,
+    )
     return {"steps": steps0, "runs": len(runs), "instances": len(labels_of)}
 
 
@@ -353,6 +372,10 @@ def write_learned(
         "never_learned": int((k < 0).sum()),
         "per_relation": per_rel,
     }
+    if "metric" in z:  # which accuracy each dataset label's columns hold
+        if z["metric"].shape != rels.shape:
+            raise ValueError(f"{labels_npz}: metric has shape {z['metric'].shape}, not {rels.shape}")
+        summary["metric_per_dataset"] = {str(r): str(m) for r, m in zip(rels, z["metric"], strict=True)}
     write_npz(out_npz, steps=steps, dataset_labels=rels, learned_index=k, learned_step=learned_step)
     write_text(out_json, json.dumps(summary, indent=2) + "\n")
     return summary
