@@ -291,7 +291,10 @@ def test_effect_report(run_dir):
     rep = res / "report"
     names = ["rm_coocc_200", "rm_occ_200", "add_coocc_200", "bm25_200"]
     z = np.load(res / "eval" / "reruns" / "control_10_20" / "labels.npz")
-    assert sorted(z.files) == ["dataset_labels", "run1", "run2", "steps"] and z["steps"].tolist() == [20]
+    assert sorted(z.files) == ["dataset_labels", "metric", "run1", "run2", "steps"] and z[
+        "steps"
+    ].tolist() == [20]
+    assert set(z["metric"].tolist()) == {"acc_per_token"}  # the config's one metric, per instance
     # control run 1 = the original run's checkpoint 20: the same correctness
     orig = np.load(res / "eval" / "original" / "labels.npz")
     assert (z["run1"][:, 0] == orig["labels"][:, orig["steps"].tolist().index(20)]).all()
