@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from intervene.search import bm25_scores, find_terms
@@ -90,6 +90,18 @@ def test_wimbd_mode_hand_derived():
     assert len([r for r in lit if r[3] == 1]) == 3
 
 
+def _per_term_regex(texts: list[str], terms: list[str]) -> list[tuple[int, int, int, int]]:
+    """The per-term scan the paper ran (one regex, find_iter per document, byte offsets), as sorted
+    (doc, start, end, term) rows."""
+    ref = []
+    for d, text in enumerate(texts):
+        for ti, t in enumerate(terms):
+            for m in re.finditer(t, text):
+                s, e = m.span()
+                ref.append((d, len(text[:s].encode()), len(text[:e].encode()), ti))
+    return sorted(ref)
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     texts=st.lists(st.text(alphabet="abé.()", max_size=25), max_size=5),
@@ -106,19 +118,17 @@ def test_wimbd_mode_equals_per_term_regex(texts, terms):
             pass
     if not valid:
         return
-    ref = []
-    for d, text in enumerate(texts):
-        for ti, t in enumerate(valid):
-            for m in re.finditer(t, text):
-                s, e = m.span()
-                ref.append((d, len(text[:s].encode()), len(text[:e].encode()), ti))
-    assert as_rows(find_terms(texts, valid, mode="wimbd")) == sorted(ref)
+    assert as_rows(find_terms(texts, valid, mode="wimbd")) == _per_term_regex(texts, valid)
 
 
 @settings(max_examples=150, deadline=None)
 @given(
     texts=st.lists(st.text(alphabet="ab.()\\$^ \n", max_size=30), max_size=6),
     terms=st.lists(st.text(alphabet="ab.()\\$^ ", min_size=1, max_size=6), min_size=1, max_size=5),
+)
+@example(  # runs of >= 3 characters around a dot, escapes, an anchor, a group and a \\b
+    texts=["abb a", "b(ab)a", "ab.$", "abba", "aab ba"],
+    terms=["abb.a", "b\\(ab\\)a", "ab\\.$", "(abb)a", "aab\\b ba"],
 )
 def test_wimbd_literal_prefilter_keeps_every_match(texts, terms):
     """The required-literal prefilter (escapes, anchors, groups) drops no match of the plain scan."""
@@ -132,13 +142,7 @@ def test_wimbd_literal_prefilter_keeps_every_match(texts, terms):
             valid.append(t)
     if not valid:
         return
-    ref = []
-    for d, text in enumerate(texts):
-        for ti, t in enumerate(valid):
-            for m in re.finditer(t, text):
-                s, e = m.span()
-                ref.append((d, len(text[:s].encode()), len(text[:e].encode()), ti))
-    assert as_rows(find_terms(texts, valid, mode="wimbd")) == sorted(ref)
+    assert as_rows(find_terms(texts, valid, mode="wimbd")) == _per_term_regex(texts, valid)
 
 
 def test_required_literals():
