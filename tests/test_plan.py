@@ -17,6 +17,7 @@ import yaml
 from intervene import plan as P
 
 from .conftest import REPO
+from .test_fullscale import GPU_RULES
 
 
 def test_job_gpus_reads_gpu_and_per_node_gres():
@@ -258,16 +259,7 @@ def test_1b_plan_gpu_jobs_and_partitions(plan_1b):
     rows = {r.rule: r for r in plan_1b.rows}
     assert plan_1b.total_jobs == 253 and rows["download"].jobs == 16
     gpu = {r.rule for r in plan_1b.rows if r.gpus_per_job}
-    assert gpu == {
-        "pretrain_original",
-        "pretrain_rerun",
-        "replay_check",
-        "evaluate",
-        "evaluate_rerun",
-        "encode_docs",
-        "encode_instances",
-        "dense_window",
-    }
+    assert gpu == set(GPU_RULES)
     rerun = rows["pretrain_rerun"]
     assert (rerun.jobs, rerun.gpus_per_job, rerun.nodes) == (14 * 3 + 3 * 3, (16,), 2)
     assert all(rows[r].partition == "<gpu-partition>" for r in gpu)
