@@ -509,10 +509,26 @@ def _cmd_fetch_checkpoint(a: argparse.Namespace) -> None:
 TERMS_DIR_HELP = "folder of pararel_patterns_{rel}_train.txt"
 
 
-def _task_data(pararel_help: str = "folder of pararel_patterns_{rel} datasets") -> tuple[Arg, ...]:
-    """The evaluation data flags that :func:`_sources` reads."""
+def _metric_text(metric: str | dict[str, str]) -> str:
+    """``eval.metric`` (one metric, or task -> metric) as ``--metric`` takes it."""
+    from intervene.evaluation.metric_spec import metric_cli_value
+
+    return metric_cli_value(metric)
+
+
+def _source_words(sources: dict[str, str]) -> list[str]:
+    """``eval.sources`` as the flags :func:`_task_data` declares (``--pararel P --sciq S``)."""
+    return [w for k, v in sorted(sources.items()) for w in (f"--{k}", v)]
+
+
+def _task_data(
+    pararel_help: str = "folder of pararel_patterns_{rel} datasets", *, sources_key: bool = False
+) -> tuple[Arg, ...]:
+    """The evaluation data flags that :func:`_sources` reads (``sources_key``: ``--settings``'s
+    ``sources`` fills them)."""
+    key = (EvalConfig, "sources") if sources_key else None
     return (
-        arg("--pararel", help=pararel_help),
+        arg("--pararel", help=pararel_help, key=key, to_text=_source_words),
         arg("--sciq", help="SciQ save_to_disk folder or hub id (default allenai/sciq)"),
         arg("--openbookqa", help="OpenBookQA (main) folder or hub id (default allenai/openbookqa)"),
         arg("--mmlu", help="folder of per-subject MMLU folders, or hub id (default cais/mmlu)"),
@@ -731,8 +747,10 @@ COMMANDS: tuple[Command, ...] = (
             "--tasks",
             required=True,
             help="comma-separated: pararel_<rel>, pararel, sciq, openbookqa, mmlu_<subject>, mmlu",
+            key=(EvalConfig, "tasks"),
+            to_text=",".join,
         ),
-        *_task_data(),
+        *_task_data(sources_key=True),
         arg("--out", required=True, help="output folder (predictions per task, metrics.json)"),
         opt(EvalConfig, "device"),
         opt(EvalConfig, "row_tokens"),
@@ -755,8 +773,14 @@ COMMANDS: tuple[Command, ...] = (
             metavar="STEP=DIR",
             help="one run's eval folders; repeat per run -> run1..runN in the .npz",
         ),
-        arg("--tasks", required=True, help="the tasks of the eval folders, in their order"),
-        opt(EvalConfig, "metric"),
+        arg(
+            "--tasks",
+            required=True,
+            help="the tasks of the eval folders, in their order",
+            key=(EvalConfig, "tasks"),
+            to_text=",".join,
+        ),
+        opt(EvalConfig, "metric", to_text=_metric_text),
         OUT,
     ),
     command(
@@ -1058,7 +1082,12 @@ COMMANDS: tuple[Command, ...] = (
         arg("--audit", help="the swap's audit.json"),
         arg("--replay", help="replay_check.json"),
         opt(EffectConfig, "swap_direction"),
-        arg("--datasets", help="targets only of these dataset labels (an MCQA mapping's task, e.g. sciq)"),
+        arg(
+            "--datasets",
+            help="targets only of these dataset labels (an MCQA mapping's task, e.g. sciq)",
+            key=(EffectConfig, "datasets"),
+            to_text=",".join,
+        ),
         opt(BootstrapConfig, "samples", "--bootstrap"),
         opt(BootstrapConfig, "level"),
         opt(BootstrapConfig, "seed"),

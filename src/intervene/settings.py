@@ -71,8 +71,9 @@ def default_of(f: dataclasses.Field) -> Any:
     return MISSING
 
 
-def _checked(f: dataclasses.Field, v: Any, key: str) -> Any:
-    """``v`` through the field's range check and choices, as a flag's value would go."""
+def checked_value(f: dataclasses.Field, v: Any, key: str) -> Any:
+    """``v`` through the field's range check and choices, as a flag's value would go (``key``
+    starts the :class:`SettingsError`'s message)."""
     check, choices = f.metadata.get("check"), f.metadata.get("choices")
     if v is None and default_of(f) is None:
         return v
@@ -115,7 +116,7 @@ class Settings:
             if sub is not None:
                 kw[name] = None if v is None else sub.from_mapping(v, prefix + name)
             else:
-                kw[name] = _checked(f, v, prefix + name)
+                kw[name] = checked_value(f, v, prefix + name)
         return cls(**kw)
 
     @classmethod
