@@ -168,7 +168,7 @@ def test_olmo2_7b_plans_released_checkpoints(tmp_path):
     assert "--model allenai/OLMo-2-1124-7B --revision stage1-step3000-tokens13B" in out
     assert "https://olmo-checkpoints.org/ai2-llm/peteish7/step2000-unsharded/" in out
     # 7B re-runs shard weights and optimizer state (FSDP2), one torchrun per node on 4 nodes
-    assert re.search(r"srun --nodes=4 .*torchrun_node.sh 8 train .*--strategy fsdp", out)
+    assert re.search(r"srun --nodes=4 .*torchrun_node.sh 8 train .*--settings .*\"strategy\": \"fsdp\"", out)
 
 
 def test_hf_revision_names():

@@ -564,7 +564,12 @@ COMMANDS: tuple[Command, ...] = (
         _cmd_download,
         "download (URL data) | resources/manifests/shard_{i}.tsv | intervene.download.download_train_config",
         arg("--train-config", required=True, help="OLMo train YAML whose data.paths are URLs"),
-        arg("--root", required=True, help="local mirror root (files go to ROOT/<host>/<path>)"),
+        arg(
+            "--root",
+            required=True,
+            help="local mirror root (files go to ROOT/<host>/<path>)",
+            key=(DownloadConfig, "root"),
+        ),
         opt(DownloadConfig, "shard"),
         opt(DownloadConfig, "num_shards"),
         opt(DownloadConfig, "workers"),

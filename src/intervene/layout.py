@@ -309,3 +309,81 @@ def eval_model(config: Mapping, step: int | str) -> str:
     spec = load_train_config(config["data"]["train_config"])
     rev = hf_revision(int(step), spec.global_batch_size, spec.seq_len)
     return f"{config['train']['released']['hub_model']} --revision {rev}"
+
+
+# -- sources and targets of the workflow (a resolved config: intervene.settings.resolve_config) ----
+
+
+def given_sections(config: Mapping) -> frozenset[str]:
+    """The top-level sections a user's config sets (not empty): optional stages are switched on by
+    their section's presence, so read this before resolve_config fills sections in."""
+    return frozenset(k for k, v in config.items() if v)
+
+
+def pararel_hub(config: Mapping) -> str | None:
+    """``eval.pararel_hub``: ParaRel built from its source by rule `pararel` (None: it is given)."""
+    return config["eval"]["pararel_hub"] if config.get("eval") else None
+
+
+def pararel_dir(config: Mapping) -> str:
+    """The ParaRel datasets' folder: ``eval.sources.pararel``, else the toy world's."""
+    sources = config["eval"]["sources"] if config.get("eval") else {}
+    return sources.get("pararel", f"{WORLD_DIR}/eval")
+
+
+def terms_dir(config: Mapping) -> str:
+    """The relations' term files: ``match.terms_dir`` (resolved: the toy world's when unset)."""
+    return config["match"]["terms_dir"] if config.get("match") else f"{WORLD_DIR}/search_terms"
+
+
+def doc_info_targets(config: Mapping) -> list[str]:
+    return [str(doc_info_file(DOC_INFO_DIR, g)) for g in decoded_groups(config)]
+
+
+def train_targets(config: Mapping) -> list[str]:
+    """The original run (and its replay check) when it is trained here."""
+    t = config["train"]
+    if not t["original"]:
+        return []
+    return [f"{TRAIN_DIR}/original/summary.json"] + (
+        [f"{TRAIN_DIR}/replay_check.json"] if t["replay_check"] else []
+    )
+
+
+def eval_targets(config: Mapping, given: frozenset[str]) -> list[str]:
+    """The original run's evaluation: checkpoints trained here or released ones (imported on demand)."""
+    if not ((config["train"]["original"] or config["train"]["released"]) and "eval" in given):
+        return []
+    e = "results/eval/original"
+    steps = config["eval"]["target_steps"]
+    return [f"{e}/learned.json", f"{e}/accuracy.png", f"{e}/learned_hist.png"] + [
+        f"{e}/learned_step{s}.npz" for s in steps
+    ]
+
+
+def match_targets(config: Mapping, given: frozenset[str]) -> list[str]:
+    """The term search over every decoded group, BM25 scores of the configured groups, the dense
+    similarities when an encoder is set."""
+    if not ("match" in given and config.get("eval") and pararel_relations(config["eval"]["tasks"])):
+        return []
+    m, groups = config["match"], decoded_groups(config)
+    out = [f"{SEARCH_DIR}/{kind}/{g}" for kind in ("term_doc", "pair_doc") for g in groups]
+    out += [f"{SEARCH_DIR}/bm25/{g}.npz" for g in m["bm25"]["groups"]]
+    if m["dense"]["ctx_model"]:
+        out.append(f"{SEARCH_DIR}/dense/similarity.npz")
+    return out
+
+
+def intervention_targets(config: Mapping, given: frozenset[str]) -> list[str]:
+    """Selections need the original run's learned instances (and the matching stage)."""
+    if not (eval_targets(config, given) and match_targets(config, given)):
+        return []
+    return [f"{INTERVENTIONS_DIR}/{n}/batches" for n in config.get("interventions") or {}]
+
+
+def experiment_targets(config: Mapping, given: frozenset[str]) -> list[str]:
+    """The effect report, once interventions can be selected (the original run's evaluation and
+    the matching stage exist)."""
+    if not (intervention_targets(config, given) and "experiment" in given):
+        return []
+    return ["results/report/summary.md", "results/report/summary.html", "results/report/headline.txt"]

@@ -1,7 +1,9 @@
 # Shared by every rule: config validation, wildcard constraints, input functions (get_*) and the
-# default target's lists. Where things are and the windows/groups/run names: intervene.layout.
+# default target's lists. Where things are (windows, groups, run names, targets): intervene.layout;
+# what a job runs with (settings, launch command, resources): intervene.workflow_args. The config
+# is resolved (intervene.settings: every default filled), so rules index it and write no default.
 # Top-level code stays cheap: it reads the config only, never the data.
-import json
+import functools
 import os
 import shlex
 
@@ -9,8 +11,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from intervene import layout
+from intervene import workflow_args as wargs
 from intervene.config_check import ConfigError, check_config
-from intervene.evaluation.metric_spec import metric_cli_value
 from intervene.layout import (
     BATCHES_DIR,
     DATA_DIR,
@@ -19,29 +21,33 @@ from intervene.layout import (
     TRAIN_DIR,
     WORLD_DIR,
 )
+from intervene.settings import Bm25Config, DenseConfig, SettingsError, resolve_config
 
 validate(config, "../schemas/config.schema.yaml")
 # what the schema cannot say (checkpoints vs save_interval, windows vs the decoded batches, paths):
 # one line naming the key, before any job runs
 try:
     check_config(config, schema=workflow.source_path("../schemas/config.schema.yaml"))
-except ConfigError as e:
+    GIVEN = layout.given_sections(config)  # optional stages switch on by presence
+    config.update(resolve_config(config))
+except (ConfigError, SettingsError) as e:
     raise WorkflowError(f"config: {e}") from None
 
-EVAL = config.get("eval") or {}
-MATCH = config.get("match") or {}
-BM25 = MATCH.get("bm25") or {}
-DENSE = MATCH.get("dense") or {}
-INTERVENTIONS = config.get("interventions") or {}
-EXPERIMENT = config.get("experiment") or {}
-RELEASED = config["train"].get("released") or {}
-EVAL_TASKS = ",".join(EVAL.get("tasks", []))
-RELATIONS = ",".join(layout.pararel_relations(EVAL.get("tasks", [])))
+EVAL = config["eval"] if "eval" in GIVEN else {}
+MATCH = config["match"] if "match" in GIVEN else {}
+# an optional stage that is off: its settings' defaults (its rules are never asked for jobs)
+BM25 = MATCH["bm25"] if MATCH else Bm25Config().to_dict()
+DENSE = MATCH["dense"] if MATCH else DenseConfig().to_dict()
+INTERVENTIONS = config["interventions"] if "interventions" in GIVEN else {}
+EXPERIMENT = config["experiment"]
+RELEASED = config["train"]["released"] or {}
+EVAL_TASKS = wargs.eval_tasks(config)
+RELATIONS = ",".join(layout.pararel_relations(EVAL["tasks"] if EVAL else []))
 PER_GROUP = config["decode"]["batches_per_group"]
-DENSE_DEVICE = DENSE.get("device", "cpu")
-DPR = DENSE.get("kind", "dpr") == "dpr"
-TERMS_DIR = MATCH.get("terms_dir", f"{WORLD_DIR}/search_terms")
-PARAREL = EVAL.get("sources", {}).get("pararel", f"{WORLD_DIR}/eval")
+DENSE_DEVICE = DENSE["device"]
+DPR = DENSE["kind"] == "dpr"
+TERMS_DIR = layout.terms_dir(config)
+PARAREL = layout.pararel_dir(config)
 # wildcard constraint of a re-run's name: an intervention, or a control window
 RERUN_NAMES = layout.rerun_name_pattern(config)
 
@@ -100,11 +106,13 @@ def group_files(pattern, groups):
 
 
 def option(key, default=None):
-    """A param: option `key` of intervention `{name}` (`default` when not set)."""
+    """A param: option `key` of intervention `{name}` (resolved); `default` stands only for None:
+    an intervention's `seed`, whose two defaults (InterventionConfig.map_settings, swap_settings)
+    resolve_config leaves to its reader."""
 
     def get(wildcards):
-        v = INTERVENTIONS[wildcards.name]
-        return v[key] if default is None else v.get(key, default)
+        v = INTERVENTIONS[wildcards.name][key]
+        return default if v is None else v
 
     return get
 
@@ -126,14 +134,10 @@ def get_window(wildcards):
     )
 
 
-def datasets_flag(name):
-    """`--datasets ...` when an intervention targets only some tasks' instances (e.g. sciq)."""
-    ds = INTERVENTIONS[name].get("datasets")
-    return f"--datasets {','.join(ds)}" if ds else ""
-
-
 def get_datasets_flag(wildcards):
-    return datasets_flag(wildcards.name)
+    """`--datasets ...` when an intervention targets only some tasks' instances (e.g. sciq)."""
+    ds = INTERVENTIONS[wildcards.name]["datasets"]
+    return f"--datasets {','.join(ds)}" if ds else ""
 
 
 def get_learned_targets(wildcards):
@@ -147,107 +151,29 @@ def get_learned_targets(wildcards):
 
 def replay_inputs():
     """The decoded group folders the replay check reads (none without a replay check)."""
-    rc = config["train"].get("replay_check")
-    if not rc:
-        return []
-    groups = layout.groups_of(config, rc["from_step"], rc["from_step"] + rc["steps"])
-    return group_files(f"{BATCHES_DIR}/{{group}}", groups)
+    return group_files(f"{BATCHES_DIR}/{{group}}", wargs.replay_groups(config))
 
 
-def source_flags():
-    """The evaluation data flags (`--pararel PATH`, `--sciq ...`) as `intervene eval` and the window
-    scorers take them."""
-    return [f"--{k} {v}" for k, v in sorted(EVAL.get("sources", {}).items())]
-
-
-def eval_args():
-    """The `intervene eval` flags of the configured backend, tasks and data sources."""
-    e = EVAL
-    args = [
-        f"--tasks {','.join(e.get('tasks', []))}",
-        f"--device {e.get('device', 'cpu')}",
-    ]
-    args += source_flags()
-    if e.get("backend", "builtin") == "olmes":
-        o = e.get("olmes", {})
-        args += ["--backend olmes"]
-        args += [f"--olmes-{k.replace('_', '-')} {v}" for k, v in sorted(o.items())]
-    else:
-        args += [f"--row-tokens {e.get('row_tokens', 2048)}"]
-        args += [f"--batch-tokens {e.get('batch_tokens', 16384)}"]
-    return " ".join(args)
+# `--pararel PATH --sciq ...`: the evaluation data flags of the window scorers
+source_flags = functools.partial(wargs.source_flags, config)
 
 
 def eval_gpus(section):
     """A `resources: gpu` callable: one GPU when the section's device is CUDA."""
 
     def get(wildcards):
-        return 1 if section.get("device", "cpu").startswith("cuda") else 0
+        return wargs.gpus_of(section["device"])
 
     return get
 
 
-# -- targets of `rule all` ------------------------------------------------------------------------
-
-
-def doc_info_targets():
-    return group_files(f"{DOC_INFO_DIR}/{{group}}.npy", layout.decoded_groups(config))
-
-
-def train_targets():
-    out = []
-    if config["train"]["original"]:
-        out.append(f"{TRAIN_DIR}/original/summary.json")
-        if config["train"].get("replay_check"):
-            out.append(f"{TRAIN_DIR}/replay_check.json")
-    return out
-
-
-def eval_targets():
-    """The original run's evaluation: checkpoints trained here or released ones (imported on demand)."""
-    if not ((config["train"]["original"] or RELEASED) and EVAL):
-        return []
-    return [
-        "results/eval/original/learned.json",
-        "results/eval/original/accuracy.png",
-        "results/eval/original/learned_hist.png",
-    ] + [
-        f"results/eval/original/learned_step{s}.npz"
-        for s in EVAL.get("target_steps", [])
-    ]
-
-
-def match_targets():
-    if not (MATCH and RELATIONS):
-        return []
-    out = expand(
-        "results/search/{kind}/{group}",
-        kind=["term_doc", "pair_doc"],
-        group=layout.decoded_groups(config),
-    )
-    out += expand("results/search/bm25/{group}.npz", group=BM25.get("groups", []))
-    if DENSE.get("ctx_model"):
-        out.append("results/search/dense/similarity.npz")
-    return out
-
-
-def intervention_targets():
-    """Selections need the original run's learned instances (and the matching stage)."""
-    if not (eval_targets() and match_targets()):
-        return []
-    return [f"results/interventions/{n}/batches" for n in INTERVENTIONS]
-
-
-def experiment_targets():
-    """The effect report, once interventions can be selected (the original run's evaluation and
-    the matching stage exist)."""
-    if not (intervention_targets() and EXPERIMENT):
-        return []
-    return [
-        "results/report/summary.md",
-        "results/report/summary.html",
-        "results/report/headline.txt",
-    ]
+# -- the default target's lists (intervene.layout: the stages the config switches on) -----------
+doc_info_targets = functools.partial(layout.doc_info_targets, config)
+train_targets = functools.partial(layout.train_targets, config)
+eval_targets = functools.partial(layout.eval_targets, config, GIVEN)
+match_targets = functools.partial(layout.match_targets, config, GIVEN)
+intervention_targets = functools.partial(layout.intervention_targets, config, GIVEN)
+experiment_targets = functools.partial(layout.experiment_targets, config, GIVEN)
 
 
 # -- decode -----------------------------------------------------------------------------------------
@@ -258,51 +184,23 @@ def get_group_number(wildcards):
     return int(wildcards.group)
 
 
+def get_download_settings(wildcards):
+    """`intervene download --settings`: the `data.download` section (root, shards, workers)."""
+    return wargs.download_settings(config)
+
+
 # -- training (train.smk) ---------------------------------------------------------------------------
 
 
-def train_nodes():
-    return config["train"].get("nodes", 1)
+def get_train_resources():
+    """Slurm resources of a training job: GPUs per node, nodes, tasks (intervene.workflow_args)."""
+    return wargs.train_resources(config)
 
 
-def srun_launch():
-    """Several nodes (or `train.launcher: srun`): one torchrun per node under srun, inside the job."""
-    return train_nodes() > 1 or config["train"].get("launcher", "torchrun") == "srun"
-
-
-def intervene_launcher():
-    """`intervene`; `torchrun --standalone ...` for several processes on one node; or, under Slurm,
-    `srun` starting one torchrun per node (workflow/scripts/torchrun_node.sh) whose rendezvous is
-    the allocation's first node."""
-    n = config["train"]["nproc"]
-    if srun_launch():
-        script = os.path.join(
-            workflow.basedir, "workflow", "scripts", "torchrun_node.sh"
-        )
-        return (
-            f"srun --nodes={train_nodes()} --ntasks-per-node=1 --ntasks={train_nodes()}"
-            f" bash {script} {n}"
-        )
-    if n == 1:
-        return "intervene"
-    return f"torchrun --standalone --nproc_per_node={n} -m intervene.cli"
-
-
-def train_resources():
-    """Slurm resources of a training job (ignored when running locally): GPUs per node, nodes, one
-    task per process (`mpi: srun` lets the job's shell call srun itself; `tasks_per_gpu: 0` keeps
-    the executor plugin from adding --ntasks-per-gpu)."""
-    t = config["train"]
-    n, nodes, cuda = t["nproc"], train_nodes(), t["device"] == "cuda"
-    res = {"gpu": n * nodes if cuda and nodes == 1 else 0}
-    if cuda and nodes > 1:
-        res["gres"] = f"gpu:{n}"  # per node
-    if srun_launch():
-        res.update(nodes=nodes, tasks=n * nodes, mpi="srun", tasks_per_gpu=0)
-    return res
-
-
-STRATEGY_FLAG = "--strategy fsdp" if config["train"].get("strategy") == "fsdp" else ""
+# `intervene`, `torchrun ...` or `srun ... torchrun_node.sh NPROC` (several nodes)
+TRAIN_LAUNCHER = wargs.train_launcher(
+    config, os.path.join(workflow.basedir, "workflow", "scripts", "torchrun_node.sh")
+)
 
 
 def protect_original(path):
@@ -328,25 +226,16 @@ def get_rerun_start(wildcards):
     return layout.original_checkpoint(layout.rerun_window(config, wildcards.run)[0])
 
 
-def get_rerun_load_path(wildcards):
-    """The checkpoint a re-run starts from: its window's first batch = the original run's step."""
-    return layout.original_checkpoint(layout.rerun_window(config, wildcards.run)[0])
-
-
 def get_rerun_steps(wildcards):
+    """The steps of a re-run: its window's batches."""
     first, last = layout.rerun_window(config, wildcards.run)
     return last - first
 
 
-def get_order_flag(wildcards):
-    """Run 1 reads the window's batches in order (on CPU a control run 1 reproduces the original
-    checkpoint bit for bit); with `experiment.order: shuffle`, run r > 1 reads them in the
-    permutation of seed + r, the same for the intervention and its control (paired runs).
-    """
-    r = int(wildcards.r)
-    if EXPERIMENT.get("order", "given") == "shuffle" and r > 1:
-        return f"--order-seed {EXPERIMENT.get('seed', 0) + r}"
-    return ""
+def get_rerun_settings(wildcards):
+    """`intervene train --settings` of run `{r}` of re-run `{run}` (start checkpoint, steps, the
+    run's order seed): intervene.workflow_args.rerun_train_settings."""
+    return wargs.rerun_train_settings(config, wildcards.run, int(wildcards.r))
 
 
 def get_doc_info_dir(wildcards, input):
@@ -368,8 +257,9 @@ def get_batches_root(wildcards, input):
     return os.path.dirname(input.batches[0])
 
 
-def replay_setting(key):
-    return (config["train"].get("replay_check") or {}).get(key, 0)
+def get_replay_settings(wildcards):
+    """`intervene replay-check --settings`: the replayed steps and the tolerance of the device."""
+    return wargs.replay_settings(config)
 
 
 # -- released checkpoints (released.smk) ------------------------------------------------------------
@@ -435,9 +325,14 @@ def get_eval_model(wildcards):
     return layout.eval_model(config, wildcards.step)
 
 
+def get_eval_settings(wildcards):
+    """`intervene eval` / `labels --settings`: the resolved `eval` section."""
+    return wargs.eval_settings(config)
+
+
 def get_original_evals(wildcards, input):
     """`step=folder` of every evaluated checkpoint of the original run."""
-    return " ".join(f"{s}={d}" for s, d in zip(layout.original_steps(config), input))
+    return wargs.original_evals(config, list(input))
 
 
 def get_rerun_model(wildcards, input):
@@ -454,16 +349,7 @@ def get_rerun_evals(wildcards):
 
 def get_rerun_label_args(wildcards, input):
     """`--run STEP=folder` per run, STEP being the checkpoint the runs end at."""
-    last = layout.rerun_window(config, wildcards.run)[1]
-    return " ".join(f"--run {last}={d}" for d in input)
-
-
-# `--metric X` (one metric, or task=metric pairs), or nothing: the paper's metric per task
-EVAL_METRIC = " ".join(
-    ["--metric", shlex.quote(metric_cli_value(EVAL.get("metric")))]
-    if EVAL.get("metric")
-    else []
-)
+    return wargs.rerun_label_args(config, wildcards.run, list(input))
 
 
 # -- search (search.smk) ----------------------------------------------------------------------------
@@ -567,17 +453,12 @@ def get_replay_flag(wildcards, input):
     return f"--replay {input.replay[0]}" if input.replay else ""
 
 
-def get_direction_flag(wildcards):
-    return (
-        "--swap-direction"
-        if INTERVENTIONS[wildcards.name].get("swap_direction")
-        else ""
-    )
+def get_effect_settings(wildcards):
+    """`intervene effect --settings`: the intervention's strategy, direction and target tasks,
+    the experiment's bootstrap."""
+    return wargs.effect_settings(config, wildcards.name)
 
 
 def get_figure_args(wildcards, input):
     """`--figure name=path` per intervention, in config order."""
-    return " ".join(f"--figure {n}={p}" for n, p in zip(INTERVENTIONS, input.figures))
-
-
-BOOTSTRAP = EXPERIMENT.get("bootstrap", {})
+    return wargs.figure_args(config, list(input.figures))

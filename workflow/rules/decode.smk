@@ -22,12 +22,10 @@ rule decode:
     params:
         tokenizer=get_tokenizer,
         group=get_group_number,
-        per=PER_GROUP,
-        first=config["decode"]["first_batch"],
-        last=config["decode"]["last_batch"],
+        settings=wargs.decode_settings(config),
         world_size=config["data"]["world_size"],
     shell:
         "intervene decode --train-config {input.train_config} --order {input.order}"
         " --manifest {input.manifest} --tokenizer {params.tokenizer} --out {output}"
-        " --group {params.group} --batches-per-group {params.per} --first-batch {params.first}"
-        " --last-batch {params.last} --world-size {params.world_size} --quiet > {log} 2>&1"
+        " --group {params.group} --settings {params.settings} --world-size {params.world_size}"
+        " --quiet > {log} 2>&1"

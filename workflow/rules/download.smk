@@ -14,12 +14,10 @@ rule download:
     resources:
         runtime=24 * 60,
     params:
-        root=config["data"]["download"]["root"],
-        shards=config["data"]["download"]["num_shards"],
-        workers=config["data"]["download"]["workers"],
+        settings=get_download_settings,
     shell:
-        "intervene download --train-config {input} --root {params.root} --shard {wildcards.shard}"
-        " --num-shards {params.shards} --workers {params.workers} --manifest {output} > {log} 2>&1"
+        "intervene download --train-config {input} --settings {params.settings}"
+        " --shard {wildcards.shard} --manifest {output} > {log} 2>&1"
 
 
 rule localize:

@@ -8,7 +8,11 @@ rule effect:
         control=get_control_labels,
         targets=get_effect_targets,
         batches="results/interventions/{name}/batches",
-        replay=[f"{TRAIN_DIR}/replay_check.json"] if replay_inputs() else [],
+        replay=(
+            [f"{TRAIN_DIR}/replay_check.json"]
+            if config["train"]["replay_check"]
+            else []
+        ),
     output:
         json="results/report/{name}/effect.json",
         png=report(
@@ -25,18 +29,12 @@ rule effect:
     conda:
         "../envs/intervene.yaml"
     params:
-        strategy=option("strategy"),
+        settings=get_effect_settings,
         replay=get_replay_flag,
-        direction=get_direction_flag,
-        datasets=get_datasets_flag,
-        boot=BOOTSTRAP.get("samples", 2000),
-        level=BOOTSTRAP.get("level", 0.95),
-        seed=BOOTSTRAP.get("seed", 0),
     shell:
-        "intervene effect --name {wildcards.name} --strategy {params.strategy}"
+        "intervene effect --settings {params.settings}"
         " --intervention-labels {input.intervention} --control-labels {input.control}"
         " --targets {input.targets} --audit {input.batches}/audit.json {params.replay}"
-        " {params.direction} {params.datasets} --bootstrap {params.boot} --level {params.level} --seed {params.seed}"
         " --out-json {output.json} --out-png {output.png} > {log} 2>&1"
 
 

@@ -21,9 +21,9 @@ rule evaluate:
         gpu=eval_gpus(EVAL),
     params:
         model=get_eval_model,
-        args=eval_args(),
+        settings=get_eval_settings,
     shell:
-        "intervene eval --model {params.model} {params.args} --out {output} > {log} 2>&1"
+        "intervene eval --model {params.model} --settings {params.settings} --out {output} > {log} 2>&1"
 
 
 rule labels:
@@ -38,11 +38,9 @@ rule labels:
         "../envs/intervene.yaml"
     params:
         evals=get_original_evals,
-        tasks=EVAL_TASKS,
-        metric=EVAL_METRIC,
+        settings=get_eval_settings,
     shell:
-        "intervene labels --evals {params.evals} --tasks {params.tasks} {params.metric}"
-        " --out {output} > {log} 2>&1"
+        "intervene labels --evals {params.evals} --settings {params.settings} --out {output} > {log} 2>&1"
 
 
 rule learned:
@@ -128,9 +126,9 @@ rule evaluate_rerun:
         gpu=eval_gpus(EVAL),
     params:
         model=get_rerun_model,
-        args=eval_args(),
+        settings=get_eval_settings,
     shell:
-        "intervene eval --model {params.model} {params.args} --out {output} > {log} 2>&1"
+        "intervene eval --model {params.model} --settings {params.settings} --out {output} > {log} 2>&1"
 
 
 rule rerun_labels:
@@ -147,8 +145,6 @@ rule rerun_labels:
         "../envs/intervene.yaml"
     params:
         runs=get_rerun_label_args,
-        tasks=EVAL_TASKS,
-        metric=EVAL_METRIC,
+        settings=get_eval_settings,
     shell:
-        "intervene labels {params.runs} --tasks {params.tasks} {params.metric}"
-        " --out {output} > {log} 2>&1"
+        "intervene labels {params.runs} --settings {params.settings} --out {output} > {log} 2>&1"

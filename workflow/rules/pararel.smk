@@ -3,7 +3,7 @@
 # their term files in `match.terms_dir` (intervene.pararel_source; the paper's
 # scripts/split_pararel_dataset.py).
 
-PARAREL_HUB = EVAL.get("pararel_hub")
+PARAREL_HUB = layout.pararel_hub(config)
 # What evaluations wait for: the datasets this rule writes, else nothing (the DAG is unchanged).
 PARAREL_BUILT = [PARAREL] if PARAREL_HUB else []
 

@@ -20,24 +20,16 @@ rule pretrain_original:
         "../envs/intervene.yaml"
     threads: 2
     resources:
-        **train_resources(),
+        **get_train_resources(),
         runtime=attempt_times(240),
         mem_mb=attempt_times(8000),
     params:
         out=get_output_dir,
-        launcher=intervene_launcher(),
-        strategy=STRATEGY_FLAG,
-        interval=config["train"]["save_interval"],
-        device=config["train"]["device"],
-        stop=(
-            f"--stop-after {config['train']['stop_at']}"
-            if config["train"].get("stop_at")
-            else ""
-        ),
+        launcher=TRAIN_LAUNCHER,
+        settings=wargs.original_train_settings(config),
     shell:
         "{params.launcher} train --train-config {input.train_config} --order {input.order}"
-        " --manifest {input.manifest} --out {params.out} --save-interval {params.interval} --device {params.device}"
-        " {params.strategy} {params.stop} > {log} 2>&1"
+        " --manifest {input.manifest} --out {params.out} --settings {params.settings} > {log} 2>&1"
 
 
 rule replay_check:
@@ -60,18 +52,15 @@ rule replay_check:
     # reductions differ between 1 and 2 threads (the replay would not be bit-identical)
     threads: 2
     resources:
-        gpu=1 if config["train"]["device"] == "cuda" else 0,
+        gpu=wargs.gpus_of(config["train"]["device"]),
     params:
         original=get_original_dir,
-        from_step=replay_setting("from_step"),
-        steps=replay_setting("steps"),
+        settings=get_replay_settings,
         device=config["train"]["device"],
-        atol=0.0 if config["train"]["device"] == "cpu" else 1e-2,
     shell:
         "intervene replay-check --train-config {input.train_config} --original {params.original}"
-        " --from-step {params.from_step} --steps {params.steps} --group-dirs {input.batches}"
-        " --work {output.run} --device {params.device}"
-        " --atol {params.atol} --out {output.report} > {log} 2>&1"
+        " --settings {params.settings} --group-dirs {input.batches} --work {output.run}"
+        " --device {params.device} --out {output.report} > {log} 2>&1"
 
 
 rule control_list:
@@ -110,19 +99,13 @@ rule pretrain_rerun:
         "../envs/intervene.yaml"
     threads: 2
     resources:
-        **train_resources(),
+        **get_train_resources(),
         runtime=attempt_times(240),
         mem_mb=attempt_times(8000),
     params:
         out=get_output_dir,
-        load_path=get_rerun_load_path,
-        steps=get_rerun_steps,
-        launcher=intervene_launcher(),
-        strategy=STRATEGY_FLAG,
-        device=config["train"]["device"],
-        order=get_order_flag,
+        launcher=TRAIN_LAUNCHER,
+        settings=get_rerun_settings,
     shell:
-        "{params.launcher} train --train-config {input.train_config} --load-path {params.load_path}"
-        " --data-list {input.data_list} --stop-after {params.steps} --save-interval {params.steps}"
-        " {params.order} {params.strategy} --out {params.out} --device {params.device}"
-        " > {log} 2>&1"
+        "{params.launcher} train --train-config {input.train_config} --data-list {input.data_list}"
+        " --settings {params.settings} --out {params.out} > {log} 2>&1"

@@ -23,6 +23,6 @@ rule world:
         "../envs/intervene.yaml"
     params:
         out=get_output_dir,
-        spec=shlex.quote(json.dumps(config.get("world", {}))),
+        spec=wargs.world_spec(config),
     shell:
         "intervene world --out {params.out} --spec-json {params.spec} > {log} 2>&1"
