@@ -31,6 +31,7 @@ include: "workflow/rules/search.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/swap.smk"
 include: "workflow/rules/effect.smk"
+include: "workflow/rules/inspect_docs.smk"
 
 
 onstart:

@@ -31,9 +31,11 @@ from intervene.settings import (
     MapConfig,
     MatchConfig,
     OlmesConfig,
+    RelevanceConfig,
     ReplayCheckConfig,
     SelectConfig,
     SwapConfig,
+    TopDocsConfig,
     TrainConfig,
 )
 
@@ -504,6 +506,40 @@ def _cmd_fetch_checkpoint(a: argparse.Namespace) -> None:
     from intervene.train.released import fetch_unsharded
 
     log.info("fetched %s -> %s", a.url, fetch_unsharded(a.url, a.out))
+
+
+def _cmd_top_docs(a: argparse.Namespace) -> None:
+    from intervene.inspect_docs import export_top_docs
+
+    r = export_top_docs(
+        a.scores,
+        a.out,
+        group_dirs=a.group_dirs,
+        doc_info=a.doc_info,
+        first=a.first,
+        last=a.last,
+        tasks=a.tasks.split(","),
+        sources=_sources(a),
+        rows=_target_rows(a.instances, a.datasets) if a.instances else None,
+        k=a.k,
+        min_score=a.min_score,
+    )
+    log.info("top docs: %s", json.dumps(r))
+
+
+def _cmd_check_relevance(a: argparse.Namespace) -> None:
+    from intervene.relevance import check_relevance
+
+    r = check_relevance(
+        a.top_docs,
+        a.out,
+        a.summary,
+        a.cache,
+        RelevanceConfig.from_namespace(a),
+        limit=a.limit,
+        dry_run=a.dry_run,
+    )
+    log.info("relevance: %s", json.dumps(r))
 
 
 TERMS_DIR_HELP = "folder of pararel_patterns_{rel}_train.txt"
@@ -1159,6 +1195,47 @@ COMMANDS: tuple[Command, ...] = (
         arg("--max-duration", help="override: tokens ('4e12T') or steps of the original run"),
         arg("--save-interval", type=positive_int),
         OUT,
+    ),
+    command(
+        "top-docs",
+        "per instance its top-scoring documents of a window (text, score, location) as JSON lines",
+        _cmd_top_docs,
+        "top documents per instance | results/inspect/{name}/top_docs_{side}.jsonl | intervene.inspect_docs.export_top_docs",
+        arg("--scores", required=True, help="(instances x window documents) scores, e.g. scores_target.npz"),
+        arg(
+            "--group-dirs",
+            nargs="+",
+            required=True,
+            help="decoded group folders holding the window, in order",
+        ),
+        arg("--doc-info", nargs="+", required=True, help="their doc-info files (002.npy for folder 002)"),
+        arg("--first", type=nonneg_int, required=True),
+        arg("--last", type=positive_int, required=True),
+        arg("--tasks", required=True, help="comma-separated tasks whose instances are the rows"),
+        *_task_data(),
+        arg("--instances", help="learned_step{N}.npz: the rows are its instances (default: all)"),
+        arg("--datasets", help="only its instances of these tasks (an MCQA mapping's, e.g. sciq)"),
+        opt(TopDocsConfig, "k"),
+        opt(TopDocsConfig, "min_score"),
+        OUT,
+        checks=((below("first", "last"), "--first must be below --last (the window [first, last))"),),
+    ),
+    command(
+        "check-relevance",
+        "ask an OpenAI-compatible chat model whether each top document answers its instance",
+        _cmd_check_relevance,
+        "relevance of the top documents (optional) | results/inspect/{name}/relevance_{side}.json | intervene.relevance.check_relevance",
+        arg("--top-docs", required=True, help="a top-docs JSONL export"),
+        arg("--out", required=True, help="per pair its parsed answer (JSONL)"),
+        arg("--summary", required=True, help="per instance the counts (JSON)"),
+        arg("--cache", required=True, help="answers so far (JSONL; a re-run asks only the rest)"),
+        *(
+            opt(RelevanceConfig, f.name, group="endpoint")
+            for f in dataclasses.fields(RelevanceConfig)
+            if f.name != "enabled"
+        ),
+        arg("--limit", type=positive_int, help="only the first N pairs (a trial)"),
+        arg("--dry-run", action="store_true", help="only estimate the cost; send nothing"),
     ),
 )
 

@@ -46,6 +46,11 @@ def _float(text: str) -> float:
     return v
 
 
+def finite_float(text: str) -> float:
+    """A threshold on scores that may be negative (dense dot products): any finite number."""
+    return _float(text)
+
+
 def nonneg_float(text: str) -> float:
     """A tolerance: finite and 0 or more."""
     v = _float(text)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
 from typing import Any, TypeVar
 
-from intervene.cli_types import nonneg_float, nonneg_int, open_unit_float, positive_int
+from intervene.cli_types import finite_float, nonneg_float, nonneg_int, open_unit_float, positive_int
 
 S = TypeVar("S", bound="Settings")
 
@@ -500,6 +500,65 @@ class ExperimentConfig(Settings):
     bootstrap: BootstrapConfig = section(BootstrapConfig)
 
 
+# --- looking at the documents ------------------------------------------------------------------
+
+#: The paper's relevance prompts (check_doc_relevance_openai.py): enough to answer, to guess, related.
+RELEVANCE_PROMPTS = ("correct_answer", "educated_guess", "related_topic")
+
+
+@dataclass(frozen=True)
+class TopDocsConfig(Settings):
+    """``inspect.top_docs`` (``intervene top-docs``): per target instance its top documents."""
+
+    k: int = setting(10, "documents per instance (the paper's default)", check=positive_int)
+    min_score: float | None = setting(
+        None, "leave out documents scoring <= this (the paper's --min_score)", check=finite_float
+    )
+    sides: list[str] = setting(
+        help="score mappings' windows to export (target: window(c); source)", factory=lambda: ["target"]
+    )
+
+
+@dataclass(frozen=True)
+class RelevanceConfig(Settings):
+    """``inspect.relevance`` (``intervene check-relevance``): each (instance, document) pair asked of a
+    chat model through an OpenAI-compatible endpoint; off unless ``enabled``. The API key is no
+    setting: only the NAME of the environment variable holding it."""
+
+    enabled: bool = setting(False, "run the relevance check in the workflow")
+    base_url: str = setting("https://api.openai.com/v1", "endpoint base (POST {base_url}/chat/completions)")
+    model: str = setting("gpt-5", "chat model (the paper's gpt-5)")
+    api_key_env: str = setting("OPENAI_API_KEY", "NAME of the environment variable holding the API key")
+    prompt: str = setting("correct_answer", "the paper's relevance question", choices=RELEVANCE_PROMPTS)
+    reasoning_effort: str = setting("minimal", "sent as reasoning_effort (the paper's); '': not sent")
+    max_completion_tokens: int | None = setting(
+        None, "cap on answer tokens (null: not sent)", check=positive_int
+    )
+    answer_tokens: int = setting(16, "answer tokens per pair assumed by the cost estimate", check=nonneg_int)
+    price_prompt_per_1k: float = setting(0.0, "USD per 1,000 prompt tokens (estimate)", check=nonneg_float)
+    price_completion_per_1k: float = setting(
+        0.0, "USD per 1,000 answer tokens (estimate)", check=nonneg_float
+    )
+    max_cost: float | None = setting(
+        None, "refuse to start above this estimated cost (USD)", check=nonneg_float
+    )
+    max_retries: int = setting(6, "retries of a throttled or failed request", check=nonneg_int)
+    backoff: float = setting(1.0, "first retry's wait (s), doubled per retry", check=nonneg_float)
+    max_backoff: float = setting(
+        60.0, "longest backoff wait (s; a Retry-After is honoured)", check=nonneg_float
+    )
+    timeout: float = setting(60.0, "seconds per request", check=nonneg_float)
+    workers: int = setting(4, "requests in flight at once", check=positive_int)
+
+
+@dataclass(frozen=True)
+class InspectConfig(Settings):
+    """``inspect``: looking at the score mappings' documents (rules in workflow/rules/inspect_docs.smk)."""
+
+    top_docs: TopDocsConfig = section(TopDocsConfig)
+    relevance: RelevanceConfig = section(RelevanceConfig)
+
+
 # --- the pipeline config -----------------------------------------------------------------------
 
 #: Sections of the pipeline config and their settings; ``world`` is :class:`intervene.world.spec.
@@ -511,6 +570,7 @@ SECTIONS: dict[str, type[Settings]] = {
     "eval": EvalConfig,
     "match": MatchConfig,
     "experiment": ExperimentConfig,
+    "inspect": InspectConfig,
 }
 #: Sections filled with their defaults when absent (the rules read them unconditionally); the others
 #: stay absent, since their presence switches stages on.
