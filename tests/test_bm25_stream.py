@@ -16,7 +16,7 @@ from intervene.search.bm25 import METHODS, bm25_scores, bm25_stream, get_tokeniz
 from intervene.search.corpus import group_texts
 from intervene.search.stages import bm25_files, write_bm25
 from intervene.select.stages import bm25_window
-from intervene.select.windows import Window, window
+from intervene.select.windows import Window, read_groups, window
 from intervene.textio import write_jsonl_gz
 
 
@@ -173,9 +173,9 @@ def _doc_info(per_file: list[int]) -> np.ndarray:
 
 
 def test_window_reads_only_its_batches(tmp_path, small_pieces):
-    """Batches of 3 per group; window [2, 5) = the last batch of group 001 and the first two of 002:
-    the scores equal today's (every document of the groups read, the window's rows taken), and a
-    batch file outside the window is never read."""
+    """Batches of 3 per group (named by number); window [2, 5) = the last batch of group 001 and the
+    first two of 002: the scores equal today's (every document of the groups read, the window's
+    rows taken), and a batch file outside the window is never read."""
     docs = _corpus(2, 120)
     per = {"001": [15, 25, 20], "002": [22, 18, 20]}
     roots = tmp_path / "batches", tmp_path / "doc_info"
@@ -186,7 +186,8 @@ def test_window_reads_only_its_batches(tmp_path, small_pieces):
         _write_group(roots[0] / name, docs[lo : lo + n], counts, first_batch=3 * g)
         np.save(roots[1] / f"{name}.npy", _doc_info(counts))
         lo += n
-    w = window(roots[1], 2, 5, 3)
+    dirs, infos = [roots[0] / n for n in per], [roots[1] / f"{n}.npy" for n in per]
+    w = window(read_groups(infos, dirs), 2, 5)
     wdocs = _window_texts(roots[0], roots[1], w)
     assert wdocs == docs[40:100]
     for k in (None, 3):
@@ -195,7 +196,7 @@ def test_window_reads_only_its_batches(tmp_path, small_pieces):
         out = tmp_path / f"ours{k}.npz"
         (roots[0] / "001" / "0.json.gz").write_bytes(b"not gzip")  # outside the window
         (roots[0] / "002" / "5.json.gz").write_bytes(b"not gzip")
-        r = bm25_window(roots[0], roots[1], 2, 5, 3, QUERIES, out, k=k)
+        r = bm25_window(dirs, infos, 2, 5, QUERIES, out, k=k)
         assert r["docs"] == len(w.rows) == 60
         assert ref.read_bytes() == out.read_bytes()
         _write_group(roots[0] / "001", docs[:15], [15])
@@ -203,7 +204,7 @@ def test_window_reads_only_its_batches(tmp_path, small_pieces):
     # a window file whose lines disagree with the doc info is an error naming the file
     _write_group(roots[0] / "002", docs[60:70], [10], first_batch=3)
     with pytest.raises(ValueError, match="3.json.gz"):
-        bm25_window(roots[0], roots[1], 2, 5, 3, QUERIES, tmp_path / "x.npz", k=3)
+        bm25_window(dirs, infos, 2, 5, QUERIES, tmp_path / "x.npz", k=3)
 
 
 def test_stream_runs_are_byte_identical(tmp_path, small_pieces):

@@ -156,9 +156,9 @@ def test_fuzz_numeric_flags(case, text):
 @given(a=st.integers(-5, 50), b=st.integers(-5, 50), side=st.sampled_from(["target", "source"]))
 def test_fuzz_map_docs_windows(a, b, side):
     other = "source" if side == "target" else "target"
-    argv = ["map-docs", "--target-scores", "t", "--source-scores", "s", "--doc-info-dir", "d"]
+    argv = ["map-docs", "--target-scores", "t", "--source-scores", "s", "--doc-info", "d/001.npy"]
     argv += [f"--{other}-window", "0", "1", f"--{side}-window", str(a), str(b)]
-    argv += ["--batches-per-group", "1", "--per-inst", "1", "--out", "o"]
+    argv += ["--group-dirs", "g/001", "--per-inst", "1", "--out", "o"]
     with contextlib.redirect_stderr(io.StringIO()):
         try:
             ns = PARSER.parse_args(argv)
@@ -202,8 +202,9 @@ def test_bm25_negative_k_exits_2(capsys):
 
 def test_select_checkpoint_not_a_multiple_exits_2(capsys):
     argv = ["select", "--strategy", "rm_occ", "--checkpoint", "290", "--interval", "40", "--learned", "l"]
-    argv += ["--search-dir", "s", "--doc-info-dir", "d", "--terms-dir", "t", "--pararel", "p"]
-    argv += ["--relations", "p17", "--batches-per-group", "100", "--out", "o"]
+    argv += ["--pair-doc", "s/pair_doc/001", "--term-doc", "s/term_doc/001", "--doc-info", "d/001.npy"]
+    argv += ["--group-dirs", "g/001", "--terms-dir", "t", "--pararel", "p", "--relations", "p17"]
+    argv += ["--out", "o"]
     rc, err = run_main(argv, capsys)
     assert rc == 2 and err.strip().splitlines()[-1] == (
         "intervene select: error: --checkpoint must be a multiple of --interval (a checkpoint of the run)"
@@ -243,7 +244,7 @@ def swap_with(window, **changes) -> str:
     arrays = {k: v for k, v in {**good, **changes}.items() if v is not None}
     np.savez(tmp_path / "idx.npz", **arrays)
     with pytest.raises(InputError) as e:
-        swap_window(tmp_path / "idx.npz", info_dir, root, 4, tmp_path / "refused")
+        swap_window(tmp_path / "idx.npz", [info_dir / "001.npy"], [root / "001"], tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
     return str(e.value).replace(str(tmp_path / "idx.npz"), "IDX")
 
@@ -251,7 +252,8 @@ def swap_with(window, **changes) -> str:
 def test_doc_indices_checked_row_by_row(window):
     tmp_path, root, info_dir, good = window
     np.savez(tmp_path / "idx.npz", **good)
-    assert swap_window(tmp_path / "idx.npz", info_dir, root, 4, tmp_path / "out")["pairs"] == 2
+    r = swap_window(tmp_path / "idx.npz", [info_dir / "001.npy"], [root / "001"], tmp_path / "out")
+    assert r["pairs"] == 2
     # a negative row used to wrap around to the window's last documents
     assert swap_with(window, orig_idxs=np.array([0, -1])) == (
         "IDX: orig_idxs holds row -1, outside the 12 rows of orig_groups' doc info"
@@ -270,7 +272,7 @@ def test_doc_indices_checked_row_by_row(window):
     assert swap_with(window, orig_idxs=np.array([0.0, 5.0])) == "IDX: orig_idxs holds float64 values, not int"
     assert swap_with(window, orig_idxs=np.array([5, 5])) == "IDX: orig_idxs lists row 5 more than once"
     assert swap_with(window, orig_groups=np.array(["002"])) == (
-        "IDX: orig_groups ['002'] are not the groups of orig_window [0, 2) with 4 batches per group (['001'])"
+        "IDX: orig_groups ['002'] are not the groups of orig_window [0, 2) among the decoded groups given (['001'])"
     )
     assert swap_with(window, orig_window=np.array([2, 2])) == (
         "IDX: orig_window is [2, 2], not a window [first, last) of batches"
@@ -284,8 +286,8 @@ def test_doc_indices_checked_row_by_row(window):
 def test_cli_reports_a_bad_input_file_in_one_line(window, caplog):
     tmp_path, root, info_dir, good = window
     np.savez(tmp_path / "idx.npz", **{k: v for k, v in good.items() if k != "new_idxs"})
-    argv = ["swap", "--indices", str(tmp_path / "idx.npz"), "--doc-info-dir", str(info_dir)]
-    argv += ["--batches-root", str(root), "--batches-per-group", "4", "--out-dir", str(tmp_path / "out")]
+    argv = ["swap", "--indices", str(tmp_path / "idx.npz"), "--doc-info", str(info_dir / "001.npy")]
+    argv += ["--group-dirs", str(root / "001"), "--out-dir", str(tmp_path / "out")]
     with caplog.at_level(logging.ERROR, logger="intervene"):
         assert main(argv) == 1
     assert [r.getMessage() for r in caplog.records] == [
@@ -305,14 +307,15 @@ def test_select_refuses_a_checkpoint_that_was_not_evaluated(tmp_path):
         learned_index=np.array([0, 1, 2]),
         learned_step=np.array([0, 40, 80]),
     )
-    kw = dict(search_dir="s", doc_info_dir="d", terms_dir="t", pararel_root="p", relations=["p17"])
+    kw = dict(pair_doc=["s"], term_doc=["t"], doc_info=["d/001.npy"], group_dirs=["g/001"])
+    kw.update(terms_dir="t", pararel_root="p", relations=["p17"])
     with pytest.raises(ValueError, match=r"checkpoint 120 \(the next window's; checkpoint 80, interval 40\)"):
         select_documents(SelectConfig("rm_coocc", 80, interval=40), learned_npz=tmp_path / "learned.npz",
-                         batches_per_group=100, out=tmp_path / "o.npz", **kw)  # fmt: skip
+                         out=tmp_path / "o.npz", **kw)  # fmt: skip
     np.savez(tmp_path / "bad.npz", steps=np.array([0, 40]), dataset_labels=np.array(["p17"]))
     with pytest.raises(InputError, match=r"bad\.npz: lacks learned_step"):
         select_documents(SelectConfig("rm_occ", 40, interval=40), learned_npz=tmp_path / "bad.npz",
-                         batches_per_group=100, out=tmp_path / "o.npz", **kw)  # fmt: skip
+                         out=tmp_path / "o.npz", **kw)  # fmt: skip
 
 
 def test_window_scorers_refuse_negative_target_rows(tmp_path):

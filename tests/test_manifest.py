@@ -200,7 +200,7 @@ def test_grown_token_file_fails_decode_and_the_trainer(small_world, tmp_path):
 
 def _swap_inputs(tmp_path):
     """One group of 4 batches (2 x 8 tokens), its doc info and a removal of two documents."""
-    bpg, L = 4, 8
+    L = 8
     root, info_dir = tmp_path / "batches", tmp_path / "doc_info"
     (root / "001").mkdir(parents=True)
     info_dir.mkdir()
@@ -223,15 +223,15 @@ def _swap_inputs(tmp_path):
         orig_groups=np.array(["001"]),
         new_groups=np.array(["001"]),
     )
-    return root, info_dir, bpg
+    return root, info_dir
 
 
 def test_swap_checks_its_input_and_records_its_output(tmp_path):
     from intervene.swap import swap_window, write_memmaps
 
-    root, info_dir, bpg = _swap_inputs(tmp_path)
+    root, info_dir = _swap_inputs(tmp_path)
     out = tmp_path / "out"
-    swap_window(tmp_path / "idx.npz", info_dir, root, bpg, out, seed=0)
+    swap_window(tmp_path / "idx.npz", [info_dir / "001.npy"], [root / "001"], out, seed=0)
     _, files = read_manifest(out)
     assert list(files) == ["0.npy", "1.npy", "audit.json", "data_list.txt"]
     verify_manifest(out, hash=True, required=True)
@@ -252,7 +252,7 @@ def test_swap_checks_its_input_and_records_its_output(tmp_path):
     # a damaged decoded batch stops the swap before anything is written
     _truncate(root / "001" / "3.npy", 4)
     with pytest.raises(ManifestError, match=r"001/3\.npy: \d+ bytes"):
-        swap_window(tmp_path / "idx.npz", info_dir, root, bpg, tmp_path / "out2", seed=0)
+        swap_window(tmp_path / "idx.npz", [info_dir / "001.npy"], [root / "001"], tmp_path / "out2", seed=0)
     assert not (tmp_path / "out2").exists()
 
 

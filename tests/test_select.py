@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from intervene.select.mapping import map_by_scores, top_docs
 from intervene.select.strategies import add_coocc, rm_coocc, rm_occ, with_cooccurrence
-from intervene.select.windows import window
+from intervene.select.windows import read_groups, window
 
 
 def M(rows):
@@ -62,17 +62,41 @@ def test_rm_occ_drops_the_most_frequent_and_uses_subject_or_object():
     assert tie["orig_inst"].tolist() == [8]
 
 
+def _groups(tmp_path, batches: dict[str, range]) -> tuple[list, list]:
+    """Decoded group folders holding (empty) ``{b}.npy`` files of ``batches``, and doc-info paths."""
+    dirs = []
+    for name, bs in batches.items():
+        (tmp_path / "batches" / name).mkdir(parents=True)
+        for b in bs:
+            (tmp_path / "batches" / name / f"{b}.npy").touch()
+        dirs.append(tmp_path / "batches" / name)
+    return [tmp_path / f"{name}.npy" for name in batches], dirs
+
+
 def test_window_spanning_two_groups(tmp_path):
-    # group 001 = batches 0-3, group 002 = batches 4-7 (4 per group)
+    # group 001 = batches 0-3, group 002 = batches 4-7 (their files' names say so)
     np.save(
         tmp_path / "001.npy",
         np.array([[0, 0, 0, 9], [2, 0, 0, 4], [3, 0, 0, 0], [3, 1, 5, 7]], dtype=np.int64),
     )
     np.save(tmp_path / "002.npy", np.array([[0, 0, 0, 1], [1, 0, 0, 2]], dtype=np.int64))
-    w = window(tmp_path, 3, 5, 4)
+    info, dirs = _groups(tmp_path, {"001": range(4), "002": range(4, 8)})
+    groups = read_groups(info, dirs)
+    w = window(groups, 3, 5)
     assert w.groups == ["001", "002"] and w.rows.tolist() == [2, 3, 4] and w.sizes.tolist() == [1, 3, 2]
-    with pytest.raises(FileNotFoundError, match="003.npy"):
-        window(tmp_path, 6, 9, 4)
+    # a window inside the second group: its rows count from that group's first row
+    assert window(groups, 5, 6).rows.tolist() == [1] and window(groups, 5, 6).groups == ["002"]
+    # batches beyond the decoded groups given, a doc-info file not of its folder, folders out of order
+    with pytest.raises(FileNotFoundError, match=r"window \[6, 9\): 1 of its batches are in none"):
+        window(groups, 6, 9)
+    with pytest.raises(ValueError, match="002.npy: not the doc info of decoded group folder"):
+        read_groups(info[::-1], dirs)
+    with pytest.raises(ValueError, match="not in batch order"):
+        read_groups(info[::-1], dirs[::-1])
+    # the doc info's batch column indexes the folder's batches: in a group holding 5-8 batch 5 is
+    # its first, row 0
+    (dirs[1] / "4.npy").rename(dirs[1] / "8.npy")
+    assert window(read_groups(info, dirs), 5, 6).rows.tolist() == [0]
 
 
 def reference_mapping(t, s, t_sizes, s_sizes, per_inst):

@@ -76,7 +76,7 @@ def test_replacements_keep_untouched_tokens_in_order(data):
 
 def test_swap_window_writes_every_batch_and_audits(tmp_path):
     # one group (4 batches of 2 sequences x 8 tokens); window [0, 2), next window [2, 4); EOS = 0
-    bpg, L = 4, 8
+    L = 8
     root, info_dir = tmp_path / "batches", tmp_path / "doc_info"
     (root / "001").mkdir(parents=True)
     info_dir.mkdir()
@@ -99,7 +99,7 @@ def test_swap_window_writes_every_batch_and_audits(tmp_path):
         orig_groups=np.array(["001"]),
         new_groups=np.array(["001"]),
     )
-    r = swap_window(tmp_path / "idx.npz", info_dir, root, bpg, tmp_path / "out", seed=0)
+    r = swap_window(tmp_path / "idx.npz", [info_dir / "001.npy"], [root / "001"], tmp_path / "out", seed=0)
     assert r["pairs"] == 2 and r["replaced"] == 2 and r["truncated"] == 1
     b0, b1 = np.load(tmp_path / "out" / "0.npy"), np.load(tmp_path / "out" / "1.npy")
     # doc 0 (size 3) took the size-4 extra: everything after it shifted right by one, the last token fell off

@@ -309,12 +309,13 @@ def _cmd_select(a: argparse.Namespace) -> None:
     r = select_documents(
         SelectConfig.from_namespace(a),
         learned_npz=a.learned,
-        search_dir=a.search_dir,
-        doc_info_dir=a.doc_info_dir,
+        pair_doc=a.pair_doc,
+        term_doc=a.term_doc or [],
+        doc_info=a.doc_info,
+        group_dirs=a.group_dirs,
         terms_dir=a.terms_dir,
         pararel_root=a.pararel,
         relations=a.relations.split(","),
-        batches_per_group=a.batches_per_group,
         out=a.out,
     )
     log.info("select %s: %s", a.strategy, json.dumps(r))
@@ -355,11 +356,10 @@ def _cmd_bm25_window(a: argparse.Namespace) -> None:
             check_rows(a.instances, "inst_idxs", rows, len(queries), "the relations' instances")
             queries = [queries[i] for i in rows.tolist()]
     r = bm25_window(
-        a.batches_root,
-        a.doc_info_dir,
+        a.group_dirs,
+        a.doc_info,
         a.first,
         a.last,
-        a.batches_per_group,
         queries,
         a.out,
         method=a.method,
@@ -379,10 +379,10 @@ def _cmd_dense_window(a: argparse.Namespace) -> None:
     q = encode(tok, enc, queries, pooling=pooling, device=a.device)
     r = dense_window(
         a.doc_embeddings,
-        a.doc_info_dir,
+        a.group_dirs,
+        a.doc_info,
         a.first,
         a.last,
-        a.batches_per_group,
         q,
         a.out,
         k=a.k,
@@ -397,10 +397,10 @@ def _cmd_map_docs(a: argparse.Namespace) -> None:
     r = map_documents(
         a.target_scores,
         a.source_scores,
-        doc_info_dir=a.doc_info_dir,
+        doc_info=a.doc_info,
+        group_dirs=a.group_dirs,
         target_window=tuple(a.target_window),
         source_window=tuple(a.source_window),
-        batches_per_group=a.batches_per_group,
         out=a.out,
         **dataclasses.asdict(MapConfig.from_namespace(a)),
     )
@@ -571,17 +571,25 @@ def _task_data(
     )
 
 
-#: A window of decoded batches [first, last) and the doc info that locates its documents.
-WINDOW = (
-    arg("--doc-info-dir", required=True),
-    arg("--first", type=nonneg_int, required=True),
-    arg("--last", type=positive_int, required=True),
-    arg("--batches-per-group", type=positive_int, required=True),
-)
 WINDOW_CHECK = (below("first", "last"), "--first must be below --last (the window [first, last))")
 OUT = arg("--out", required=True)
 K_ALL = arg("--k", type=nonneg_int, help="keep the top k documents per instance (0 or absent: all)")
-BPG = "--batches-per-group"
+#: The decoded groups a window stage reads, as explicit inputs: their folders (the decode stage names
+#: each batch file by its global number) and their doc-info files, paired in order.
+GROUP_FILES = (
+    arg(
+        "--group-dirs",
+        nargs="+",
+        required=True,
+        help="decoded group folders ({b}.npy, {b}.json.gz) holding the window(s), in batch order",
+    ),
+    arg("--doc-info", nargs="+", required=True, help="their doc-info files ({group}.npy), in the same order"),
+)
+#: A window of decoded batches [first, last) among GROUP_FILES.
+FIRST_LAST = (
+    arg("--first", type=nonneg_int, required=True),
+    arg("--last", type=positive_int, required=True),
+)
 
 COMMANDS: tuple[Command, ...] = (
     command(
@@ -953,12 +961,12 @@ COMMANDS: tuple[Command, ...] = (
         opt(SelectConfig, "checkpoint"),
         opt(SelectConfig, "interval"),
         arg("--learned", required=True, help="learned.npz"),
-        arg("--search-dir", required=True, help="folder with term_doc/ and pair_doc/ per group"),
-        arg("--doc-info-dir", required=True),
+        arg("--pair-doc", nargs="+", required=True, help="the groups' pair_doc matrix folders"),
+        arg("--term-doc", nargs="*", help="rm_occ: the groups' term_doc matrix folders"),
+        *GROUP_FILES,
         arg("--terms-dir", required=True),
         arg("--pararel", required=True),
         arg("--relations", required=True),
-        arg(BPG, type=positive_int, required=True),
         opt(SelectConfig, "n_drop"),
         opt(SelectConfig, "last_batch"),
         OUT,
@@ -974,8 +982,8 @@ COMMANDS: tuple[Command, ...] = (
         "BM25 scores of (some) instances against a window's documents",
         _cmd_bm25_window,
         "window scores of a BM25 mapping | results/interventions/{name}/scores_{side}.npz | intervene.select.stages.bm25_window",
-        arg("--batches-root", required=True),
-        *WINDOW,
+        *GROUP_FILES,
+        *FIRST_LAST,
         arg("--tasks", help="evaluation tasks (the rows of labels.npz); data from the flags below"),
         *_task_data("ParaRel folder (alone: with --relations instead of --tasks)"),
         arg("--relations"),
@@ -999,7 +1007,8 @@ COMMANDS: tuple[Command, ...] = (
         _cmd_dense_window,
         "window scores of a dense mapping | results/interventions/{name}/scores_{side}.npz | intervene.select.stages.dense_window",
         arg("--doc-embeddings", nargs="+", required=True, help="per-group document embeddings (.npy)"),
-        *WINDOW,
+        *GROUP_FILES,
+        *FIRST_LAST,
         arg("--question-model", required=True, help="DPR question encoder (or a mean-pooling encoder)"),
         arg("--kind", default="dpr_question", choices=["dpr_question", "mean"]),
         arg("--tasks", required=True, help="evaluation tasks (the rows of labels.npz)"),
@@ -1019,10 +1028,9 @@ COMMANDS: tuple[Command, ...] = (
         "mapping (bm25_mapping, dense_mapping) | results/interventions/{name}/mapping.npz | intervene.select.stages.map_documents",
         arg("--target-scores", required=True, help="instances x target-window documents (.npz)"),
         arg("--source-scores", required=True, help="instances x source-window documents (.npz)"),
-        arg("--doc-info-dir", required=True),
+        *GROUP_FILES,
         arg("--target-window", type=nonneg_int, nargs=2, required=True, metavar=("FIRST", "LAST")),
         arg("--source-window", type=nonneg_int, nargs=2, required=True, metavar=("FIRST", "LAST")),
-        arg(BPG, type=positive_int, required=True),
         opt(MapConfig, "per_inst", required=True),
         opt(MapConfig, "shuffle_candidates"),
         opt(MapConfig, "swap_direction"),
@@ -1042,9 +1050,8 @@ COMMANDS: tuple[Command, ...] = (
         call(
             "intervene.swap:swap_window",
             "indices",
-            "doc_info_dir",
-            "batches_root",
-            "batches_per_group",
+            "doc_info",
+            "group_dirs",
             "out_dir",
             settings=SwapConfig,
             tokenizer_dir="tokenizer",
@@ -1052,9 +1059,7 @@ COMMANDS: tuple[Command, ...] = (
         ),
         "swap (rewrite the window's batches) | results/interventions/{name}/batches | intervene.swap.swap_window",
         arg("--indices", required=True, help="doc_idxs.npz (select) or mapping.npz (mapping)"),
-        arg("--doc-info-dir", required=True),
-        arg("--batches-root", required=True, help="decoded groups with {b}.npy token batches"),
-        arg(BPG, type=positive_int, required=True),
+        *GROUP_FILES,
         opt(SwapConfig, "pair_by_new_first"),
         opt(SwapConfig, "skip_extra"),
         opt(SwapConfig, "seed"),

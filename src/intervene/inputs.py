@@ -10,6 +10,7 @@ a file lacking a key gave a ``KeyError`` traceback.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -68,18 +69,17 @@ def group_numbers(path, key: str, value: np.ndarray) -> list[int]:
     return [int(g) for g in names]
 
 
-def check_window_groups(path, window_key: str, groups_key: str, z: dict, batches_per_group: int) -> None:
+def check_window_groups(path, window_key: str, groups_key: str, z: dict, group_batches: Mapping) -> None:
     """The groups must be exactly those the window touches: rows are rows of their concatenated doc
-    info, so other groups would make every row point at another document."""
+    info, so other groups would make every row point at another document. ``group_batches``: the
+    batch numbers (an array) of each decoded group given, by group name, in batch order."""
     first, last = window_of(path, window_key, z[window_key])
     have = group_numbers(path, groups_key, z[groups_key])
-    from intervene.layout import window_groups
-
-    want = [g + 1 for g in window_groups(first, last, batches_per_group)]
+    want = [int(g) for g, b in group_batches.items() if ((b >= first) & (b < last)).any()]
     if have != want:
         raise InputError(
             f"{path}: {groups_key} {[f'{g:03d}' for g in have]} are not the groups of {window_key}"
-            f" [{first}, {last}) with {batches_per_group} batches per group ({[f'{g:03d}' for g in want]})"
+            f" [{first}, {last}) among the decoded groups given ({[f'{g:03d}' for g in want]})"
         )
 
 
@@ -88,13 +88,14 @@ INDICES_KEYS = {"orig_idxs": "int", "new_idxs": "int", "orig_window": "int", "or
 INDICES_OPTIONAL = {"extra_idxs": "int", "new_window": "int", "new_groups": "str"}
 
 
-def load_doc_indices(path, batches_per_group: int) -> dict:
-    """A selection's or mapping's ``.npz`` with its keys and windows checked (the rows are checked
+def load_doc_indices(path, group_batches: Mapping) -> dict:
+    """A selection's or mapping's ``.npz`` with its keys and windows checked against the decoded
+    groups given (``group_batches``: each one's batch numbers by group name; the rows are checked
     against the doc info by :func:`check_doc_indices`)."""
     z = load_npz(path, {**INDICES_KEYS, "new_groups": "str"}, INDICES_OPTIONAL)
-    check_window_groups(path, "orig_window", "orig_groups", z, batches_per_group)
+    check_window_groups(path, "orig_window", "orig_groups", z, group_batches)
     if "new_window" in z:
-        check_window_groups(path, "new_window", "new_groups", z, batches_per_group)
+        check_window_groups(path, "new_window", "new_groups", z, group_batches)
     else:
         group_numbers(path, "new_groups", z["new_groups"])
     return z

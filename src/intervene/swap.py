@@ -126,34 +126,49 @@ def placed_starts(items: list[tuple[int, int, int]]) -> list[int]:
     return out
 
 
-def _batch_file(root, b: int, batches_per_group: int):
-    """``{root}/{group}/{b}.npy``: where the decode stage put batch ``b``."""
-    from intervene.layout import batch_file
+class _Groups:
+    """The decoded groups a swap was given (doc-info files and folders, paired by name), read as
+    the selection files name them: batch ``b``'s token file, and a list of groups' doc info."""
 
-    return batch_file(root, b, batches_per_group)
+    def __init__(self, doc_info: list, group_dirs: list):
+        from intervene.select.windows import read_groups
 
+        self.by_name = {g.name: g for g in read_groups(doc_info, group_dirs)}
+        # the decode stage names each batch file by its global number
+        self.files = {int(b): g.folder / f"{b}.npy" for g in self.by_name.values() for b in g.batches}
 
-def _rows(doc_info_dir, groups, batches_per_group) -> np.ndarray:
-    """Concatenated doc info of ``groups`` with global batch numbers: [n, 4] (batch, seq, start, end)."""
+    def batch_file(self, b: int) -> Path:
+        if b not in self.files:
+            raise FileNotFoundError(f"batch {b} is in none of the decoded group folders given")
+        return self.files[b]
 
-    from intervene.layout import doc_info_file, group_batches, group_index
-
-    out = []
-    for g in groups:
-        p = doc_info_file(doc_info_dir, g)
-        info = np.load(p).astype(np.int64)
-        if info.ndim != 2 or info.shape[1] != 4:
-            raise ValueError(f"{p}: shape {info.shape}, not doc info rows [n, 4]")
-        info[:, 0] += group_batches(group_index(g), batches_per_group).start  # the group's first batch
-        out.append(info)
-    return np.concatenate(out) if out else np.zeros((0, 4), np.int64)
+    def rows(self, names, path, key: str) -> np.ndarray:
+        """Concatenated doc info of groups ``names`` (``path``'s ``key``) with global batch
+        numbers: [n, 4] (batch, seq, start, end)."""
+        out = []
+        for name in names:
+            if name not in self.by_name:
+                raise FileNotFoundError(
+                    f"{path}: {key} names group {name}, whose doc info and decoded folder were not given"
+                    f" (given: {', '.join(self.by_name) or 'none'})"
+                )
+            g = self.by_name[name]
+            info = np.load(g.doc_info).astype(np.int64)
+            if info.ndim != 2 or info.shape[1] != 4:
+                raise ValueError(f"{g.doc_info}: shape {info.shape}, not doc info rows [n, 4]")
+            if len(info) and (info[:, 0].min() < 0 or info[:, 0].max() >= len(g.batches)):
+                raise ValueError(
+                    f"{g.doc_info}: batch column outside the {len(g.batches)} batches of {g.folder}"
+                )
+            info[:, 0] = g.batches[info[:, 0]]  # the doc info numbers the folder's batches in order
+            out.append(info)
+        return np.concatenate(out) if out else np.zeros((0, 4), np.int64)
 
 
 def swap_window(
     indices_npz,
-    doc_info_dir,
-    batches_root,
-    batches_per_group: int,
+    doc_info: list,
+    group_dirs: list,
     out_dir,
     *,
     pair_by_new_first: bool = False,
@@ -164,21 +179,23 @@ def swap_window(
     """Write every batch of the intervention's window (``orig_window``), with the paired documents
     replaced, as ``{b}.npy`` into ``out_dir``, plus ``audit.json``, ``data_list.txt`` (the files
     in order, for a re-run) and ``manifest.tsv`` (sizes and hashes; the decoded groups read are
-    first checked against theirs)."""
+    first checked against theirs). ``doc_info``, ``group_dirs``: the doc-info files and decoded
+    folders of the groups the selection's windows span (``orig_groups``, ``new_groups``)."""
 
     from intervene.atomic import atomic_path
     from intervene.inputs import check_doc_indices, load_doc_indices
     from intervene.manifest import verify_manifest, write_manifest
 
     # keys, kinds, windows and groups; then every row inside its window (one line naming the key)
-    z = load_doc_indices(indices_npz, batches_per_group)
+    groups = _Groups(doc_info, group_dirs)
+    z = load_doc_indices(indices_npz, {n: g.batches for n, g in groups.by_name.items()})
     first, last = (int(x) for x in z["orig_window"])
-    orig_info = _rows(doc_info_dir, [str(g) for g in z["orig_groups"]], batches_per_group)
-    new_info = _rows(doc_info_dir, [str(g) for g in z["new_groups"]], batches_per_group)
+    orig_info = groups.rows([str(g) for g in z["orig_groups"]], indices_npz, "orig_groups")
+    new_info = groups.rows([str(g) for g in z["new_groups"]], indices_npz, "new_groups")
     z.update(check_doc_indices(indices_npz, z, orig_info, new_info))
     for g in sorted({str(g) for g in (*z["orig_groups"], *z["new_groups"])}):
-        verify_manifest(Path(batches_root) / g)  # sizes as decoded: a damaged batch is an error here
-    L = np.load(_batch_file(batches_root, first, batches_per_group), mmap_mode="r").shape[1]
+        verify_manifest(groups.by_name[g].folder)  # sizes as decoded: a damaged batch is an error here
+    L = np.load(groups.batch_file(first), mmap_mode="r").shape[1]
 
     def usable(info, idx):
         """Rows with tokens to move: not the empty-document markers (b, s, L, L) / (b, 0, 0, 0)."""
@@ -222,7 +239,7 @@ def swap_window(
         out = []
         for os_, o0, o1, (nb, ns, n0, n1) in reps:
             if nb not in sources:  # pages of a mapped batch are reclaimable, not held
-                sources[nb] = np.load(_batch_file(batches_root, nb, batches_per_group), mmap_mode="r")
+                sources[nb] = np.load(groups.batch_file(nb), mmap_mode="r")
             out.append((os_, o0, o1, sources[nb][ns, n0 : n1 + 1]))
         return out
 
@@ -231,7 +248,7 @@ def swap_window(
     with atomic_path(out_dir, is_dir=True) as tmp:
         names = []
         for b in range(first, last):
-            batch = np.load(_batch_file(batches_root, b, batches_per_group))
+            batch = np.load(groups.batch_file(b))
             new_batch, st = apply_replacements(batch, with_tokens(reps_by_batch.get(b, [])))
             np.save(tmp / f"{b}.npy", new_batch)
             names.append(f"{b}.npy")
@@ -250,7 +267,7 @@ def swap_window(
         (tmp / "data_list.txt").write_text("".join(n + "\n" for n in names))
         check = None
         if tokenizer_dir is not None:  # before the folder appears: a crash never leaves it unchecked
-            check = check_swap(tmp, indices_npz, doc_info_dir, batches_root, batches_per_group, tokenizer_dir)
+            check = check_swap(tmp, indices_npz, doc_info, group_dirs, tokenizer_dir)
             if check["problems"]:
                 first = json.loads((tmp / "audit.json").read_text())["decoded_check"]["problems"][:3]
                 raise ValueError(f"{out_dir}: decoded check failed: {check}; first problems: {first}")
@@ -284,9 +301,7 @@ def write_memmaps(batches_dir, out_dir) -> dict:
     return {"files": len(names)}
 
 
-def check_swap(
-    out_dir, indices_npz, doc_info_dir, batches_root, batches_per_group: int, tokenizer_dir
-) -> dict:
+def check_swap(out_dir, indices_npz, doc_info: list, group_dirs: list, tokenizer_dir) -> dict:
     """Decode the rewritten batches as the decode stage does (sequences joined by EOS, split into
     documents) and check the swap in text: no removed document's text remains among a changed
     batch's documents (unless the same text was inserted or also occurs elsewhere in the original
@@ -298,14 +313,15 @@ def check_swap(
     tok = load_tokenizer(tokenizer_dir)
     eos = tok.eos_token
     z = np.load(indices_npz)
-    orig_info = _rows(doc_info_dir, [str(g) for g in z["orig_groups"]], batches_per_group)
-    new_info = _rows(doc_info_dir, [str(g) for g in z["new_groups"]], batches_per_group)
+    groups = _Groups(doc_info, group_dirs)
+    orig_info = groups.rows([str(g) for g in z["orig_groups"]], indices_npz, "orig_groups")
+    new_info = groups.rows([str(g) for g in z["new_groups"]], indices_npz, "new_groups")
     audit = json.loads((Path(out_dir) / "audit.json").read_text())
 
     def text(info, row, cache):
         b, s, a, e = (int(x) for x in info[row])
         if b not in cache:  # memory-mapped: pages of every source batch are reclaimable, not held
-            cache[b] = np.load(_batch_file(batches_root, b, batches_per_group), mmap_mode="r")
+            cache[b] = np.load(groups.batch_file(b), mmap_mode="r")
         return decode_batch(tok, [cache[b][s, a : e + 1].tolist()])[0]
 
     by_batch: dict[int, list] = {}
@@ -317,7 +333,7 @@ def check_swap(
         by_seq.setdefault((int(orig_info[o, 0]), int(orig_info[o, 1])), []).append((o, n))
     pushed_out: set[tuple[int, int]] = set()
     for (b, _), pairs in by_seq.items():
-        L = int(np.load(_batch_file(batches_root, b, batches_per_group), mmap_mode="r").shape[1])
+        L = int(np.load(groups.batch_file(b), mmap_mode="r").shape[1])
         items = [
             (int(orig_info[o, 2]), int(orig_info[o, 3]), int(new_info[n, 3] - new_info[n, 2] + 1))
             for o, n in pairs
@@ -327,7 +343,7 @@ def check_swap(
     problems = []
     cache: dict[int, np.ndarray] = {}
     for b, pairs in sorted(by_batch.items()):
-        before = np.load(_batch_file(batches_root, b, batches_per_group))
+        before = np.load(groups.batch_file(b))
         after = np.load(Path(out_dir) / f"{b}.npy")
         times_before = Counter(split_documents(decode_batch(tok, before.tolist()), eos))
         docs_after = set(split_documents(decode_batch(tok, after.tolist()), eos))

@@ -97,11 +97,6 @@ def attempt_times(base):
     return get
 
 
-def group_files(pattern, groups):
-    """`pattern` (with `{group}`) for each group folder name in `groups`."""
-    return expand(pattern, group=groups)
-
-
 # -- interventions (wildcard `name`) -------------------------------------------------------------
 
 
@@ -113,16 +108,6 @@ def option(key, default=None):
     def get(wildcards):
         v = INTERVENTIONS[wildcards.name][key]
         return default if v is None else v
-
-    return get
-
-
-def intervention_files(pattern):
-    """An input function: `pattern` (with `{group}`) for every group a selection (or its swap)
-    reads: window(c) and the following window(s)."""
-
-    def get(wildcards):
-        return group_files(pattern, layout.intervention_groups(config, wildcards.name))
 
     return get
 
@@ -238,23 +223,8 @@ def get_rerun_settings(wildcards):
     return wargs.rerun_train_settings(config, wildcards.run, int(wildcards.r))
 
 
-def get_doc_info_dir(wildcards, input):
-    """The folder of the doc-info files a job reads (the parent of its `doc_info` inputs)."""
-    return os.path.dirname(input.doc_info[0])
-
-
-def get_search_dir(wildcards, input):
-    """The matching stage's folder (holding the `pair_doc/{group}` inputs)."""
-    return os.path.dirname(os.path.dirname(input.pair[0]))
-
-
 def get_original_dir(wildcards, input):
     return os.path.dirname(input.original)
-
-
-def get_batches_root(wildcards, input):
-    """The folder of the decoded groups (the parent of the input group folders)."""
-    return os.path.dirname(input.batches[0])
 
 
 def get_replay_settings(wildcards):
@@ -352,87 +322,6 @@ def get_rerun_label_args(wildcards, input):
     return wargs.rerun_label_args(config, wildcards.run, list(input))
 
 
-# -- search (search.smk) ----------------------------------------------------------------------------
-
-
-def term_files():
-    """The relations' term files as inputs, so that an edited file re-runs the vocabulary and the
-    search (a folder's mtime does not change when a file in it does); the toy world's folder as a
-    whole, since rule `world` (or `pararel`, with `eval.pararel_hub`) writes it as one output.
-    """
-    if TERMS_DIR.startswith(WORLD_DIR) or EVAL.get("pararel_hub"):
-        return [TERMS_DIR]
-    rels = layout.pararel_relations(EVAL.get("tasks", []))
-    return [str(layout.term_file(TERMS_DIR, rel)) for rel in rels]
-
-
-def get_terms_dir(wildcards, input):
-    """The folder of the term files (the input is the folder, or its files)."""
-    t = input.terms[0]
-    return t if os.path.isdir(t) else os.path.dirname(t)
-
-
-# -- selection and mapping (select.smk) -------------------------------------------------------------
-
-
-def side_files(pattern):
-    """An input function: `pattern` (with `{group}`) for every group of a mapping's `{side}`."""
-
-    def get(wildcards):
-        groups = layout.side_groups(config, wildcards.name, [wildcards.side])
-        return group_files(pattern, groups)
-
-    return get
-
-
-def mapping_files(pattern):
-    """An input function: `pattern` (with `{group}`) for every group of both sides of a mapping."""
-
-    def get(wildcards):
-        groups = layout.side_groups(config, wildcards.name, ["target", "source"])
-        return group_files(pattern, groups)
-
-    return get
-
-
-def get_mapping_window(side):
-    """A param: `first last` of a mapping's `side` window."""
-
-    def get(wildcards):
-        return " ".join(map(str, layout.mapping_window(config, wildcards.name, side)))
-
-    return get
-
-
-def get_mapping_flags(wildcards):
-    v = INTERVENTIONS[wildcards.name]
-    flags = ("shuffle_candidates", "swap_direction")
-    return " ".join(f"--{f.replace('_', '-')}" for f in flags if v.get(f))
-
-
-# -- swap (swap.smk) --------------------------------------------------------------------------------
-
-
-def get_indices(wildcards):
-    """The documents to swap: a score mapping's, or a selection's doc indices."""
-    mapped = layout.strategy_names(config, layout.MAPPING_STRATEGIES)
-    kind = "mapping" if wildcards.name in mapped else "doc_idxs"
-    return f"results/interventions/{wildcards.name}/{kind}.npz"
-
-
-def get_swap_flags(wildcards):
-    """add_coocc inserts documents: pair new-first and skip extras (the paper's README); others
-    pair originals first; both overridable per intervention."""
-    v = INTERVENTIONS[wildcards.name]
-    adding = v["strategy"] == "add_coocc"
-    flags = []
-    if v.get("pair_by_new_first", adding):
-        flags.append("--pair-by-new-first")
-    if v.get("skip_extra", adding):
-        flags.append("--skip-extra")
-    return " ".join(flags)
-
-
 # -- effect and report (effect.smk) -----------------------------------------------------------------
 
 
@@ -462,3 +351,144 @@ def get_effect_settings(wildcards):
 def get_figure_args(wildcards, input):
     """`--figure name=path` per intervention, in config order."""
     return wargs.figure_args(config, list(input.figures))
+
+
+# -- select / search / swap inputs ----------------------------------------------------------------
+# The files each stage reads, as named input functions: the decoded group folders (the decode
+# stage names every batch file by its global number, so a stage needs no batches_per_group), their
+# doc info, and the groups' matrices or embeddings. Settings go as resolved values (no default here).
+
+
+def group_files(pattern, groups):
+    """`pattern` (with `{group}`) for each group folder name in `groups`."""
+    return expand(pattern, group=groups)
+
+
+def term_files():
+    """The relations' term files as inputs, so that an edited file re-runs the vocabulary and the
+    search (a folder's mtime does not change when a file in it does); the toy world's folder as a
+    whole, since rule `world` (or `pararel`, with `eval.pararel_hub`) writes it as one output.
+    """
+    if TERMS_DIR.startswith(WORLD_DIR) or EVAL.get("pararel_hub"):
+        return [TERMS_DIR]
+    rels = layout.pararel_relations(EVAL.get("tasks", []))
+    return [str(layout.term_file(TERMS_DIR, rel)) for rel in rels]
+
+
+def get_terms_dir(wildcards, input):
+    """The folder of the term files (the input is the folder, or its files)."""
+    t = input.terms[0]
+    return t if os.path.isdir(t) else os.path.dirname(t)
+
+
+def group_inputs(groups, **patterns):
+    """`{name: pattern per group}` for `unpack()`: each input a list in group (batch) order."""
+    return {k: group_files(p, groups) for k, p in patterns.items()}
+
+
+def get_select_inputs(wildcards):
+    """What `intervene select` reads: the decoded folders and doc info of window(c) and the
+    following window(s); the pair matrices of window(c) and the next window; rm_occ also the term
+    matrices of window(c) and its two following windows."""
+    v = INTERVENTIONS[wildcards.name]
+    span = layout.intervention_groups(config, wildcards.name)
+    out = group_inputs(
+        span,
+        batches=f"{BATCHES_DIR}/{{group}}",
+        doc_info=f"{DOC_INFO_DIR}/{{group}}.npy",
+    )
+    pairs = layout.side_groups(config, wildcards.name, ["target", "source"])
+    out["pair_doc"] = group_files(f"{layout.SEARCH_DIR}/pair_doc/{{group}}", pairs)
+    terms = span if v["strategy"] == "rm_occ" else []
+    out["term_doc"] = group_files(f"{layout.SEARCH_DIR}/term_doc/{{group}}", terms)
+    return out
+
+
+def get_select_settings(wildcards):
+    """`intervene select --settings`: the intervention's strategy, checkpoint and n_drop, the
+    window length K (train.save_interval) and the decoded end (decode.last_batch)."""
+    v = INTERVENTIONS[wildcards.name]
+    s = {k: v[k] for k in ("strategy", "checkpoint", "n_drop")}
+    s.update(
+        interval=config["train"]["save_interval"],
+        last_batch=config["decode"]["last_batch"],
+    )
+    return wargs.settings_arg(s)
+
+
+def get_side_inputs(wildcards):
+    """What a window scorer reads for a mapping's `{side}`: the window's decoded folders and doc
+    info (the dense scorer also the groups' document embeddings)."""
+    groups = layout.side_groups(config, wildcards.name, [wildcards.side])
+    dense = INTERVENTIONS[wildcards.name]["strategy"] == "dense_mapping"
+    docs = f"{layout.SEARCH_DIR}/dense/docs/{{group}}.npy"
+    embeddings = {"docs": docs} if dense else {}
+    return group_inputs(
+        groups,
+        batches=f"{BATCHES_DIR}/{{group}}",
+        doc_info=f"{DOC_INFO_DIR}/{{group}}.npy",
+        **embeddings,
+    )
+
+
+def get_window_flags(wildcards):
+    """`--first F --last L`: a mapping's side `{side}` (target: window(c); source: the next)."""
+    first, last = layout.mapping_window(config, wildcards.name, wildcards.side)
+    return f"--first {first} --last {last}"
+
+
+def get_window_query(wildcards):
+    """The window scorers' query: the intervention's (resolved: its strategy's default)."""
+    return INTERVENTIONS[wildcards.name]["query"]
+
+
+def get_mapping_inputs(wildcards):
+    """What `intervene map-docs` reads besides the scores: both windows' decoded folders and doc
+    info."""
+    groups = layout.side_groups(config, wildcards.name, ["target", "source"])
+    return group_inputs(
+        groups,
+        batches=f"{BATCHES_DIR}/{{group}}",
+        doc_info=f"{DOC_INFO_DIR}/{{group}}.npy",
+    )
+
+
+def get_mapping_window(side):
+    """A param: `first last` of a mapping's `side` window."""
+
+    def get(wildcards):
+        return " ".join(map(str, layout.mapping_window(config, wildcards.name, side)))
+
+    return get
+
+
+def get_intervention_settings(kind):
+    """A param: `intervene map-docs` / `swap --settings` of intervention `{name}` (`kind`:
+    `map_settings` or `swap_settings` of intervene.settings.InterventionConfig)."""
+
+    def get(wildcards):
+        from intervene.settings import InterventionConfig
+
+        where = f"interventions.{wildcards.name}"
+        v = InterventionConfig.from_mapping(INTERVENTIONS[wildcards.name], where)
+        return wargs.settings_arg(getattr(v, kind).to_dict())
+
+    return get
+
+
+def get_swap_inputs(wildcards):
+    """What `intervene swap` reads besides the indices: the decoded folders and doc info of the
+    groups its windows span (window(c) and the following window(s))."""
+    groups = layout.intervention_groups(config, wildcards.name)
+    return group_inputs(
+        groups,
+        batches=f"{BATCHES_DIR}/{{group}}",
+        doc_info=f"{DOC_INFO_DIR}/{{group}}.npy",
+    )
+
+
+def get_indices(wildcards):
+    """The documents to swap: a score mapping's, or a selection's doc indices."""
+    mapped = layout.strategy_names(config, layout.MAPPING_STRATEGIES)
+    kind = "mapping" if wildcards.name in mapped else "doc_idxs"
+    return f"{layout.INTERVENTIONS_DIR}/{wildcards.name}/{kind}.npz"

@@ -37,7 +37,7 @@ rule search:
         mem_mb=fitted("search", "mem_mb"),
         runtime=fitted("search", "runtime"),
     params:
-        mode=MATCH.get("mode", "literal"),
+        mode=MATCH["mode"],
     shell:
         "intervene search --group-dir {input.batches} --doc-info {input.doc_info} --terms {input.terms}"
         " --mode {params.mode} --out {output} > {log} 2>&1"
@@ -107,10 +107,10 @@ rule bm25:
         runtime=fitted("bm25", "runtime"),
     params:
         relations=RELATIONS,
-        query=BM25.get("query", "subject"),
-        method=BM25.get("method", "okapi"),
-        tokenizer=BM25.get("tokenizer", "bm25s_en"),
-        k=BM25.get("k", 10000),
+        query=BM25["query"],
+        method=BM25["method"],
+        tokenizer=BM25["tokenizer"],
+        k=BM25["k"],
     shell:
         "intervene bm25 --group-dirs {input.batches} --pararel {input.pararel} --relations {params.relations}"
         " --query {params.query} --method {params.method} --tokenizer {params.tokenizer} --k {params.k}"
@@ -131,15 +131,12 @@ rule encode_docs:
     resources:
         gpu=eval_gpus(DENSE),
     params:
-        model=DENSE.get("ctx_model", ""),
+        model=DENSE["ctx_model"],
         kind="dpr_ctx" if DPR else "mean",
         device=DENSE_DEVICE,
-        # a group holds millions of documents: compiling (about a minute) pays on a GPU
-        compile=(
-            "--compile"
-            if DENSE.get("compile", DENSE_DEVICE.startswith("cuda"))
-            else ""
-        ),
+        # a group holds millions of documents: compiling (about a minute) pays on a GPU (the
+        # resolved default: on with a cuda device)
+        compile="--compile" if DENSE["compile"] else "",
     shell:
         "intervene encode --model {params.model} --kind {params.kind} --group-dir {input.batches}"
         " --device {params.device} {params.compile} --out {output} > {log} 2>&1"
@@ -157,10 +154,10 @@ rule encode_instances:
     resources:
         gpu=eval_gpus(DENSE),
     params:
-        model=DENSE.get("question_model", DENSE.get("ctx_model", "")),
+        model=DENSE["question_model"],
         kind="dpr_question" if DPR else "mean",
         relations=RELATIONS,
-        query=DENSE.get("query", "question"),
+        query=DENSE["query"],
         device=DENSE_DEVICE,
     shell:
         "intervene encode --model {params.model} --kind {params.kind} --pararel {input.pararel}"
@@ -171,9 +168,7 @@ rule encode_instances:
 rule similarity:
     input:
         queries="results/search/dense/instances.npy",
-        docs=expand(
-            "results/search/dense/docs/{group}.npy", group=DENSE.get("groups", [])
-        ),
+        docs=expand("results/search/dense/docs/{group}.npy", group=DENSE["groups"]),
     output:
         "results/search/dense/similarity.npz",
     log:
@@ -181,7 +176,7 @@ rule similarity:
     conda:
         "../envs/intervene.yaml"
     params:
-        k=DENSE.get("k", 10000),
+        k=DENSE["k"],
         device=DENSE_DEVICE,
     shell:
         "intervene similarity --queries {input.queries} --docs {input.docs} --k {params.k}"

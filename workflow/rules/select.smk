@@ -1,12 +1,12 @@
 # Interventions: choose the documents to swap (ParaRel strategies, or a score-based mapping).
+# Each stage gets the files it reads (input functions in common.smk): the decoded group folders and
+# their doc info, the groups' matrices or embeddings; no root folder, no batches_per_group.
 
 
 rule select:
     input:
+        unpack(get_select_inputs),
         learned="results/eval/original/learned.npz",
-        pair=intervention_files("results/search/pair_doc/{group}"),
-        term=intervention_files("results/search/term_doc/{group}"),
-        doc_info=intervention_files(f"{DOC_INFO_DIR}/{{group}}.npy"),
         terms_dir=TERMS_DIR,
         pararel=PARAREL,
     output:
@@ -23,27 +23,18 @@ rule select:
         mem_mb=fitted("select", "mem_mb"),
         runtime=fitted("select", "runtime"),
     params:
-        strategy=option("strategy"),
-        checkpoint=option("checkpoint"),
-        n_drop=option("n_drop", 5),
-        interval=config["train"]["save_interval"],
-        per_group=PER_GROUP,
+        settings=get_select_settings,
         relations=RELATIONS,
-        last_batch=config["decode"]["last_batch"],
-        search_dir=get_search_dir,
-        doc_info_dir=get_doc_info_dir,
     shell:
-        "intervene select --strategy {params.strategy} --checkpoint {params.checkpoint}"
-        " --interval {params.interval} --learned {input.learned} --search-dir {params.search_dir}"
-        " --doc-info-dir {params.doc_info_dir} --terms-dir {input.terms_dir} --pararel {input.pararel}"
-        " --relations {params.relations} --batches-per-group {params.per_group}"
-        " --n-drop {params.n_drop} --last-batch {params.last_batch} --out {output} > {log} 2>&1"
+        "intervene select --settings {params.settings} --learned {input.learned}"
+        " --pair-doc {input.pair_doc} --term-doc {input.term_doc} --group-dirs {input.batches}"
+        " --doc-info {input.doc_info} --terms-dir {input.terms_dir} --pararel {input.pararel}"
+        " --relations {params.relations} --out {output} > {log} 2>&1"
 
 
 rule bm25_window:
     input:
-        batches=side_files(f"{BATCHES_DIR}/{{group}}"),
-        doc_info=side_files(f"{DOC_INFO_DIR}/{{group}}.npy"),
+        unpack(get_side_inputs),
         targets=get_learned_targets,
         pararel=PARAREL,
     output:
@@ -61,25 +52,20 @@ rule bm25_window:
         mem_mb=fitted("bm25_window", "mem_mb"),
         runtime=fitted("bm25_window", "runtime"),
     params:
-        window=get_window,
-        per_group=PER_GROUP,
+        window=get_window_flags,
         tasks=EVAL_TASKS,
         sources=" ".join(source_flags()),
         datasets=get_datasets_flag,
-        query=option("query", "subject"),
-        batches_root=get_batches_root,
-        doc_info_dir=get_doc_info_dir,
+        query=get_window_query,
     shell:
-        "set -- {params.window}; intervene bm25-window --batches-root {params.batches_root}"
-        " --doc-info-dir {params.doc_info_dir} --first $1 --last $2"
-        " --batches-per-group {params.per_group} --tasks {params.tasks} {params.sources}"
-        " --instances {input.targets} {params.datasets} --query {params.query} --out {output} > {log} 2>&1"
+        "intervene bm25-window --group-dirs {input.batches} --doc-info {input.doc_info} {params.window}"
+        " --tasks {params.tasks} {params.sources} --instances {input.targets} {params.datasets}"
+        " --query {params.query} --out {output} > {log} 2>&1"
 
 
 rule dense_window:
     input:
-        docs=side_files("results/search/dense/docs/{group}.npy"),
-        doc_info=side_files(f"{DOC_INFO_DIR}/{{group}}.npy"),
+        unpack(get_side_inputs),
         targets=get_learned_targets,
     output:
         "results/interventions/{name}/scores_{side}.npz",
@@ -93,30 +79,28 @@ rule dense_window:
     resources:
         gpu=eval_gpus(DENSE),
     params:
-        window=get_window,
-        per_group=PER_GROUP,
-        model=DENSE.get("question_model", DENSE.get("ctx_model", "")),
+        window=get_window_flags,
+        model=DENSE["question_model"],
         kind="dpr_question" if DPR else "mean",
         tasks=EVAL_TASKS,
         sources=" ".join(source_flags()),
         datasets=get_datasets_flag,
-        query=option("query", "question"),
-        k=DENSE.get("k", 10000),
+        query=get_window_query,
+        k=DENSE["k"],
         device=DENSE_DEVICE,
-        doc_info_dir=get_doc_info_dir,
     shell:
-        "set -- {params.window}; intervene dense-window --doc-embeddings {input.docs}"
-        " --doc-info-dir {params.doc_info_dir} --first $1 --last $2"
-        " --batches-per-group {params.per_group} --question-model {params.model} --kind {params.kind}"
-        " --tasks {params.tasks} {params.sources} --instances {input.targets} {params.datasets}"
-        " --query {params.query} --k {params.k} --device {params.device} --out {output} > {log} 2>&1"
+        "intervene dense-window --doc-embeddings {input.docs} --group-dirs {input.batches}"
+        " --doc-info {input.doc_info} {params.window} --question-model {params.model}"
+        " --kind {params.kind} --tasks {params.tasks} {params.sources} --instances {input.targets}"
+        " {params.datasets} --query {params.query} --k {params.k} --device {params.device}"
+        " --out {output} > {log} 2>&1"
 
 
 rule mapping:
     input:
+        unpack(get_mapping_inputs),
         target="results/interventions/{name}/scores_target.npz",
         source="results/interventions/{name}/scores_source.npz",
-        doc_info=mapping_files(f"{DOC_INFO_DIR}/{{group}}.npy"),
     output:
         "results/interventions/{name}/mapping.npz",
     log:
@@ -133,14 +117,9 @@ rule mapping:
     params:
         target=get_mapping_window("target"),
         source=get_mapping_window("source"),
-        per_group=PER_GROUP,
-        per_inst=option("per_inst", 10),
-        flags=get_mapping_flags,
-        seed=option("seed", 42),
-        doc_info_dir=get_doc_info_dir,
+        settings=get_intervention_settings("map_settings"),
     shell:
         "intervene map-docs --target-scores {input.target} --source-scores {input.source}"
-        " --doc-info-dir {params.doc_info_dir}"
+        " --group-dirs {input.batches} --doc-info {input.doc_info}"
         " --target-window {params.target} --source-window {params.source}"
-        " --batches-per-group {params.per_group} --per-inst {params.per_inst} {params.flags}"
-        " --seed {params.seed} --out {output} > {log} 2>&1"
+        " --settings {params.settings} --out {output} > {log} 2>&1"

@@ -4,9 +4,8 @@
 
 rule swap:
     input:
+        unpack(get_swap_inputs),
         indices=get_indices,
-        doc_info=intervention_files(f"{DOC_INFO_DIR}/{{group}}.npy"),
-        batches=intervention_files(f"{BATCHES_DIR}/{{group}}"),
         tokenizer=tokenizer_input(),
     output:
         directory("results/interventions/{name}/batches"),
@@ -20,18 +19,12 @@ rule swap:
         mem_mb=fitted("swap", "mem_mb"),
         runtime=fitted("swap", "runtime"),
     params:
-        per_group=PER_GROUP,
-        flags=get_swap_flags,
-        seed=option("seed", 0),
-        # constants, not functions of the inputs: the values Snakemake recorded for existing swaps
-        doc_info_dir=DOC_INFO_DIR,
-        batches_root=BATCHES_DIR,
+        settings=get_intervention_settings("swap_settings"),
         tokenizer=get_tokenizer,
     shell:
-        "intervene swap --indices {input.indices} --doc-info-dir {params.doc_info_dir}"
-        " --batches-root {params.batches_root} --batches-per-group {params.per_group}"
-        " {params.flags} --seed {params.seed} --tokenizer {params.tokenizer}"
-        " --out-dir {output} > {log} 2>&1"
+        "intervene swap --indices {input.indices} --group-dirs {input.batches}"
+        " --doc-info {input.doc_info} --settings {params.settings}"
+        " --tokenizer {params.tokenizer} --out-dir {output} > {log} 2>&1"
 
 
 rule memmap:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -14,32 +12,36 @@ from intervene.search.occurrences import read_term_list
 from intervene.search.stages import bm25_files, relation_pairs, term_file
 from intervene.select.mapping import map_by_scores
 from intervene.select.strategies import add_coocc, rm_coocc, rm_occ, with_cooccurrence
-from intervene.select.windows import Window, window, window_matrix
+from intervene.select.windows import Group, Window, by_group, read_groups, window, window_matrix
 from intervene.settings import SelectConfig
 
 STRATEGIES = ("rm_coocc", "rm_occ", "add_coocc")
 
 
-def _stack(matrix_dir, relations, w: Window) -> sp.csr_matrix:
-    return sp.vstack([window_matrix(matrix_dir, r, w) for r in relations], format="csr")
+def _stack(matrix_dirs, relations, w: Window) -> sp.csr_matrix:
+    return sp.vstack([window_matrix(matrix_dirs, r, w) for r in relations], format="csr")
 
 
 def select_documents(
     settings: SelectConfig,
     *,
     learned_npz,
-    search_dir,
-    doc_info_dir,
+    pair_doc: list,
+    term_doc: list,
+    doc_info: list,
+    group_dirs: list,
     terms_dir,
     pararel_root,
     relations: list[str],
-    batches_per_group: int,
     out,
 ) -> dict:
     """The paper's document-indices ``.npz`` for ``settings.strategy`` at ``settings.checkpoint``:
     ``orig_idxs``, ``orig_inst_idxs``, ``new_idxs``, ``new_inst_idxs``, ``extra_idxs`` (+
     ``relations``, ``relation_labels``, and the windows: ``orig_window``/``new_window`` = [first,
-    last) batches and the groups their indices are rows of)."""
+    last) batches and the groups their indices are rows of). ``pair_doc``, ``term_doc`` (read by
+    rm_occ only): the groups' matrix folders; ``doc_info``, ``group_dirs``: their doc-info files and decoded folders
+    (:func:`intervene.select.windows.read_groups`), every group of window(c) and the following
+    window(s)."""
     strategy, n_drop, last_batch = settings.strategy, settings.n_drop, settings.last_batch
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
@@ -71,9 +73,11 @@ def select_documents(
         raise ValueError(
             f"window [{c}, {c + K}) after checkpoint {c} is beyond the decoded batches (< {last_batch})"
         )
-    w_c = window(doc_info_dir, *target_window(c, K), batches_per_group)
-    w_n = window(doc_info_dir, *next_window(c, K), batches_per_group)
-    pair_c, pair_n = (_stack(Path(search_dir) / "pair_doc", relations, w) for w in (w_c, w_n))
+    groups = read_groups(doc_info, group_dirs)
+    w_c = window(groups, *target_window(c, K))
+    w_n = window(groups, *next_window(c, K))
+    pair_dirs = by_group(pair_doc)
+    pair_c, pair_n = (_stack(pair_dirs, relations, w) for w in (w_c, w_n))
     i_c = with_cooccurrence(pair_c, np.flatnonzero(learned_step == c))
     j_n = with_cooccurrence(pair_n, np.flatnonzero(learned_step == c + K))
     extra_window = (c, c + K)
@@ -82,8 +86,11 @@ def select_documents(
     elif strategy == "add_coocc":
         r = add_coocc(pair_c, pair_n, j_n)
     else:
-        w_x = window(doc_info_dir, c, end, batches_per_group)  # two following windows (as decoded)
-        term_c, term_x = (_stack(Path(search_dir) / "term_doc", relations, w) for w in (w_c, w_x))
+        if not term_doc:
+            raise ValueError("rm_occ reads the groups' term_doc matrices: none given (--term-doc)")
+        w_x = window(groups, c, end)  # two following windows (as decoded)
+        term_dirs = by_group(term_doc)
+        term_c, term_x = (_stack(term_dirs, relations, w) for w in (w_c, w_x))
         subj, obj = _term_rows(terms_dir, pararel_root, relations, i_c, rel_labels)
         r = rm_occ(term_c, term_x, subj, obj, i_c, n_drop)
         w_n, extra_window = w_x, (c, end)
@@ -124,10 +131,10 @@ def map_documents(
     target_scores,
     source_scores,
     *,
-    doc_info_dir,
+    doc_info: list,
+    group_dirs: list,
     target_window,
     source_window,
-    batches_per_group,
     per_inst,
     out,
     shuffle_candidates=False,
@@ -135,9 +142,11 @@ def map_documents(
     seed=42,
 ) -> dict:
     """The paper's mapping ``.npz`` (``orig_idxs``, ``new_idxs``: rows of the windows' concatenated
-    doc info) from (instances x window documents) score matrices of the target and source windows."""
-    wt = window(doc_info_dir, *target_window, batches_per_group)
-    ws = window(doc_info_dir, *source_window, batches_per_group)
+    doc info) from (instances x window documents) score matrices of the target and source windows;
+    ``doc_info``, ``group_dirs``: the doc-info files and decoded folders of both windows' groups."""
+    groups = read_groups(doc_info, group_dirs)
+    wt = window(groups, *target_window)
+    ws = window(groups, *source_window)
     t, s = sp.load_npz(target_scores).tocsr(), sp.load_npz(source_scores).tocsr()
     for name, m, w in (("target", t, wt), ("source", s, ws)):
         if m.shape[1] != len(w.rows):
@@ -167,11 +176,10 @@ def map_documents(
 
 
 def bm25_window(
-    batches_root,
-    doc_info_dir,
+    group_dirs: list,
+    doc_info: list,
     first: int,
     last: int,
-    batches_per_group: int,
     queries: list[str],
     out,
     *,
@@ -181,45 +189,45 @@ def bm25_window(
 ) -> dict:
     """(queries x window documents) BM25 scores, the index built over the window's documents
     (as the paper's calc_bm25_scores.py indexes the chosen file range): only the window's batch
-    files are read, streamed (``bm25_files``)."""
-    files, lines = window_files(batches_root, doc_info_dir, first, last, batches_per_group)
+    files are read, streamed (``bm25_files``). ``group_dirs``, ``doc_info``: the decoded folders of
+    the groups holding the window and their doc-info files, in order."""
+    files, lines = window_files(read_groups(doc_info, group_dirs), first, last)
     return bm25_files(files, queries, out, k=k, method=method, tokenizer=tokenizer, lines=lines)
 
 
-def window_files(batches_root, doc_info_dir, first: int, last: int, batches_per_group: int):
+def window_files(groups: list[Group], first: int, last: int):
     """The decoded batch files of the window [first, last) in order, and each one's document count
     from the doc info: their documents are the window's (``window(...).rows``) in window order."""
     from intervene.search.corpus import batch_files
 
-    w = window(doc_info_dir, first, last, batches_per_group)
-    g0 = first // batches_per_group
+    w = window(groups, first, last)
     files, lines = [], []
-    for j, name in enumerate(w.groups):
-        group_dir = Path(batches_root) / name
-        fs = batch_files(group_dir)
-        info = np.load(Path(doc_info_dir) / f"{name}.npy")
+    for g in (g for g in groups if g.name in w.groups):
+        fs = batch_files(g.folder)
+        info = np.load(g.doc_info)
         counts = np.bincount(info[:, 0], minlength=len(fs)) if len(info) else np.zeros(len(fs), int)
         if counts.size != len(fs):
             raise ValueError(
-                f"{group_dir}: text lines and doc info rows disagree ({len(fs)} files vs {counts.size} batches)"
+                f"{g.folder}: text lines and doc info rows disagree ({len(fs)} files vs {counts.size} batches)"
             )
-        for i, f in enumerate(fs):  # batch i of the group is batch (g0 + j) * per_group + i, as window()
-            if first <= (g0 + j) * batches_per_group + i < last:
+        for f, c in zip(fs, counts.tolist(), strict=True):  # the file's name is its batch's number
+            if first <= int(f.name.split(".")[0]) < last:
                 files.append(f)
-                lines.append(int(counts[i]))
+                lines.append(int(c))
     if sum(lines) != len(w.rows):
+        folders = ", ".join(str(g.folder) for g in groups)
         raise ValueError(
-            f"{batches_root}: the window [{first}, {last}) files hold {sum(lines)} documents, its doc info {len(w.rows)}"
+            f"{folders}: the window [{first}, {last}) files hold {sum(lines)} documents, its doc info {len(w.rows)}"
         )
     return files, lines
 
 
 def dense_window(
     doc_embeddings: list,
-    doc_info_dir,
+    group_dirs: list,
+    doc_info: list,
     first: int,
     last: int,
-    batches_per_group: int,
     query_embeddings: np.ndarray,
     out,
     *,
@@ -229,10 +237,11 @@ def dense_window(
     """(queries x window documents) top-``k`` dense scores (dot products, the paper's DPR
     retrieval), from the per-group document embeddings (rows = the groups' doc info) of the groups
     the window spans; the window's documents are taken out of them by row, never re-encoded, one
-    group at a time (memory: a block of rows, never a group's embeddings)."""
+    group at a time (memory: a block of rows, never a group's embeddings). ``group_dirs``,
+    ``doc_info``: the decoded folders of the window's groups and their doc-info files."""
     from intervene.search.dense import topk_similarity
 
-    w = window(doc_info_dir, first, last, batches_per_group)
+    w = window(read_groups(doc_info, group_dirs), first, last)
     if len(doc_embeddings) != len(w.groups):
         raise ValueError(f"window {first}-{last} spans groups {w.groups}: give one embeddings file each")
     embs = [np.load(p, mmap_mode="r") for p in doc_embeddings]
