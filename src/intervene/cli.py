@@ -162,7 +162,6 @@ def _cmd_olmo_config(a: argparse.Namespace) -> None:
         stop_after=a.stop_after,
         save_folder=a.save_folder,
         max_duration=a.max_duration,
-        save_interval=a.save_interval,
     )
     log.info("OLMo re-run config -> %s", a.out)
 
@@ -1192,13 +1191,12 @@ COMMANDS: tuple[Command, ...] = (
             required=True,
             help="the original run's OLMo config (e.g. OLMo2-1B-stage1.yaml)",
         ),
-        arg("--data-list", required=True, help="file listing the modified memmaps in order"),
+        arg("--data-list", required=True, help="file listing the window's raw token memmaps in batch order"),
         arg("--run-name", required=True),
-        arg("--load-path", required=True, help="OLMo checkpoint to start from (stepN-unsharded)"),
-        arg("--stop-after", type=positive_int, required=True, help="steps to re-run"),
+        arg("--load-path", required=True, help="the window's first checkpoint (OLMo's stepN-unsharded)"),
+        arg("--stop-after", type=positive_int, required=True, help="steps to re-run: the window's length"),
         arg("--save-folder", required=True),
         arg("--max-duration", help="override: tokens ('4e12T') or steps of the original run"),
-        arg("--save-interval", type=positive_int),
         OUT,
     ),
     command(

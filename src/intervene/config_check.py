@@ -35,7 +35,7 @@ STRATEGY_OPTIONS = {
 PARAREL_QUERIES = ("subject", "subject_object", "question")
 MCQA_QUERIES = ("question", "question_answer")
 #: Keys `train.olmo` must hold for `train.backend: olmo` (workflow/rules/olmo_backend.smk).
-OLMO_KEYS = ("repo", "base_config", "load_path", "stop_after", "max_duration", "tokenizer_json")
+OLMO_KEYS = ("repo", "tokenizer_json")
 RERUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -470,6 +470,65 @@ class _Checker:
         for k in OLMO_KEYS:
             if k not in olmo:
                 raise ConfigError(f"train.olmo.{k}: required with train.backend: olmo")
+        self.olmo_repo(str(olmo["repo"]))
+        self.exists("train.olmo.tokenizer_json", str(olmo["tokenizer_json"]))
+        template = olmo.get("checkpoints")
+        if template is not None:
+            from intervene.train.olmo_backend import checkpoint_template_problem
+
+            problem = checkpoint_template_problem(str(template))
+            if problem:
+                raise ConfigError(f"train.olmo.checkpoints: {template!r} {problem}")
+        elif self.train.get("original") or not self.released:
+            raise ConfigError(
+                "train.olmo.checkpoints: required with train.backend: olmo when the original run is trained"
+                " here: the fork starts each window from the original run's checkpoint in OLMo's unsharded"
+                " format (a path or URL with {step}, ending in -unsharded)"
+            )
+        if self.experiment.get("order", "given") != "given":
+            raise ConfigError(
+                "experiment.order: the OLMo fork reads a window's batches in order (data.shuffle_train:"
+                " false); 'shuffle' needs train.backend: builtin"
+            )
+        self.olmo_base_config(olmo)
+
+    def olmo_repo(self, repo: str) -> None:
+        """The checkout must be the paper's fork: stock OLMo has no data.shuffle_train."""
+        self.exists("train.olmo.repo", repo)
+        root = self.root / os.path.expanduser(repo)
+        if not (root / "scripts" / "train.py").is_file():
+            raise ConfigError(f"train.olmo.repo: {repo} has no scripts/train.py (an OLMo checkout)")
+        config_py = root / "olmo" / "config.py"
+        if not config_py.is_file() or "shuffle_train" not in config_py.read_text(errors="replace"):
+            raise ConfigError(
+                f"train.olmo.repo: {repo} is not the paper's fork (olmo/config.py has no data.shuffle_train;"
+                " branch mod-pretrain of rahuln/OLMo)"
+            )
+
+    def olmo_base_config(self, olmo: dict) -> None:
+        """The config the re-run configs copy: its length must be tokens or steps, its memmaps uint32."""
+        key = "train.olmo.base_config" if olmo.get("base_config") else "data.train_config"
+        path = olmo.get("base_config") or self.data.get("train_config")
+        if not path or self.produced(path):
+            return
+        self.exists(key, path)
+        import yaml
+
+        try:
+            base = yaml.safe_load((self.root / os.path.expanduser(path)).read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{key}: {path} is not valid YAML: {e}") from None
+        md = olmo.get("max_duration", base.get("max_duration"))
+        if md is None or str(md).strip().endswith("ep"):
+            raise ConfigError(
+                f"train.olmo.max_duration: required: {path} runs max_duration {base.get('max_duration')!r};"
+                " a re-run needs the original run's length in tokens or steps (OLMo 2 7B: 928646)"
+            )
+        dtype = (base.get("data") or {}).get("memmap_dtype") or "uint16"
+        if dtype != "uint32":
+            raise ConfigError(
+                f"{key}: {path} reads data.memmap_dtype {dtype}; the re-runs' memmaps are uint32"
+            )
 
     def world_model(self) -> None:
         m = self.world.get("model") or {}

@@ -235,12 +235,17 @@ class ReleasedConfig(Settings):
 class OlmoBackendConfig(Settings):
     """``train.olmo``: re-runs with the user's OLMo checkout (train.backend: olmo)."""
 
-    repo: str | None = setting(None, "the OLMo checkout (the paper's fork)")
-    base_config: str | None = setting(None, "the original run's OLMo config")
-    load_path: str | None = setting(None, "OLMo checkpoint to start from (stepN-unsharded)")
-    stop_after: int | None = setting(None, "steps to re-run", check=positive_int)
-    max_duration: str | int | None = setting(None, "tokens ('4e12T') or steps of the original run")
+    repo: str | None = setting(None, "the checkout of the paper's fork (rahuln/OLMo, branch mod-pretrain)")
     tokenizer_json: str | None = setting(None, "the tokenizer.json the HF conversion copies")
+    base_config: str | None = setting(None, "the original run's OLMo config (default: data.train_config)")
+    checkpoints: str | None = setting(
+        None,
+        "the original run's OLMo unsharded checkpoints, a path or URL with {step} ending in -unsharded"
+        " (default with train.released: the released ones, fetched)",
+    )
+    max_duration: str | int | None = setting(
+        None, "tokens ('4e12T') or steps (928646) of the original run, when its config says epochs"
+    )
     nproc: int = setting(1, "processes (GPUs) of an OLMo re-run", check=positive_int)
 
 

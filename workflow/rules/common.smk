@@ -242,36 +242,67 @@ def get_checkpoint_url(wildcards):
 # -- OLMo backend (olmo_backend.smk) ----------------------------------------------------------------
 
 
-def olmo_setting(key):
-    """A `train.olmo` setting for the OLMo backend's rules (read when a job needs it)."""
+OLMO = config["train"].get("olmo") or {}
+# which trainer re-runs the windows: this package's (rule pretrain_rerun) or the OLMo fork's
+OLMO_BACKEND = config["train"].get("backend", "builtin") == "olmo"
 
-    def get(wildcards):
-        olmo = config["train"].get("olmo") or {}
-        if key not in olmo:
-            raise ValueError(
-                f"config train.olmo.{key} is required for the OLMo backend"
-            )
-        return olmo[key]
 
-    return get
+def get_olmo_base_config():
+    """The original run's OLMo config the re-run configs are copies of (default: data.train_config,
+    as given: its data paths are replaced, so the localized copy is not needed)."""
+    return OLMO.get("base_config") or config["data"]["train_config"]
+
+
+def get_olmo_memmap(wildcards):
+    """A re-run's raw token memmaps: an intervention's rewritten window (rule `memmap`), or a
+    control's unmodified batches (rule `control_memmap`)."""
+    if wildcards.run in INTERVENTIONS:
+        return f"results/interventions/{wildcards.run}/memmap"
+    return f"results/olmo/{wildcards.run}/memmap"
+
+
+def get_list_dir(wildcards, input):
+    """The folder of a rule's `data_list` input (whose entries are relative to it)."""
+    return os.path.dirname(input.data_list)
+
+
+def get_olmo_start(wildcards):
+    """The window's first checkpoint as an input: the released one, fetched unsharded (rule
+    `fetch_released`); none when train.olmo.checkpoints names it (a path or URL the user provides).
+    """
+    if OLMO.get("checkpoints"):
+        return []
+    first = layout.rerun_window(config, wildcards.run)[0]
+    return [f"resources/checkpoints/step{first}-unsharded"]
+
+
+def get_olmo_load_path(wildcards, input):
+    """The fork's load_path: the window's first checkpoint in OLMo's unsharded format."""
+    if OLMO.get("checkpoints"):
+        first = layout.rerun_window(config, wildcards.run)[0]
+        return shlex.quote(OLMO["checkpoints"].format(step=first))
+    return input.start[0]
+
+
+def get_olmo_max_duration_flag():
+    md = OLMO.get("max_duration")
+    return f"--max-duration {shlex.quote(str(md))}" if md is not None else ""
 
 
 def get_olmo_train_command(wildcards, input):
     from intervene.train.olmo_backend import train_command
 
-    olmo = config["train"].get("olmo") or {}
-    return train_command(olmo["repo"], input[0], wildcards.run, olmo.get("nproc", 1))
+    name = f"{wildcards.run}/run{wildcards.r}"
+    return train_command(OLMO["repo"], input[0], name, OLMO.get("nproc", 1))
 
 
 def get_olmo_convert_command(wildcards, input, output):
-    from intervene.train.olmo_backend import convert_command
+    """Convert the re-run's last checkpoint, step{last}-unsharded in its save folder."""
+    from intervene.train.olmo_backend import convert_command, final_checkpoint
 
-    olmo = config["train"].get("olmo") or {}
-    return convert_command(olmo["repo"], input[0], output[0], olmo["tokenizer_json"])
-
-
-def get_olmo_checkpoints(wildcards, input):
-    return os.path.join(os.path.dirname(input[0]), "ckpt")
+    last = layout.rerun_window(config, wildcards.run)[1]
+    ckpt = final_checkpoint(input[0], last)
+    return convert_command(OLMO["repo"], ckpt, output[0], OLMO["tokenizer_json"])
 
 
 def get_olmo_save_folder(wildcards, output):
@@ -305,8 +336,19 @@ def get_original_evals(wildcards, input):
     return wargs.original_evals(config, list(input))
 
 
+def get_rerun_trained(wildcards):
+    """What a re-run's evaluation reads: the built-in trainer's run (its summary is written last;
+    the checkpoint at the window's end beside it), or the OLMo fork's run converted to HF.
+    """
+    if OLMO_BACKEND:
+        return f"results/olmo/{wildcards.run}/run{wildcards.r}/hf"
+    return f"results/reruns/{wildcards.run}/run{wildcards.r}/summary.json"
+
+
 def get_rerun_model(wildcards, input):
-    """A re-run's last checkpoint: the end of its window."""
+    """A re-run's last checkpoint: the end of its window (the HF folder of an OLMo re-run)."""
+    if OLMO_BACKEND:
+        return input[0]
     last = layout.rerun_window(config, wildcards.run)[1]
     return os.path.join(os.path.dirname(input[0]), f"step{last}")
 

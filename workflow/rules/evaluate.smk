@@ -109,7 +109,7 @@ rule eval_plots:
 
 rule evaluate_rerun:
     input:
-        "results/reruns/{run}/run{r}/summary.json",
+        get_rerun_trained,
         pararel=PARAREL_BUILT,
     output:
         directory("results/eval/reruns/{run}/run{r}"),

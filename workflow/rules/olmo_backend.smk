@@ -1,44 +1,76 @@
-# Re-runs with the user's OLMo checkout (train.backend: olmo): config, train, unshard, convert to HF.
-# The data list of a re-run (results/reruns/{run}/data_list.txt: the modified memmaps in order)
-# comes from the intervention stages.
+# Re-runs with the user's checkout of the paper's OLMo fork (train.backend: olmo): every run r of
+# every re-run (interventions and controls) is one training in the fork over the window's raw token
+# memmaps, from the window's first checkpoint in OLMo's unsharded format, converted to HF; rule
+# `evaluate_rerun` evaluates the HF folder (get_rerun_trained) as it does the built-in trainer's.
+# Data: an intervention's rewritten window (rule `memmap`), a control's unmodified window (rule
+# `control_memmap`). Start: the released checkpoint (rule `fetch_released`) or train.olmo.checkpoints.
+
+
+rule control_memmap:
+    input:
+        data_list="results/reruns/control_{first}_{last}/data_list.txt",
+        batches=get_control_groups,
+    output:
+        directory("results/olmo/control_{first}_{last}/memmap"),
+    log:
+        "logs/olmo/control_{first}_{last}/memmap.log",
+    wildcard_constraints:
+        first=r"\d+",
+        last=r"\d+",
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        listed=get_list_dir,
+    shell:
+        "intervene memmap --batches-dir {params.listed} --out-dir {output} > {log} 2>&1"
 
 
 rule olmo_rerun_config:
     input:
-        data_list="results/reruns/{run}/data_list.txt",
+        base=get_olmo_base_config(),
+        memmap=get_olmo_memmap,
+        start=get_olmo_start,
     output:
-        "results/olmo/{run}/config.yaml",
+        "results/olmo/{run}/run{r}/config.yaml",
     log:
-        "logs/olmo/{run}/config.log",
+        "logs/olmo/{run}/run{r}/config.log",
+    wildcard_constraints:
+        run=RERUN_NAMES,
+        r=r"\d+",
     localrule: True
     conda:
         "../envs/intervene.yaml"
     params:
-        base=olmo_setting("base_config"),
-        load_path=olmo_setting("load_path"),
-        stop_after=olmo_setting("stop_after"),
+        load_path=get_olmo_load_path,
+        steps=get_rerun_steps,
         save_folder=get_olmo_save_folder,
-        max_duration=olmo_setting("max_duration"),
+        max_duration=get_olmo_max_duration_flag(),
     shell:
-        "intervene olmo-config --base-config {params.base} --data-list {input.data_list}"
-        " --run-name {wildcards.run} --load-path {params.load_path} --stop-after {params.stop_after}"
-        " --save-folder {params.save_folder} --max-duration {params.max_duration} --out {output} > {log} 2>&1"
+        "intervene olmo-config --base-config {input.base} --data-list {input.memmap}/data_list.txt"
+        " --run-name {wildcards.run}/run{wildcards.r} --load-path {params.load_path}"
+        " --stop-after {params.steps} --save-folder {params.save_folder} {params.max_duration}"
+        " --out {output} > {log} 2>&1"
 
 
 rule olmo_rerun:
     input:
-        "results/olmo/{run}/config.yaml",
+        "results/olmo/{run}/run{r}/config.yaml",
     output:
-        touch("results/olmo/{run}/trained.done"),
+        # OLMo's save folder; its step{last}-unsharded (model and optimizer: ~100 GB at 7B) only
+        # feeds the conversion
+        temp(directory("results/olmo/{run}/run{r}/ckpt")),
     log:
-        "logs/olmo/{run}/train.log",
+        "logs/olmo/{run}/run{r}/train.log",
     benchmark:
-        "results/benchmarks/olmo/{run}.tsv"
+        "results/benchmarks/olmo/{run}/run{r}.tsv"
+    wildcard_constraints:
+        run=RERUN_NAMES,
+        r=r"\d+",
     conda:
         "../envs/olmo.yaml"
     threads: 16
     resources:
-        gpu=(config["train"].get("olmo") or {}).get("nproc", 1),
+        gpu=OLMO.get("nproc", 1),
         runtime=24 * 60,
     params:
         cmd=get_olmo_train_command,
@@ -46,31 +78,16 @@ rule olmo_rerun:
         "({params.cmd}) > {log} 2>&1"
 
 
-rule olmo_unshard:
-    input:
-        "results/olmo/{run}/trained.done",
-    output:
-        # the unsharded checkpoint (model and optimizer: ~100 GB at 7B) only feeds the conversion
-        temp(directory("results/olmo/{run}/unsharded")),
-    log:
-        "logs/olmo/{run}/unshard.log",
-    conda:
-        "../envs/olmo.yaml"
-    params:
-        ckpt=get_olmo_checkpoints,
-        repo=olmo_setting("repo"),
-    shell:
-        "(last=$(ls -d {params.ckpt}/step*[0-9] | sort -V | tail -n 1);"
-        " cd {params.repo} && python scripts/unshard.py $OLDPWD/$last $OLDPWD/{output}) > {log} 2>&1"
-
-
 rule olmo_convert:
     input:
-        "results/olmo/{run}/unsharded",
+        "results/olmo/{run}/run{r}/ckpt",
     output:
-        directory("results/olmo/{run}/hf"),
+        directory("results/olmo/{run}/run{r}/hf"),
     log:
-        "logs/olmo/{run}/convert.log",
+        "logs/olmo/{run}/run{r}/convert.log",
+    wildcard_constraints:
+        run=RERUN_NAMES,
+        r=r"\d+",
     conda:
         "../envs/olmo.yaml"
     params:
