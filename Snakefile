@@ -32,6 +32,7 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/swap.smk"
 include: "workflow/rules/effect.smk"
 include: "workflow/rules/inspect_docs.smk"
+include: "workflow/rules/figures.smk"
 
 
 onstart:
@@ -63,3 +64,4 @@ rule all:
         match_targets(),
         intervention_targets(),
         experiment_targets(),
+        figw.targets(config, GIVEN),
