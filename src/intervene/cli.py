@@ -150,6 +150,13 @@ def _cmd_import_olmo(a: argparse.Namespace) -> None:
     log.info("imported %s -> %s", a.olmo_dir, out)
 
 
+def _cmd_export_olmo(a: argparse.Namespace) -> None:
+    from intervene.train.olmo_export import export_olmo_checkpoint
+
+    out = export_olmo_checkpoint(a.checkpoint, a.out, a.train_config)
+    log.info("exported %s -> %s", a.checkpoint, out)
+
+
 def _cmd_olmo_config(a: argparse.Namespace) -> None:
     from intervene.train.olmo_backend import write_rerun_config
 
@@ -1288,6 +1295,15 @@ COMMANDS: tuple[Command, ...] = (
         ),
         arg("--limit", type=positive_int, help="only the first N pairs (a trial)"),
         arg("--dry-run", action="store_true", help="only estimate the cost; send nothing"),
+    ),
+    command(
+        "export-olmo",
+        "export our checkpoint as an OLMo unsharded checkpoint (model, optimizer, counters)",
+        _cmd_export_olmo,
+        "a start checkpoint for the OLMo fork (train.backend: olmo) | stepN-unsharded/ | intervene.train.olmo_export.export_olmo_checkpoint",
+        arg("--checkpoint", required=True, help="our checkpoint (e.g. results/train/original/step{N})"),
+        arg("--out", required=True, help="the OLMo folder to write; its name ends in -unsharded"),
+        arg("--train-config", help="train YAML (default: the checkpoint's config.yaml)"),
     ),
 )
 
