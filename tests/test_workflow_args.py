@@ -95,6 +95,7 @@ def test_rerun_settings_start_at_the_window_and_end_at_its_checkpoint():
         "order_seed": 7,
         "strategy": "fsdp",
         "device": c["train"]["device"],
+        "deterministic": False,
     }
     name = next(iter(c["interventions"]))
     first, last = layout.rerun_window(c, name)
@@ -141,6 +142,30 @@ def test_replay_settings_are_bit_exact_on_cpu_only():
     assert settings_of(wa.replay_settings(resolve_config(cfg)))["atol"] == wa.GPU_REPLAY_ATOL
     cfg["train"]["replay_check"] = None
     assert wa.replay_groups(resolve_config(cfg)) == []
+
+
+def test_deterministic_training_reaches_every_train_job_and_makes_the_replay_exact():
+    cfg = shipped()
+    cfg["train"].update(device="cuda", deterministic=True, replay_check={"from_step": 40, "steps": 20})
+    c = resolve_config(cfg)
+    assert settings_of(wa.replay_settings(c))["atol"] == 0.0  # on GPU too
+    name = next(iter(c["interventions"]))
+    for arg in (wa.original_train_settings(c), wa.rerun_train_settings(c, name, 1)):
+        ns = parse("train", "--train-config", "t.yaml", "--out", "o", "--settings", settings_of_word(arg))
+        assert ns["deterministic"] is True
+    cfg["train"]["deterministic"] = False
+    c = resolve_config(cfg)
+    ns = parse(
+        "train",
+        "--train-config",
+        "t",
+        "--out",
+        "o",
+        "--settings",
+        settings_of_word(wa.original_train_settings(c)),
+    )
+    assert ns["deterministic"] is False
+    assert settings_of(wa.replay_settings(c))["atol"] == wa.GPU_REPLAY_ATOL
 
 
 # -- evaluation and effects -----------------------------------------------------------------------

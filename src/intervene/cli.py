@@ -730,6 +730,7 @@ COMMANDS: tuple[Command, ...] = (
         opt(TrainConfig, "device"),
         opt(TrainConfig, "microbatch"),
         opt(TrainConfig, "tokenizer_dir", "--tokenizer"),
+        opt(TrainConfig, "deterministic"),
     ),
     command(
         "replay-check",

@@ -209,6 +209,11 @@ class TrainConfig(Settings):
     tokenizer_dir: str | None = setting(
         None, "tokenizer folder copied into checkpoints (default: the config's)"
     )
+    deterministic: bool = setting(
+        False,
+        "deterministic GPU kernels and reduction orders: a replay reproduces the checkpoint bit for bit"
+        " on the same GPU type (slower; see intervene.train.determinism)",
+    )
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,11 @@ class TrainJobConfig(Settings):
     )
     stop_at: int | None = setting(
         None, "steps of the original run (default: the world's num_steps)", check=positive_int
+    )
+    deterministic: bool = setting(
+        False,
+        "bit-identical GPU training: a control re-run reproduces the original run exactly, and the"
+        " replay check demands equality (slower)",
     )
     released: ReleasedConfig | None = section(ReleasedConfig, optional=True)
     replay_check: ReplayCheckConfig | None = section(ReplayCheckConfig, optional=True)

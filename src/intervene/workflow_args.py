@@ -98,6 +98,7 @@ def original_train_settings(config: Mapping) -> str:
             "device": t["device"],
             "strategy": t["strategy"],
             "stop_after": t["stop_at"],
+            "deterministic": t["deterministic"],
         }
     )
 
@@ -123,15 +124,17 @@ def rerun_train_settings(config: Mapping, run: str, r: int) -> str:
             "order_seed": order_seed(config, r),
             "strategy": t["strategy"],
             "device": t["device"],
+            "deterministic": t["deterministic"],
         }
     )
 
 
 def replay_settings(config: Mapping) -> str:
-    """``intervene replay-check`` settings: the replayed steps; bit-identical on CPU, a bf16
-    tolerance on GPUs."""
+    """``intervene replay-check`` settings: the replayed steps; bit-identical on CPU and with
+    ``train.deterministic``, else a bf16 tolerance on GPUs."""
     rc = config["train"]["replay_check"]
-    atol = 0.0 if config["train"]["device"] == "cpu" else GPU_REPLAY_ATOL
+    exact = config["train"]["device"] == "cpu" or config["train"]["deterministic"]
+    atol = 0.0 if exact else GPU_REPLAY_ATOL
     return settings_arg({"from_step": rc["from_step"], "steps": rc["steps"], "atol": atol})
 
 

@@ -14,7 +14,9 @@ at step N:
 - ``init``: the initialisation seed of a run from scratch, or the identity of the checkpoint a run
   starts from (``--load-path``: its ``model.safetensors``, ``optim.pt`` and ``train.pt``);
 - ``execution``: world size, strategy, device and micro-batch size (each changes the float
-  summation order, hence the bytes).
+  summation order, hence the bytes), and ``deterministic: true`` for a run in the deterministic GPU
+  mode (:mod:`intervene.train.determinism`; absent when off, so that the fingerprints of runs made
+  before the mode existed still match): a run never resumes under the other mode.
 
 Paths are stored relative to the run folder, so a results tree that moves as a whole (or a copy of
 the working directory) keeps its fingerprints. ``stop_at``/``--stop-after`` and the save interval are

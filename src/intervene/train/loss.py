@@ -70,6 +70,8 @@ class _FusedLinearCE(torch.autograd.Function):
             ce += ((lse - picked) * valid).sum()
             zs += (lse.pow(2) * valid).sum()
             g = torch.softmax(logits, -1).mul_((1 + 2 * z_mult * lse)[:, None])
+            # one add per row: no two threads meet on an element, so the result does not depend on
+            # their order (and PyTorch's deterministic mode gives scatter_add_ a deterministic kernel)
             g.scatter_add_(1, tt[:, None], -torch.ones_like(picked)[:, None])
             g.mul_(valid[:, None])
             g = g.to(hidden.dtype)

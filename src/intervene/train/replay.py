@@ -1,18 +1,24 @@
 """Replay fidelity: a re-run over the *unmodified* batches must reproduce the original run.
 
 On CPU the comparison is bit-for-bit (weights and AdamW moments); on GPU within a tolerance (bf16
-autocast and non-deterministic reductions).
+autocast and non-deterministic reductions), or bit-for-bit again when the original run was trained
+in the deterministic mode (``train.deterministic``, :mod:`intervene.train.determinism`): the replay
+then runs in that mode too and must be equal, whatever tolerance was given.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 import torch
 
 from intervene.atomic import write_text
+from intervene.train.fingerprint import read_fingerprint
+
+log = logging.getLogger("intervene.train")
 
 
 def run_losses(run_dir: str | os.PathLike, key: str = "ce_loss") -> list[float]:
@@ -38,7 +44,12 @@ def compare_checkpoints(
     out: str | os.PathLike | None = None,
     *,
     atol: float = 0.0,
+    deterministic: bool = False,
 ) -> dict:
+    """Weights, AdamW moments and counters of two checkpoints: equal bit for bit when ``atol`` is 0
+    or ``deterministic`` (both runs in the deterministic mode), else within ``atol``."""
+    if deterministic:
+        atol = 0.0
     a, b = _tensors(Path(reference)), _tensors(Path(replay))
     if a.keys() != b.keys():
         raise ValueError(f"{replay}: checkpoint holds other tensors than {reference}")
@@ -60,12 +71,19 @@ def compare_checkpoints(
         "tensors_not_bit_identical": n_diff,
         "max_abs_diff": max_diff,
         "atol": atol,
+        "deterministic": deterministic,
         "counters_equal": all(ta[c] == tb[c] for c in counters),
     }
     result["passed"] = result["counters_equal"] and (n_diff == 0 if atol == 0 else max_diff <= atol)
     if out is not None:
         write_text(out, json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def trained_deterministic(run_dir: str | os.PathLike) -> bool:
+    """Whether the run in ``run_dir`` was trained in the deterministic mode (its fingerprint says)."""
+    fp = read_fingerprint(run_dir) or {}
+    return bool((fp.get("execution") or {}).get("deterministic", False))
 
 
 def decoded_batch_files(
@@ -119,12 +137,18 @@ def replay_check(
 ) -> dict:
     """Re-run ``steps`` steps from the original run's ``step{from_step}`` over the decoded, unmodified
     batches (in ``group_dirs``, else under ``batches_root`` in groups of ``batches_per_group``) and
-    compare with its ``step{from_step + steps}``."""
+    compare with its ``step{from_step + steps}``. The replay runs in the original run's mode; when that
+    is the deterministic one, the check demands bit-identity (``atol`` is not used)."""
     from intervene.olmo import write_path_list
     from intervene.train.trainer import train
 
     orig = Path(original_run)
     work = Path(work_dir)
+    deterministic = trained_deterministic(orig)
+    if deterministic and atol:
+        log.info(
+            "%s was trained deterministically: the replay must be bit-identical (atol %g unused)", orig, atol
+        )
     if group_dirs:
         files = group_batch_files(group_dirs, from_step, from_step + steps)
     else:
@@ -140,7 +164,12 @@ def replay_check(
         stop_after=steps,
         save_interval=steps,
         device=device,
+        deterministic=deterministic,
     )
     return compare_checkpoints(
-        orig / f"step{from_step + steps}", work / "run" / f"step{from_step + steps}", out, atol=atol
+        orig / f"step{from_step + steps}",
+        work / "run" / f"step{from_step + steps}",
+        out,
+        atol=atol,
+        deterministic=deterministic,
     )

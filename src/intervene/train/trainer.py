@@ -32,6 +32,7 @@ from intervene.olmo import global_indices, load_train_config, read_path_list, re
 from intervene.settings import TrainConfig
 from intervene.train.checkpoint import checkpoints, load_model_weights, load_training_state, save_checkpoint
 from intervene.train.data import BatchStream, InstanceFiles
+from intervene.train.determinism import deterministic_mode
 from intervene.train.fingerprint import claim_run_dir, file_identity, run_fingerprint
 from intervene.train.fsdp import (
     full_model_state,
@@ -120,25 +121,29 @@ def train(
     or ``fsdp`` (FSDP2: weights, gradients and AdamW state sharded; see
     :mod:`intervene.train.fsdp`). ``manifest`` (the data-order stage's ``data_files.tsv``): the
     original run's token files must have the sizes recorded there; batch files are checked against
-    their folder's ``manifest.tsv``. Returns a summary.
+    their folder's ``manifest.tsv``. ``deterministic``: deterministic GPU kernels and reduction
+    orders (:mod:`intervene.train.determinism`), so that a replay is bit-identical on GPUs too.
+    Returns a summary.
     """
     s = dataclasses.replace(settings or TrainConfig(), **overrides)
-    run = _Run.start(train_config, out_dir, s)
-    run.claim()
-    run.build()
-    first_batch, end_step = run.schedule()
-    run.trim_metrics()
-    if run.state["global_step"] == 0 and not run.existing and s.data_list is None:
-        run.save()  # OLMo saves the initial weights as step 0
-    t0 = time.perf_counter()
-    run.loop(first_batch, end_step)
-    if run.world > 1:
-        dist.barrier()
+    with deterministic_mode(s.deterministic):  # before CUDA starts: it sets cuBLAS's workspace
+        run = _Run.start(train_config, out_dir, s)
+        run.claim()
+        run.build()
+        first_batch, end_step = run.schedule()
+        run.trim_metrics()
+        if run.state["global_step"] == 0 and not run.existing and s.data_list is None:
+            run.save()  # OLMo saves the initial weights as step 0
+        t0 = time.perf_counter()
+        run.loop(first_batch, end_step)
+        if run.world > 1:
+            dist.barrier()
     summary = {
         "final_step": run.state["global_step"],
         "world_size": run.world,
         "order_seed": s.order_seed,
         "strategy": s.strategy,
+        "deterministic": s.deterministic,
         "checkpoints": sorted(checkpoints(run.out)),
     }
     if run.rank == 0:  # written last: its presence means the run is complete
@@ -247,6 +252,8 @@ class _Run:
                     "device": self.device,
                     "micro_batch": self.micro,
                     "cpu_threads": torch.get_num_threads() if self.device == "cpu" else None,
+                    # recorded only when on, so that the default runs' fingerprints stay as they were
+                    **({"deterministic": True} if s.deterministic else {}),
                 },
             )
             claim_run_dir(self.out, fingerprint)
