@@ -548,6 +548,43 @@ def _cmd_check_relevance(a: argparse.Namespace) -> None:
     log.info("relevance: %s", json.dumps(r))
 
 
+def _cmd_inspect(a: argparse.Namespace) -> None:
+    from intervene.inspect_steps import inspect_steps
+
+    text = inspect_steps(
+        a.train_config,
+        a.step,
+        a.to_step,
+        order=a.order,
+        manifest=a.manifest,
+        world_size=a.world_size,
+        tokenizer=a.tokenizer,
+        out=a.out,
+        fmt=a.format,
+        preview_chars=200 if a.preview is None else a.preview or None,
+        sidecars=not a.no_sidecars,
+        sidecar_cache=a.sidecar_cache,
+    )
+    if a.out is None:
+        sys.stdout.write(text)
+
+
+def _cmd_inspect_document(a: argparse.Namespace) -> None:
+    from intervene.inspect_steps import document_steps
+
+    docs = document_steps(
+        a.train_config,
+        a.document,
+        order=a.order,
+        manifest=a.manifest,
+        world_size=a.world_size,
+        out=a.out,
+        sidecar_cache=a.sidecar_cache,
+    )
+    if a.out is None:
+        sys.stdout.write("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+
+
 TERMS_DIR_HELP = "folder of pararel_patterns_{rel}_train.txt"
 
 
@@ -1305,6 +1342,43 @@ COMMANDS: tuple[Command, ...] = (
         arg("--checkpoint", required=True, help="our checkpoint (e.g. results/train/original/step{N})"),
         arg("--out", required=True, help="the OLMo folder to write; its name ends in -unsharded"),
         arg("--train-config", help="train YAML (default: the checkpoint's config.yaml)"),
+    ),
+    command(
+        "inspect",
+        "what step N read: per instance its file, offset and documents (ids, token counts, text preview)",
+        _cmd_inspect,
+        "inspect a step | results/inspect/steps/step{N}.jsonl, results/inspect/steps/step{N}.html | intervene.inspect_steps.inspect_steps",
+        arg("--train-config", required=True),
+        arg("--order", help="global_indices.npy (default: build the order from the files, slow at scale)"),
+        arg("--manifest", help="data-order manifest (checks the files did not change)"),
+        opt(DataConfig, "world_size"),
+        arg("--step", type=positive_int, required=True, help="optimizer step (1-based: batch step-1)"),
+        arg("--to-step", type=positive_int, help="last step of a range (inclusive)"),
+        arg("--tokenizer", required=True, help="HF tokenizer folder"),
+        arg("--format", choices=("jsonl", "tsv", "html"), help="default: --out's suffix, else tsv"),
+        arg("--preview", type=nonneg_int, help="characters of text per document (default 200; 0: all)"),
+        arg("--no-sidecars", action="store_true", help="ignore .csv.gz side-cars (ids become FILE@START)"),
+        arg("--sidecar-cache", help="folder caching side-cars as memory-mapped indexes (fast at scale)"),
+        arg("--out", help="write here (atomically) instead of stdout"),
+        checks=((lambda a: a.to_step is None or a.step <= a.to_step, "--to-step must not be before --step"),),
+    ),
+    command(
+        "inspect-document",
+        "which steps read a document (a side-car id, or FILE@TOKEN), and where in each batch",
+        _cmd_inspect_document,
+        "where a document was read | results/inspect/documents/{id}.jsonl | intervene.inspect_steps.document_steps",
+        arg("--train-config", required=True),
+        arg("--order", help="global_indices.npy (default: build the order from the files, slow at scale)"),
+        arg("--manifest", help="data-order manifest (checks the files did not change)"),
+        opt(DataConfig, "world_size"),
+        arg(
+            "--document",
+            required=True,
+            help="a side-car document id, or FILE@TOKEN: the document holding that token of a data file"
+            " (FILE: a path as the train config lists it, or its 0-based index)",
+        ),
+        arg("--sidecar-cache", help="folder caching side-cars as memory-mapped indexes (fast at scale)"),
+        arg("--out", help="JSON lines here (atomically) instead of stdout"),
     ),
 )
 
