@@ -224,7 +224,11 @@ class ReplayCheckConfig(Settings):
     from_step: int | None = setting(None, "the original run's checkpoint to start from", check=nonneg_int)
     steps: int | None = setting(None, "steps to replay", check=positive_int)
     atol: float = setting(
-        0.0, "0 = bit-identical (CPU); bf16 on GPU needs a tolerance", check=nonneg_float, cli_only=True
+        0.0,
+        "0 = bit-identical (CPU); bf16 on GPU needs a tolerance, unless the original run was trained"
+        " with train.deterministic (then 0 whatever is given)",
+        check=nonneg_float,
+        cli_only=True,
     )
 
 
