@@ -32,6 +32,7 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/swap.smk"
 include: "workflow/rules/effect.smk"
 include: "workflow/rules/inspect_docs.smk"
+include: "workflow/rules/inspect_steps.smk"
 include: "workflow/rules/figures.smk"
 
 
