@@ -183,6 +183,11 @@ def test_the_order_can_be_built_instead_of_read(small_world, run):
     built = RunData(small_world / "train_config.yaml", tokenizer=small_world / "tokenizer")
     assert np.array_equal(np.asarray(built.order), np.asarray(run.order))
     assert built.inspect_step(4) == run.inspect_step(4)
+    docs = [built.find_documents(str(i)) for i in (3, 150, 400)]
+    for (d,) in docs:  # the in-memory order is scanned as the file is, and left as it was
+        assert built.where(d) == run.where(d)
+        assert built.where(d, chunk=7) == run.where(d, chunk=7)
+    assert np.array_equal(np.asarray(built.order), np.asarray(run.order))
 
 
 def test_previews_are_the_texts_first_characters(run, forward):

@@ -458,9 +458,21 @@ class RunData:
         width = np.uint32(last_j - first_j)
         hits: list[int] = []
         read = self.num_batches * self.gbs  # a last partial batch is never a step
-        for lo in range(0, read, chunk):
-            c = np.asarray(self.order[lo : min(read, lo + chunk)])
-            hits.extend((lo + np.flatnonzero((c - np.uint32(g0)) <= width)).tolist())
+        path = getattr(self.order, "filename", None)
+        fh = open(path, "rb") if path else None  # plain reads: a mapping's pages would stay in RSS
+        try:
+            for lo in range(0, read, chunk):
+                n = min(read, lo + chunk) - lo
+                if fh is not None:
+                    fh.seek(lo * 4)
+                    c = np.fromfile(fh, dtype=np.uint32, count=n)
+                else:
+                    c = np.array(self.order[lo : lo + n])  # a copy: changed in place below
+                c -= np.uint32(g0)  # in place: one temporary less (wraps below g0, so > width)
+                hits.extend((lo + np.flatnonzero(c <= width)).tolist())
+        finally:
+            if fh is not None:
+                fh.close()
         out = []
         for p in hits:
             g = int(self.order[p])
@@ -555,12 +567,16 @@ def inspect_steps(
     last = first if last is None else last
     if last < first:
         raise ValueError(f"last step {last} is before first step {first}")
+    t0 = time.perf_counter()
     run = RunData(
         train_config, order, manifest, world_size=world_size, tokenizer=tokenizer,
         sidecars=sidecars, sidecar_cache=sidecar_cache,
     )  # fmt: skip
+    log.info("opened %d token files and the order in %.2f s", len(run.paths), time.perf_counter() - t0)
     run.check_step(last)
+    t0 = time.perf_counter()
     run.tokenizer()
+    log.info("loaded the tokenizer in %.2f s", time.perf_counter() - t0)
     t0 = time.perf_counter()
     recs = [r for step in range(first, last + 1) for r in run.inspect_step(step, preview_chars=preview_chars)]
     log.info(
