@@ -255,9 +255,76 @@ def test_released_checkpoints(tmp_path):
     cfg["train"]["released"]["checkpoint_url"] = "https://example.org/step3000-unsharded/"
     assert refused(cfg, tmp_path).startswith("train.released.checkpoint_url:")
     cfg = copy.deepcopy(seven)
-    cfg["interventions"]["rm_occ_2000"]["checkpoint"] = 1500  # not released
+    cfg["interventions"]["rm_occ_1500"] = {"strategy": "rm_occ", "checkpoint": 1500}  # not released
     assert refused(cfg, tmp_path) == (
-        "interventions.rm_occ_2000.checkpoint: 1500 is not a multiple of train.save_interval (1000)"
+        "interventions.rm_occ_1500.checkpoint: 1500 is not a multiple of train.save_interval (1000)"
+    )
+
+
+def test_explicit_windows(tmp_path):
+    """window / start_checkpoint / eval_checkpoint / extras_window: each wrong value is refused
+    naming its key; the paper's 7B windows pass."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    user_terms(tmp_path)
+    seven = yaml.safe_load((tmp_path / "config" / "olmo2-7b.yaml").read_text())
+    check(seven, tmp_path)
+    name = "interventions.rm_coocc_2150"
+
+    def with_(**kw):
+        cfg = copy.deepcopy(seven)
+        cfg["interventions"]["rm_coocc_2150"].update(kw)
+        return refused(cfg, tmp_path)
+
+    assert (
+        with_(window=[2150, 2000]) == f"{name}.window: [2150, 2000] is not [start, end) with 0 <= start < end"
+    )
+    assert with_(window=[2000]) == f"{name}.window: [2000] is too short"
+    assert with_(start_checkpoint=2100) == (
+        f"{name}.start_checkpoint: 2100 is after the window's start (2000): those batches would be skipped"
+    )
+    steps = seven["eval"]["steps"]
+    assert with_(start_checkpoint=1500) == (
+        f"{name}.start_checkpoint: 1500 is not a released checkpoint of eval.steps ({steps})"
+    )
+    assert with_(eval_checkpoint=2100) == (
+        f"{name}.eval_checkpoint: 2100 is before the window's end (2150): its batches would not all be read"
+    )
+    assert with_(eval_checkpoint=3500) == (
+        f"{name}.eval_checkpoint: the unmodified batches after the window [2150, 3500) ends past"
+        " decode.last_batch (3000)"
+    )
+    assert (
+        with_(extras_window=[2100, 3000])
+        == f"{name}.extras_window: [2100, 3000] overlaps the window [2000, 2150)"
+    )
+    assert with_(extras_window=[2150, 2500]).startswith(
+        f"{name}.extras_window: [2150, 2500] needs checkpoint 2500 (rm_coocc's instances learned in the next window)"
+    )
+    assert with_(window=[1999, 2150]).startswith(
+        f"{name}.window: [1999, 2150] needs checkpoint 1999 (the window's start) evaluated, and it is not"
+    )
+    cfg = copy.deepcopy(seven)  # rm_occ reads no J: its extras window need not end at an evaluated step
+    cfg["interventions"]["rm_occ_2150"]["extras_window"] = [2150, 2900]
+    check(cfg, tmp_path)
+    cfg["interventions"]["rm_occ_2150"]["extras_window"] = [2150, 3100]
+    assert refused(cfg, tmp_path) == (
+        "interventions.rm_occ_2150.extras_window: the extras window [2150, 3100) ends past decode.last_batch (3000)"
+    )
+    cfg = copy.deepcopy(seven)
+    cfg["train"]["backend"] = "olmo"
+    cfg["train"]["olmo"] = {"repo": "x", "tokenizer_json": "y"}
+    cfg["interventions"]["rm_coocc_2150"]["eval_checkpoint"] = 3000
+    assert refused(cfg, tmp_path) == (
+        f"{name}.eval_checkpoint: train.backend olmo re-runs read the rewritten window only; start and"
+        " evaluate at the window's ends, or use train.backend: builtin"
+    )
+    # trained here (the toy config): the start checkpoint must be a saved one
+    cfg = toy()
+    cfg["interventions"]["rm_coocc_200"].update(start_checkpoint=120, eval_checkpoint=280)
+    check(cfg)  # padded re-runs: [120, 160) and [200, 280) unmodified, decoded
+    cfg["interventions"]["rm_coocc_200"].update(start_checkpoint=130)
+    assert refused(cfg) == (
+        "interventions.rm_coocc_200.start_checkpoint: 130 is not a multiple of train.save_interval (40): no checkpoint"
     )
 
 

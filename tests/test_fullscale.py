@@ -3,6 +3,7 @@ not per-term or per-file jobs), GPU resources on every GPU rule, and the DAG ren
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -80,13 +81,13 @@ def olmo2_1b_dry_run(tmp_path_factory):
 def test_olmo2_1b_dag_has_shard_sized_jobs(olmo2_1b_dry_run):
     counts = Counter(rule for rule, _ in job_resources(olmo2_1b_dry_run) if rule != "all")
     # 16 download shards for 1122 files; 4 groups of 1000 batches (1000-4999) decoded, located and
-    # searched once each (all terms of all relations per pass); one original run, 9 checkpoints
-    # evaluated; 14 interventions (9 ParaRel selections, 4 BM25 mappings: ParaRel, SciQ, OpenBookQA,
+    # searched once each (all terms of all relations per pass); one original run, 20 checkpoints
+    # evaluated (500..10000, the paper's); 14 interventions (9 ParaRel selections, 4 BM25 mappings: ParaRel, SciQ, OpenBookQA,
     # MMLU; a DPR mapping: SciQ) x 3 runs + 3 windows' controls x 3 runs re-run and evaluated
     assert counts["download"] == 16
     for rule in ("decode", "doc_info", "search", "term_doc", "pair_doc"):
         assert counts[rule] == 4, rule
-    assert counts["pretrain_original"] == 1 and counts["evaluate"] == 9
+    assert counts["pretrain_original"] == 1 and counts["evaluate"] == 20
     assert counts["select"] == 9 and counts["mapping"] == 5 and counts["bm25_window"] == 8
     assert counts["encode_docs"] == 2 and counts["dense_window"] == 2  # groups 003, 004; target, source
     assert counts["swap"] == counts["effect"] == 14
@@ -97,7 +98,8 @@ def test_olmo2_1b_dag_has_shard_sized_jobs(olmo2_1b_dry_run):
             rf"--datasets {ds} --query {query} --out results/interventions/{name}/", olmo2_1b_dry_run
         )
     assert counts["control_list"] == 3 and counts["report"] == 1
-    assert sum(counts.values()) == 252  # no per-term, per-file or per-batch jobs
+    # + the notebooks' figures (accuracy grid, learned-cooccurrence, 9 docs-per-instance)
+    assert sum(counts.values()) == 274  # no per-term, per-file or per-batch jobs
 
 
 def test_every_gpu_rule_carries_gpu_resources(olmo2_1b_dry_run):
@@ -155,18 +157,65 @@ def test_dag_and_rulegraph_render(dot, tmp_path):
     )
 
 
+def test_olmo2_1b_evaluates_to_step_10000_as_the_paper(olmo2_1b_dry_run):
+    """The paper's 1B labels (labels_olmo2_1b_retr_step_500_to_10000): checkpoints 500, 1000, ...,
+    10000 of a run trained to 10000; the interventions' windows stay [c - 500, c)."""
+    steps = sorted(
+        int(s) for s in re.findall(r"rule evaluate:\n(?:.*\n)*?\s+wildcards: step=(\d+)", olmo2_1b_dry_run)
+    )
+    assert steps == list(range(500, 10001, 500))
+    assert re.search(r"train --train-config \S+ --order .*\"stop_after\": 10000", olmo2_1b_dry_run)
+    for c in (2000, 3000, 3500):
+        assert f"--data-list results/reruns/control_{c - 500}_{c}/data_list.txt" in olmo2_1b_dry_run
+        assert f"results/reruns/rm_coocc_{c}/run1/step{c} " in olmo2_1b_dry_run  # evaluated at c
+
+
 def test_olmo2_7b_plans_released_checkpoints(tmp_path):
     """7B: the released checkpoints are the original run: evaluated at their HF revisions, and the
-    windows' start checkpoints fetched unsharded and imported for the re-runs."""
+    windows' start checkpoints fetched unsharded and imported for the re-runs. The paper's windows:
+    [2000, 2150) rewritten, re-runs from step 2000 for 150 steps evaluated at 2150, extras from
+    [2150, 3000) (J learned at 3000)."""
     r = dry_run(tmp_path, "olmo2-7b.yaml", "-n", "-p")
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
     counts = Counter(rule for rule, _ in job_resources(out) if rule != "all")
-    assert "pretrain_original" not in counts and counts["evaluate"] == 5
-    assert counts["fetch_released"] == counts["import_released"] == 2  # steps 1000 and 2000
-    assert counts["pretrain_rerun"] == counts["evaluate_rerun"] == 7 * 3 + 2 * 3
-    assert "--model allenai/OLMo-2-1124-7B --revision stage1-step3000-tokens13B" in out
+    # the paper's: every 1000 to 30000, and 2150
+    assert "pretrain_original" not in counts and counts["evaluate"] == 31
+    assert "--model allenai/OLMo-2-1124-7B --revision stage1-step2150-tokens10B" in out
+    assert counts["fetch_released"] == counts["import_released"] == 1  # step 2000 only
     assert "https://olmo-checkpoints.org/ai2-llm/peteish7/step2000-unsharded/" in out
+    # 4 interventions on one window, one control: 3 runs each, all 150 steps from step 2000
+    assert counts["pretrain_rerun"] == counts["evaluate_rerun"] == 4 * 3 + 1 * 3
+    reruns = re.findall(r"--data-list results/reruns/(\S+)/data_list.txt --settings '([^']+)'", out)
+    assert len(reruns) == 15 and {run for run, _ in reruns} == {
+        "rm_coocc_2150",
+        "rm_occ_2150",
+        "add_coocc_2150",
+        "bm25_2150",
+        "control_2000_2150",
+    }
+    for _, settings in reruns:
+        s = json.loads(settings)
+        assert (s["load_path"], s["stop_after"], s["save_interval"]) == (
+            "results/train/original/step2000",
+            150,
+            150,
+        )
+    evaluated = set(re.findall(r"intervene eval --model results/reruns/(\S+)/run\d/step(\d+) ", out))
+    assert {step for _, step in evaluated} == {"2150"} and len(evaluated) == 5
+    # selections: the window and the extras window, J learned at 3000; the rewritten window's list
+    for name in ("rm_coocc_2150", "rm_occ_2150", "add_coocc_2150"):
+        s = json.loads(
+            re.search(rf"intervene select --settings '([^']+)'.*--out results/interventions/{name}/", out)[1]
+        )
+        assert (s["window"], s["extras_window"], s["checkpoint"]) == ([2000, 2150], [2150, 3000], 2150)
+    assert "--target-window 2000 2150 --source-window 2150 3000" in out
+    assert "--first 2150 --last 3000" in out and "--first 2000 --last 2150" in out  # bm25 windows
+    assert (
+        counts["control_list"] == 1
+        and "--first 2000 --last 2150 --out results/reruns/control_2000_2150" in out
+    )
+    assert "effect.json" in out and "control_2000_2150/labels.npz" in out
     # 7B re-runs shard weights and optimizer state (FSDP2), one torchrun per node on 4 nodes
     assert re.search(r"srun --nodes=4 .*torchrun_node.sh 8 train .*--settings .*\"strategy\": \"fsdp\"", out)
 

@@ -191,3 +191,37 @@ def test_batch_files_from_group_folders_equal_the_root_and_grouping(tmp_path):
         group_batch_files(dirs[:1], 3, 8)
     with pytest.raises(FileNotFoundError, match="group folder not found"):
         group_batch_files([tmp_path / "004"], 12, 13)
+
+
+def test_explicit_windows_and_checkpoints():
+    """window / start_checkpoint / eval_checkpoint / extras_window (the paper's 7B: [2000, 2150),
+    from 2000, evaluated at 2150, extras [2150, 3000)); absent keys give today's K-step windows."""
+    c = {
+        "train": {"save_interval": 1000},
+        "decode": {"batches_per_group": 1000, "last_batch": 5000},
+        "interventions": {
+            "p": {"strategy": "rm_coocc", "checkpoint": 2150, "window": [2000, 2150], "extras_window": [2150, 3000]},
+            "o": {"strategy": "rm_occ", "checkpoint": 3000},
+            "m": {"strategy": "bm25_mapping", "checkpoint": 3000, "source_window": "previous"},
+            "q": {"strategy": "rm_coocc", "checkpoint": 3000, "start_checkpoint": 1000, "eval_checkpoint": 4000},
+        },
+    }
+    assert L.intervention_window(c, "p") == (2000, 2150)
+    assert L.extras_window(c, "p") == L.mapping_window(c, "p", "source") == (2150, 3000)
+    assert L.next_checkpoint_window(c, "p") == (2150, 3000)
+    assert L.rerun_window(c, "p") == (2000, 2150) and L.control_of(c, "p") == "control_2000_2150"
+    assert L.intervention_groups(c, "p") == ["003"]
+    # defaults: window(c), rm_occ's two following windows, J at c + K
+    assert L.intervention_window(c, "o") == (2000, 3000) and L.extras_window(c, "o") == (3000, 5000)
+    assert L.next_checkpoint_window(c, "o") == (3000, 4000)
+    assert L.intervention_groups(c, "o") == ["003", "004", "005"]
+    # a mapping's source before its target: groups still in batch order
+    assert L.mapping_window(c, "m", "source") == (1000, 2000)
+    assert L.side_groups(c, "m", ["target", "source"]) == ["002", "003"]
+    # re-runs from an earlier checkpoint, evaluated later: unmodified batches around the window
+    assert L.rerun_window(c, "q") == (1000, 4000) and L.control_of(c, "q") == "control_1000_4000"
+    assert L.rerun_padding(c, "q") == ((1000, 2000), (3000, 4000))
+    assert L.padded_names(c) == ["q"]
+    assert L.adjacent_window((2000, 2150), "previous") == (1850, 2000)
+    with pytest.raises(ValueError):
+        L.adjacent_window((0, 1), "later")

@@ -257,7 +257,8 @@ def test_failed_dry_run_prints_no_plan(tmp_path):
 
 def test_1b_plan_gpu_jobs_and_partitions(plan_1b):
     rows = {r.rule: r for r in plan_1b.rows}
-    assert plan_1b.total_jobs == 253 and rows["download"].jobs == 16
+    # 20 checkpoints evaluated (500..10000, the paper's) and the notebooks' figures
+    assert plan_1b.total_jobs == 275 and rows["download"].jobs == 16
     gpu = {r.rule for r in plan_1b.rows if r.gpus_per_job}
     assert gpu == set(GPU_RULES)
     rerun = rows["pretrain_rerun"]
@@ -269,7 +270,7 @@ def test_1b_plan_gpu_jobs_and_partitions(plan_1b):
     assert windows["bm25_3000"] == ((2500, 3000), (3000, 3500))
     text = P.format_plan(plan_1b)
     assert "Download: 1117 files, size unknown until download" in text
-    assert "Checkpoints of the original run (every K = 500 steps): 0, 500, ..., 4000" in text
+    assert "Checkpoints of the original run (every K = 500 steps): 500, 1000, ..., 10000" in text
 
 
 def test_readme_picture_of_the_1b_plan_is_current(plan_1b):

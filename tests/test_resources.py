@@ -99,8 +99,8 @@ def _jobs(out: str) -> list[tuple[str, dict, dict]]:
     [
         # 1B: rm_occ at 2000 reads [1500, 3000): groups 002-003
         ("olmo2-1b.yaml", 512, {"select:rm_occ_2000": 2000, "swap:rm_occ_2000": 2000}),
-        # 7B: rm_occ at 3000 reads [2000, 5000): groups 003-005
-        ("olmo2-7b.yaml", 1024, {"select:rm_occ_3000": 3000, "swap:rm_occ_3000": 3000}),
+        # 7B: rm_occ at 2150 reads [2000, 2150) and its extras [2150, 3000): group 003
+        ("olmo2-7b.yaml", 1024, {"select:rm_occ_2150": 1000, "swap:rm_occ_2150": 1000}),
     ],
 )
 def test_fullscale_jobs_ask_for_at_least_the_projected_need(tmp_path, config, gbs, expect):

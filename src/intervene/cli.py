@@ -77,7 +77,7 @@ def _cmd_download(a: argparse.Namespace) -> None:
 def _cmd_data_order(a: argparse.Namespace) -> None:
     from intervene.data_order import build_data_order
 
-    order = build_data_order(a.train_config, a.out, a.manifest, world_size=a.world_size)
+    order = build_data_order(a.train_config, a.out, a.manifest, world_size=a.world_size, loader=a.loader)
     log.info("data order: %d instances -> %s", len(order), a.out)
 
 
@@ -325,6 +325,12 @@ def _cmd_select(a: argparse.Namespace) -> None:
         out=a.out,
     )
     log.info("select %s: %s", a.strategy, json.dumps(r))
+
+
+def _window_text(key: str):
+    """A window setting ([start, end]) as its flag's argv words (``--settings``)."""
+    flag = "--" + key.replace("_", "-")
+    return lambda v: [flag, str(v[0]), str(v[1])]
 
 
 def _target_rows(learned_step_npz: str, datasets: str | None):
@@ -708,6 +714,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--out", required=True, help="global_indices.npy (raw uint32)"),
         arg("--manifest", required=True, help="TSV of the files and sizes the order was built for"),
         opt(DataConfig, "world_size"),
+        opt(DataConfig, "loader"),
     ),
     command(
         "decode",
@@ -1062,11 +1069,22 @@ COMMANDS: tuple[Command, ...] = (
         arg("--relations", required=True),
         opt(SelectConfig, "n_drop"),
         opt(SelectConfig, "last_batch"),
+        *(
+            opt(SelectConfig, w, type=nonneg_int, nargs=2, metavar=("START", "END"), to_text=_window_text(w))
+            for w in ("window", "extras_window")
+        ),
         OUT,
         checks=(
             (
-                lambda a: a.checkpoint % a.interval == 0,
-                "--checkpoint must be a multiple of --interval (a checkpoint of the run)",
+                lambda a: a.window is not None or a.checkpoint % a.interval == 0,
+                "--checkpoint must be a multiple of --interval (a checkpoint of the run), or give --window",
+            ),
+            *(
+                (
+                    lambda a, w=w: getattr(a, w) is None or getattr(a, w)[0] < getattr(a, w)[1],
+                    f"--{w.replace('_', '-')} START END: START must be below END",
+                )
+                for w in ("window", "extras_window")
             ),
         ),
     ),

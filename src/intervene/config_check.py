@@ -24,12 +24,16 @@ from intervene import layout
 from intervene.layout import MAPPING_STRATEGIES, SELECTION_STRATEGIES, WORLD_DIR  # noqa: F401
 
 #: Options each strategy reads (common.smk's rules); any other option would be silently ignored.
+#: Every strategy's windows and checkpoints (intervene.layout: defaults K = train.save_interval).
+WINDOW_OPTIONS = {"window", "start_checkpoint", "eval_checkpoint", "extras_window"}
 STRATEGY_OPTIONS = {
-    "rm_coocc": {"pair_by_new_first", "skip_extra", "seed"},
-    "rm_occ": {"n_drop", "pair_by_new_first", "skip_extra", "seed"},
-    "add_coocc": {"pair_by_new_first", "skip_extra", "seed"},
-    "bm25_mapping": {"per_inst", "query", "datasets", "shuffle_candidates", "swap_direction", "seed"},
-    "dense_mapping": {"per_inst", "query", "datasets", "shuffle_candidates", "swap_direction", "seed"},
+    "rm_coocc": {"pair_by_new_first", "skip_extra", "seed"} | WINDOW_OPTIONS,
+    "rm_occ": {"n_drop", "pair_by_new_first", "skip_extra", "seed"} | WINDOW_OPTIONS,
+    "add_coocc": {"pair_by_new_first", "skip_extra", "seed"} | WINDOW_OPTIONS,
+    "bm25_mapping": {"per_inst", "query", "datasets", "shuffle_candidates", "swap_direction", "seed"}
+    | WINDOW_OPTIONS,
+    "dense_mapping": {"per_inst", "query", "datasets", "shuffle_candidates", "swap_direction", "seed"}
+    | WINDOW_OPTIONS,
 }
 #: Retrieval queries ParaRel instances and MCQA instances have (intervene.search.stages).
 PARAREL_QUERIES = ("subject", "subject_object", "question")
@@ -242,7 +246,8 @@ class _Checker:
                     raise ConfigError(f"{key}: {s!r} is not an integer >= 0")
                 if i and s <= given[i - 1]:
                     raise ConfigError(f"{key}: {s} does not follow {given[i - 1]} (steps must increase)")
-                if s % K:
+                if s % K and self.train.get("original"):
+                    # released checkpoints need not be multiples of K (OLMo 2 7B: 2150)
                     raise ConfigError(
                         f"{key}: {s} is not a multiple of train.save_interval ({K}): no checkpoint"
                     )
@@ -415,30 +420,98 @@ class _Checker:
                 " task in eval.tasks are required"
             )
         c, K = v["checkpoint"], self.train["save_interval"]
-        if c % K:
+        for w in ("window", "extras_window"):
+            if w in v and not (
+                isinstance(v[w], list)
+                and len(v[w]) == 2
+                and all(map(_is_int, v[w]))
+                and 0 <= v[w][0] < v[w][1]
+            ):
+                raise ConfigError(f"{key}.{w}: {v[w]!r} is not [start, end) with 0 <= start < end")
+        if "window" not in v and c % K:
             raise ConfigError(f"{key}.checkpoint: {c} is not a multiple of train.save_interval ({K})")
         if self.end is not None and c > self.end:
             raise ConfigError(f"{key}.checkpoint: {c} is past the original run ({self.end_key})")
+        start, end = layout.intervention_window(self.c, name)
+        nxt = layout.next_checkpoint_window(self.c, name)
+        wkey = f"{key}.window" if "window" in v else f"{key}.checkpoint"
         if self.steps is not None:
-            need = [(c - K, "the window's start"), (c, "its targets")]
+            need = [(start, "the window's start", wkey), (c, "its targets", wkey)]
             if strategy in ("rm_coocc", "add_coocc"):
-                need.append((c + K, f"{strategy}'s instances learned in the next window"))
-            for s, why in need:
+                xk = f"{key}.extras_window" if "extras_window" in v else wkey
+                need.append((nxt[1], f"{strategy}'s instances learned in the next window", xk))
+            for s, why, k in need:
                 if s not in self.steps:
+                    if k.endswith(".checkpoint"):
+                        what = f"{k}: {c}"
+                    else:
+                        what = f"{k}: {list(nxt if k.endswith('extras_window') else (start, end))}"
                     raise ConfigError(
-                        f"{key}.checkpoint: {c} needs checkpoint {s} ({why}) evaluated, and it is not"
+                        f"{what} needs checkpoint {s} ({why}) evaluated, and it is not"
                         f" ({self.describe_steps()})"
                     )
-        # the target window [c-K, c) and the next [c, c+K) (selections: extras or additions;
-        # mappings: the source side); rm_occ also reads the one after, clipped to the decoded data
-        self.inside_decoded(
-            f"{key}.checkpoint", *layout.target_window(c, K), f"window(c) (train.save_interval: {K})"
-        )
-        self.inside_decoded(
-            f"{key}.checkpoint", *layout.next_window(c, K), f"the window after it (train.save_interval: {K})"
-        )
+        self.rerun_steps(key, v, start, end)
+        # the window and the next (selections: extras or additions; mappings: the source side);
+        # rm_occ's default extras also read the one after, clipped to the decoded data
+        what = "window(c)" if "window" not in v else "the window"
+        self.inside_decoded(wkey, start, end, f"{what} (train.save_interval: {K})")
+        source = layout.mapping_window(self.c, name, "source")
+        xkey = f"{key}.extras_window" if "extras_window" in v else wkey
+        if "extras_window" in v:
+            self.inside_decoded(xkey, *source, "the extras window")
+            if source[0] < end and start < source[1]:
+                raise ConfigError(f"{xkey}: {list(source)} overlaps the window [{start}, {end})")
+        else:
+            self.inside_decoded(
+                wkey,
+                *source,
+                f"the window {'before' if source[1] <= start else 'after'} it (train.save_interval: {K})",
+            )
         if strategy in MAPPING_STRATEGIES:
             self.mapping(key, strategy, v)
+
+    def rerun_steps(self, key: str, v: dict, start: int, end: int) -> None:
+        """The re-runs' start checkpoint (a checkpoint of the original run, at or before the
+        window's start) and the step they are evaluated at (at or after the window's end); the
+        unmodified batches they read around the window must be decoded."""
+        K = self.train["save_interval"]
+        s0 = v.get("start_checkpoint", start)
+        e = v.get("eval_checkpoint", end)
+        skey, ekey = f"{key}.start_checkpoint", f"{key}.eval_checkpoint"
+        if "start_checkpoint" in v:
+            if s0 > start:
+                raise ConfigError(
+                    f"{skey}: {s0} is after the window's start ({start}): those batches would be skipped"
+                )
+            if self.train.get("original"):
+                if s0 % K:
+                    raise ConfigError(
+                        f"{skey}: {s0} is not a multiple of train.save_interval ({K}): no checkpoint"
+                    )
+                if self.end is not None and s0 > self.end:
+                    raise ConfigError(f"{skey}: {s0} is past the original run ({self.end_key})")
+            elif self.steps is not None and s0 not in self.steps:
+                raise ConfigError(
+                    f"{skey}: {s0} is not a released checkpoint of eval.steps ({list(self.steps)})"
+                )
+        elif "window" in v and self.train.get("original") and start % K:
+            raise ConfigError(
+                f"{key}.window: starts at {start}, not a checkpoint (a multiple of train.save_interval"
+                f" {K}); set start_checkpoint"
+            )
+        if e < end:
+            raise ConfigError(
+                f"{ekey}: {e} is before the window's end ({end}): its batches would not all be read"
+            )
+        if s0 < start:
+            self.inside_decoded(skey, s0, start, "the unmodified batches before the window")
+        if e > end:
+            self.inside_decoded(ekey, end, e, "the unmodified batches after the window")
+        if (s0 < start or e > end) and self.train.get("backend") == "olmo":
+            raise ConfigError(
+                f"{skey if s0 < start else ekey}: train.backend olmo re-runs read the rewritten window"
+                " only; start and evaluate at the window's ends, or use train.backend: builtin"
+            )
 
     def mapping(self, key: str, strategy: str, v: dict) -> None:
         from intervene.evaluation.tasks import expand_tasks

@@ -43,8 +43,8 @@ def matrix_kind(config: Mapping, name: str) -> str:
 def docs_groups(config: Mapping, name: str) -> list[str]:
     """The groups of the documents counted: window(c) (removals), the next window (add_coocc)."""
     v = layout.intervention(config, name)
-    c, K = v["checkpoint"], config["train"]["save_interval"]
-    window = layout.next_window(c, K) if v["strategy"] == "add_coocc" else layout.target_window(c, K)
+    adding = v["strategy"] == "add_coocc"
+    window = layout.extras_window(config, name) if adding else layout.intervention_window(config, name)
     return layout.groups_of(config, *window)
 
 

@@ -175,31 +175,77 @@ def intervention(config: Mapping, name: str) -> Mapping:
     return (config.get("interventions") or {})[name]
 
 
+def _pair(v) -> tuple[int, int] | None:
+    return None if v is None else (int(v[0]), int(v[1]))
+
+
+def intervention_window(config: Mapping, name: str) -> tuple[int, int]:
+    """[start, end): the batches intervention ``name`` rewrites: its ``window``, else window(c) =
+    [c - K, c) (K = ``train.save_interval``)."""
+    v = intervention(config, name)
+    given = _pair(v.get("window"))
+    return given or target_window(v["checkpoint"], config["train"]["save_interval"])
+
+
+def adjacent_window(window: tuple[int, int], where: str = "next") -> tuple[int, int]:
+    """The window of the same length right after (``next``) or right before (``previous``)."""
+    start, end = window
+    if where == "next":
+        return end, 2 * end - start
+    if where == "previous":
+        return 2 * start - end, start
+    raise ValueError(f"{where!r} is neither next nor previous")
+
+
+def next_checkpoint_window(config: Mapping, name: str) -> tuple[int, int]:
+    """The window whose end is the checkpoint J is learned at (rm_coocc keeps J's documents out of
+    the extras, add_coocc adds them): the ``extras_window``, else the window after the window."""
+    v = intervention(config, name)
+    return _pair(v.get("extras_window")) or adjacent_window(intervention_window(config, name))
+
+
+def extras_window(config: Mapping, name: str) -> tuple[int, int]:
+    """[start, end): where a selection's extra (rm_coocc, rm_occ) or added (add_coocc) documents
+    come from: its ``extras_window``, else the window after the window (rm_occ: the two after it,
+    clipped to the decoded batches), as :func:`following_window` for window(c)."""
+    v = intervention(config, name)
+    given = _pair(v.get("extras_window"))
+    if given:
+        return given
+    start, end = intervention_window(config, name)
+    return following_window(v["strategy"], end, end - start, config["decode"]["last_batch"])
+
+
 def mapping_window(config: Mapping, name: str, side: str) -> tuple[int, int]:
-    """A mapping's side: ``target`` = window(c), ``source`` = the next window [c, c + K)."""
-    c, K = intervention(config, name)["checkpoint"], config["train"]["save_interval"]
+    """A window of intervention ``name``: ``target`` = the window it rewrites (:func:`intervention_
+    window`); ``source`` = a mapping's replacement documents' window: its ``extras_window``, else
+    the window of the same length after (or, ``source_window: previous``, before) the target; for a
+    selection, the window after it (or its ``extras_window``: the next checkpoint's window)."""
     if side == "target":
-        return target_window(c, K)
+        return intervention_window(config, name)
     if side == "source":
-        return next_window(c, K)
+        v = intervention(config, name)
+        given = _pair(v.get("extras_window"))
+        if given:
+            return given
+        where = (v.get("source_window") or "next") if v["strategy"] in MAPPING_STRATEGIES else "next"
+        return adjacent_window(intervention_window(config, name), where)
     raise ValueError(f"side {side!r} is neither target nor source")
 
 
 def intervention_groups(config: Mapping, name: str) -> list[str]:
-    """Groups of window(c) and of the following window(s) a selection and its swap read."""
+    """Groups of the window and of the window(s) the extras come from, which a selection and its
+    swap read (a mapping's swap: its target and source windows), each once, in batch order."""
     v = intervention(config, name)
-    span = selection_span(
-        v["strategy"], v["checkpoint"], config["train"]["save_interval"], config["decode"]["last_batch"]
-    )
-    return groups_of(config, *span)
+    if v["strategy"] in MAPPING_STRATEGIES:
+        return side_groups(config, name, ["target", "source"])
+    windows = (intervention_window(config, name), extras_window(config, name))
+    return sorted({g for w in windows for g in groups_of(config, *w)})
 
 
 def side_groups(config: Mapping, name: str, sides: Iterable[str] = ("target",)) -> list[str]:
-    """Groups of a mapping's windows (``sides``: target, source), each once, in order."""
-    out: list[str] = []
-    for side in sides:
-        out += [g for g in groups_of(config, *mapping_window(config, name, side)) if g not in out]
-    return out
+    """Groups of a mapping's windows (``sides``: target, source), each once, in batch order."""
+    return sorted({g for side in sides for g in groups_of(config, *mapping_window(config, name, side))})
 
 
 def strategy_names(config: Mapping, strategies: Iterable[str]) -> list[str]:
@@ -222,19 +268,44 @@ def parse_control(run: str) -> tuple[int, int] | None:
     return (int(m[1]), int(m[2])) if m else None
 
 
+def intervention_rerun(config: Mapping, name: str) -> tuple[int, int]:
+    """[start_checkpoint, eval_checkpoint): the steps the re-runs of intervention ``name`` train,
+    from the original run's checkpoint ``start_checkpoint`` (default: the window's start) to the
+    one they are evaluated at, ``eval_checkpoint`` (default: the window's end)."""
+    v = intervention(config, name)
+    start, end = intervention_window(config, name)
+    first = start if v.get("start_checkpoint") is None else int(v["start_checkpoint"])
+    last = end if v.get("eval_checkpoint") is None else int(v["eval_checkpoint"])
+    return first, last
+
+
+def rerun_padding(config: Mapping, name: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The unmodified batches a re-run of ``name`` reads before its rewritten window ([start
+    checkpoint, window start)) and after it ([window end, eval checkpoint)); empty by default."""
+    first, last = intervention_rerun(config, name)
+    start, end = intervention_window(config, name)
+    return (first, start), (end, last)
+
+
+def padded_names(config: Mapping) -> list[str]:
+    """Interventions whose re-runs also read unmodified batches around the rewritten window."""
+    return [n for n in config.get("interventions") or {} if any(a < b for a, b in rerun_padding(config, n))]
+
+
 def control_of(config: Mapping, name: str) -> str:
-    """The control re-runs of intervention ``name``: its window, unmodified."""
-    return control_name(*mapping_window(config, name, "target"))
+    """The control re-runs of intervention ``name``: its re-runs' steps, over unmodified batches."""
+    return control_name(*intervention_rerun(config, name))
 
 
 def rerun_window(config: Mapping, run: str) -> tuple[int, int]:
-    """[first, last) batches a re-run reads: a control's window (unmodified), or an intervention's
-    window(c) = [c - K, c) (rewritten)."""
+    """[first, last) batches a re-run reads, from checkpoint ``first`` to checkpoint ``last``: a
+    control's window (unmodified), or an intervention's :func:`intervention_rerun` (by default its
+    window(c) = [c - K, c), rewritten)."""
     window = parse_control(run)
     if window is not None:
         return window
     if run in (config.get("interventions") or {}):
-        return mapping_window(config, run, "target")
+        return intervention_rerun(config, run)
     raise ValueError(f"re-run {run!r} is neither an intervention nor control_FIRST_LAST (a control window)")
 
 

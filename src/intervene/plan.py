@@ -164,7 +164,6 @@ class InterventionPlan:
 
 def intervention_plans(config: Mapping) -> list[InterventionPlan]:
     """The interventions of the config, in config order, placed by :mod:`intervene.layout`."""
-    K, last = config["train"]["save_interval"], config["decode"]["last_batch"]
     out = []
     for name, v in (config.get("interventions") or {}).items():
         c, strategy = v["checkpoint"], v["strategy"]
@@ -172,14 +171,14 @@ def intervention_plans(config: Mapping) -> list[InterventionPlan]:
             reads = (("source", layout.mapping_window(config, name, "source")),)
             groups = layout.side_groups(config, name, ["target", "source"])
         else:
-            reads = (("following", layout.following_window(strategy, c, K, last)),)
+            reads = (("following", layout.extras_window(config, name)),)
             groups = layout.intervention_groups(config, name)
         out.append(
             InterventionPlan(
                 name,
                 strategy,
                 c,
-                layout.target_window(c, K),
+                layout.intervention_window(config, name),
                 reads,
                 tuple(groups),
                 layout.control_of(config, name),

@@ -158,6 +158,11 @@ class DataConfig(Settings):
     source: str = setting(help="local token files, or URLs downloaded first", choices=("local", "url"))
     download: DownloadConfig | None = section(DownloadConfig, "the URL data's mirror", optional=True)
     world_size: int = setting(1, "world size of the original run (drop_last)", check=positive_int)
+    loader: str = setting(
+        "olmo",
+        "the original run's data loader: OLMo's trainer (olmo) or OLMo-core's fixed-length one (olmo_core)",
+        choices=("olmo", "olmo_core"),
+    )
 
 
 @dataclass(frozen=True)
@@ -406,6 +411,12 @@ class SelectConfig(Settings):
     last_batch: int | None = setting(
         None, "end of the decoded batches (clips the following windows)", check=positive_int
     )
+    window: list[int] | None = setting(None, "[start, end): the batches rewritten (default: [c-K, c))")
+    extras_window: list[int] | None = setting(
+        None,
+        "[start, end): extra / added documents' window, its end the checkpoint J is learned at"
+        " (default: the window after the window; rm_occ: the two after it, clipped to last_batch)",
+    )
 
 
 @dataclass(frozen=True)
@@ -458,6 +469,37 @@ class InterventionConfig(Settings):
     seed: int | None = setting(
         None, "map-docs' shuffle (default 42) and the swap's tie-breaking (default 0)", check=nonneg_int
     )
+    # windows of any length (the paper's 7B runs: window [2000, 2150), evaluated at 2150, extras
+    # from [2150, 3000)); None: today's K-step windows (intervene.layout)
+    window: list[int] | None = setting(
+        None, "[start, end): the batches rewritten (default: window(c) = [c - K, c))"
+    )
+    start_checkpoint: int | None = setting(
+        None,
+        "the original run's checkpoint the re-runs start from (default: the window's start)",
+        check=nonneg_int,
+    )
+    eval_checkpoint: int | None = setting(
+        None,
+        "the step the re-runs end and are evaluated at (default: the window's end)",
+        check=positive_int,
+    )
+    extras_window: list[int] | None = setting(
+        None,
+        "[start, end): where extra (rm_coocc, rm_occ) or added (add_coocc) documents, or a mapping's"
+        " source documents, come from; its end is the checkpoint J is learned at (default: the"
+        " window after the window; rm_occ: the two after it)",
+    )
+
+    def __post_init__(self) -> None:
+        for key in ("window", "extras_window"):
+            w = getattr(self, key)
+            if w is not None and not (
+                len(w) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in w)
+                and 0 <= w[0] < w[1]
+            ):
+                raise SettingsError(f"{key}: {w!r} is not [start, end) with 0 <= start < end")
 
     def resolved(self) -> InterventionConfig:
         """With the strategy-dependent defaults filled (``seed`` stays: it has two, see

@@ -455,6 +455,8 @@ def get_select_settings(wildcards):
         interval=config["train"]["save_interval"],
         last_batch=config["decode"]["last_batch"],
     )
+    # explicit windows only when given: a default config's command stays as it was
+    s.update({k: v[k] for k in ("window", "extras_window") if v[k] is not None})
     return wargs.settings_arg(s)
 
 
@@ -527,6 +529,52 @@ def get_swap_inputs(wildcards):
         batches=f"{BATCHES_DIR}/{{group}}",
         doc_info=f"{DOC_INFO_DIR}/{{group}}.npy",
     )
+
+
+# interventions whose re-runs read only their rewritten window (rule intervention_list)
+UNPADDED_NAMES = (
+    "|".join(n for n in INTERVENTIONS if n not in layout.padded_names(config))
+    or "no-intervention"
+)
+
+
+def get_padding_groups(part):
+    """An input function: the decoded group folders of the unmodified batches a re-run reads
+    before (`part`: before) or after its rewritten window."""
+
+    def get(wildcards):
+        before, after = layout.rerun_padding(config, wildcards.name)
+        first, last = before if part == "before" else after
+        return group_files(
+            f"{BATCHES_DIR}/{{group}}", layout.groups_of(config, first, last)
+        )
+
+    return get
+
+
+def get_padding_lists(wildcards, input, output):
+    """`intervene batch-list` of the unmodified batches before / after the window, each to a
+    part file beside the output (`{output}.before`, `.after`)."""
+    cmds = []
+    for part, (first, last), dirs in zip(
+        ("before", "after"),
+        layout.rerun_padding(config, wildcards.name),
+        (input.before, input.after),
+    ):
+        if first < last:
+            cmds.append(
+                f"intervene batch-list --group-dirs {' '.join(dirs)} --first {first}"
+                f" --last {last} --out {output[0]}.{part} &&"
+            )
+    return " ".join(cmds)
+
+
+def get_padding_parts(wildcards, output):
+    """What `cat` joins: the before part, the rewritten window (stdin), the after part."""
+    before, after = layout.rerun_padding(config, wildcards.name)
+    parts = [f"{output[0]}.before"] if before[0] < before[1] else []
+    parts.append("-")
+    return " ".join(parts + ([f"{output[0]}.after"] if after[0] < after[1] else []))
 
 
 def get_indices(wildcards):

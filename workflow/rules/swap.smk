@@ -53,9 +53,35 @@ rule intervention_list:
     log:
         "logs/reruns/{name}_list.log",
     wildcard_constraints:
-        name="|".join(INTERVENTIONS) or "no-intervention",
+        name=UNPADDED_NAMES,
     localrule: True
     conda:
         "../envs/intervene.yaml"
     shell:
         "sed 's|^|../../interventions/{wildcards.name}/batches/|' {input}/data_list.txt > {output} 2> {log}"
+
+
+# A re-run that starts before its window (start_checkpoint) or is evaluated after it
+# (eval_checkpoint): the unmodified batches before and after the rewritten ones, in order.
+rule padded_intervention_list:
+    input:
+        swapped="results/interventions/{name}/batches",
+        before=get_padding_groups("before"),
+        after=get_padding_groups("after"),
+    output:
+        "results/reruns/{name}/data_list.txt",
+    log:
+        "logs/reruns/{name}_list.log",
+    wildcard_constraints:
+        name="|".join(layout.padded_names(config)) or "no-padded-intervention",
+    localrule: True
+    conda:
+        "../envs/intervene.yaml"
+    params:
+        lists=get_padding_lists,
+        parts=get_padding_parts,
+    shell:
+        "({params.lists}"
+        " sed 's|^|../../interventions/{wildcards.name}/batches/|' {input.swapped}/data_list.txt"
+        " | cat {params.parts} > {output}.tmp && mv {output}.tmp {output}"
+        " && rm -f {output}.before {output}.after) > {log} 2>&1"

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from intervene.atomic import write_npz, write_sparse
 from intervene.inputs import load_npz
-from intervene.layout import following_window, next_window, target_window
+from intervene.layout import following_window, target_window
 from intervene.search.occurrences import read_term_list
 from intervene.search.stages import bm25_files, relation_pairs, term_file
 from intervene.select.mapping import map_by_scores
@@ -59,28 +59,36 @@ def select_documents(
         )
     learned_step = z["learned_step"][block]
     c, K = int(settings.checkpoint), int(settings.interval)
+    # the windows: given, or window(c) = [c - K, c) and the K (rm_occ: 2K, clipped) batches after
+    start, end = settings.window or target_window(c, K)
+    length = end - start
+    extras = settings.extras_window
+    # J (rm_coocc's kept-out, add_coocc's added instances) is learned at the next window's end
+    nxt = tuple(extras) if extras else (end, end + length)
     # targets are instances learned at evaluated checkpoints: any other step selects nothing
     steps = set(z["steps"].tolist())
-    for s, why in ((c - K, "the window's start"), (c, "the targets"), (c + K, "the next window's")):
-        if s not in steps and (s != c + K or strategy != "rm_occ"):
+    for s, why in ((start, "the window's start"), (c, "the targets"), (nxt[1], "the next window's")):
+        if s not in steps and (s != nxt[1] or strategy != "rm_occ"):
             raise ValueError(
-                f"{learned_npz}: checkpoint {s} ({why}; checkpoint {c}, interval {K}) is not an"
-                f" evaluated step ({sorted(steps)})"
+                f"{learned_npz}: checkpoint {s} ({why}; checkpoint {c}, window [{start}, {end}),"
+                f" next window [{nxt[0]}, {nxt[1]})) is not an evaluated step ({sorted(steps)})"
             )
-    # rm_occ's two following windows, clipped to the decoded data
-    end = following_window("rm_occ", c, K, None if last_batch is None else int(last_batch))[1]
-    if end < c + K:
-        raise ValueError(
-            f"window [{c}, {c + K}) after checkpoint {c} is beyond the decoded batches (< {last_batch})"
-        )
+    if extras:
+        x_window = (int(extras[0]), int(extras[1]))
+    else:  # rm_occ's two following windows, clipped to the decoded data
+        x_window = following_window(strategy, end, length, None if last_batch is None else int(last_batch))
+        if following_window("rm_occ", end, length, last_batch and int(last_batch))[1] < end + length:
+            raise ValueError(
+                f"window [{end}, {end + length}) after checkpoint {end} is beyond the decoded batches"
+                f" (< {last_batch})"
+            )
     groups = read_groups(doc_info, group_dirs)
-    w_c = window(groups, *target_window(c, K))
-    w_n = window(groups, *next_window(c, K))
+    w_c = window(groups, start, end)
+    w_n = window(groups, *nxt)
     pair_dirs = by_group(pair_doc)
     pair_c, pair_n = (_stack(pair_dirs, relations, w) for w in (w_c, w_n))
     i_c = with_cooccurrence(pair_c, np.flatnonzero(learned_step == c))
-    j_n = with_cooccurrence(pair_n, np.flatnonzero(learned_step == c + K))
-    extra_window = (c, c + K)
+    j_n = with_cooccurrence(pair_n, np.flatnonzero(learned_step == nxt[1]))
     if strategy == "rm_coocc":
         r = rm_coocc(pair_c, pair_n, i_c, j_n)
     elif strategy == "add_coocc":
@@ -88,12 +96,12 @@ def select_documents(
     else:
         if not term_doc:
             raise ValueError("rm_occ reads the groups' term_doc matrices: none given (--term-doc)")
-        w_x = window(groups, c, end)  # two following windows (as decoded)
+        w_x = window(groups, *x_window)  # by default the two following windows (as decoded)
         term_dirs = by_group(term_doc)
         term_c, term_x = (_stack(term_dirs, relations, w) for w in (w_c, w_x))
         subj, obj = _term_rows(terms_dir, pararel_root, relations, i_c, rel_labels)
         r = rm_occ(term_c, term_x, subj, obj, i_c, n_drop)
-        w_n, extra_window = w_x, (c, end)
+        w_n = w_x
     write_npz(
         out,
         orig_idxs=w_c.rows[r["orig"]],
@@ -103,8 +111,8 @@ def select_documents(
         extra_idxs=w_n.rows[r["extra"]],
         relations=np.array(relations),
         relation_labels=np.array(rel_labels),
-        orig_window=np.array(target_window(c, K)),
-        new_window=np.array(extra_window),
+        orig_window=np.array((start, end)),
+        new_window=np.array(x_window),
         orig_groups=np.array(w_c.groups),
         new_groups=np.array(w_n.groups),
         strategy=np.str_(strategy),
