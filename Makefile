@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml setup.py src/intervene/_docinfo.pyx src/inter
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[test]"
-	# OLMo's code for the differential tests, without its declared dependencies (numpy<2, wandb,
-	# ...); cached-path without its own (it would downgrade huggingface-hub): see pyproject's [test]
-	$(BIN)/pip install -q --no-deps ai2-olmo==0.6.0 cached-path==1.8.10
+	# OLMo's and OLMo-core's code for the differential tests, without their declared dependencies
+	# (numpy<2, wandb, ...); cached-path without its own (it would downgrade huggingface-hub): see
+	# pyproject's [test]
+	$(BIN)/pip install -q --no-deps ai2-olmo==0.6.0 ai2-olmo-core==2.4.0 cached-path==1.8.10
 	touch $@
 
 setup: $(VENV)/.installed graphviz

@@ -53,21 +53,40 @@ def file_sizes(paths: list[str]) -> list[int]:
     return sizes
 
 
+def build_order(spec: DataSpec, num_instances: int, world_size: int = 1, *, out=None) -> np.ndarray:
+    """The run's global order by its loader: legacy OLMo's (padded or cut to the world size) or
+    OLMo-core's (every instance, in chunks with ``max_target_sequence_length``; the world size only
+    splits batches, so it does not enter)."""
+    if spec.loader == "olmo_core":
+        from intervene.olmo_core_order import chunk_size
+        from intervene.olmo_core_order import global_indices as olmo_core_indices
+
+        chunk = chunk_size(spec.seq_len, spec.max_target_seq_len)
+        return olmo_core_indices(num_instances, spec.seed, spec.epoch, chunk=chunk, out=out)
+    return global_indices(num_instances, spec.seed, spec.epoch, world_size, spec.drop_last, out=out)
+
+
 def build_data_order(
     train_config: str | os.PathLike,
     out_indices: str | os.PathLike,
     out_manifest: str | os.PathLike,
     *,
     world_size: int = 1,
+    loader: str | None = None,
 ) -> np.ndarray:
-    """Write ``global_indices.npy`` (raw uint32) and a TSV manifest of the files it indexes."""
+    """Write ``global_indices.npy`` (raw uint32) and a TSV manifest of the files it indexes.
+
+    ``loader`` (``data.loader``): the loader the config is expected to be for; a train config of
+    the other kind is refused (an OLMo-core config has ``dataset`` and ``data_loader`` sections)."""
     spec = load_train_config(train_config)
+    if loader is not None and loader != spec.loader:
+        raise DataError(f"{train_config}: data.loader is {loader}, but this is an {spec.loader} train config")
     paths = data_files(spec)
     sizes = file_sizes(paths)
-    counts = instance_counts(sizes, spec.dtype, spec.seq_len)
+    counts = instance_counts(sizes, spec.dtype, spec.seq_len, spec.max_target_seq_len)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     n = int(counts.sum())
-    order = global_indices(n, spec.seed, spec.epoch, world_size, spec.drop_last, out=out_indices)
+    order = build_order(spec, n, world_size, out=out_indices)
     rows = [MANIFEST_HEADER] + [
         f"{i}\t{p}\t{b}\t{c}\t{s}"
         for i, (p, b, c, s) in enumerate(zip(paths, sizes, counts, starts, strict=True))
@@ -114,8 +133,13 @@ def check_data_files(spec: DataSpec, local_paths: list[str], manifest: str | os.
             )
 
 
-def load_order(path: str | os.PathLike, num_instances: int, world_size: int, drop_last: bool) -> np.ndarray:
-    """Memory-map ``global_indices.npy`` and check it fits the token files of the config."""
+def load_order(
+    path: str | os.PathLike, num_instances: int, world_size: int, drop_last: bool, *, loader: str = "olmo"
+) -> np.ndarray:
+    """Memory-map ``global_indices.npy`` and check it fits the token files of the config (an
+    OLMo-core order holds every instance: its loader drops the tail when batching)."""
+    if loader == "olmo_core":
+        world_size, drop_last = 1, True  # no padding, no cut: length = num_instances
     p = Path(path)
     try:
         size = p.stat().st_size

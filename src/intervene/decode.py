@@ -51,8 +51,10 @@ class BatchSource:
                 "(intervene download) and use the local config it writes"
             )
         check_data_files(self.spec, paths, manifest)
-        self.reader = InstanceReader(paths, self.spec.dtype, self.spec.seq_len)
-        self.order = load_order(order_path, self.reader.num_instances, world_size, self.spec.drop_last)
+        self.reader = InstanceReader(paths, self.spec.dtype, self.spec.seq_len, self.spec.max_target_seq_len)
+        self.order = load_order(
+            order_path, self.reader.num_instances, world_size, self.spec.drop_last, loader=self.spec.loader
+        )
         self.gbs = self.spec.global_batch_size
         self.num_batches = len(self.order) // self.gbs
 

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from intervene.atomic import atomic_path, write_text
-from intervene.data_order import check_data_files, data_files, is_url, load_order
-from intervene.olmo import DataError, InstanceReader, global_indices, load_train_config
+from intervene.data_order import build_order, check_data_files, data_files, is_url, load_order
+from intervene.olmo import DataError, InstanceReader, load_train_config
 
 log = logging.getLogger(__name__)
 
@@ -222,13 +222,15 @@ class RunData:
             )
         check_data_files(self.spec, self.paths, manifest)
         self.names = list(self.spec.paths)  # as the config lists them (the files' names in outputs)
-        self.reader = InstanceReader(self.paths, self.spec.dtype, self.spec.seq_len)
+        self.reader = InstanceReader(
+            self.paths, self.spec.dtype, self.spec.seq_len, self.spec.max_target_seq_len
+        )
         n = self.reader.num_instances
         if order is not None:
-            self.order = load_order(order, n, world_size, self.spec.drop_last)
+            self.order = load_order(order, n, world_size, self.spec.drop_last, loader=self.spec.loader)
         else:
             log.warning("no --order: building the whole data order of %d instances in memory", n)
-            self.order = global_indices(n, self.spec.seed, self.spec.epoch, world_size, self.spec.drop_last)
+            self.order = build_order(self.spec, n, world_size)
         self.L = self.spec.seq_len
         self.gbs = self.spec.global_batch_size
         self.num_batches = len(self.order) // self.gbs

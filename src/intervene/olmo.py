@@ -27,8 +27,16 @@ class DataError(ValueError):
     """Input data that does not match what the configuration says (names the file and the problem)."""
 
 
-def instance_counts(file_sizes_bytes: Sequence[int] | np.ndarray, dtype, seq_len: int) -> np.ndarray:
-    """Instances per token file: ``floor(n_tokens / seq_len)``; OLMo ignores trailing tokens."""
+def instance_counts(
+    file_sizes_bytes: Sequence[int] | np.ndarray, dtype, seq_len: int, max_target_seq_len: int | None = None
+) -> np.ndarray:
+    """Instances per token file: ``floor(n_tokens / seq_len)``; OLMo ignores trailing tokens.
+    ``max_target_seq_len``: OLMo-core's count in whole chunks of that many tokens
+    (:func:`intervene.olmo_core_order.instance_counts`)."""
+    if max_target_seq_len is not None:
+        from intervene.olmo_core_order import instance_counts as olmo_core_counts
+
+        return olmo_core_counts(file_sizes_bytes, dtype, seq_len, max_target_seq_len)
     itemsize = np.dtype(dtype).itemsize
     sizes = np.asarray(file_sizes_bytes, dtype=np.int64)
     if (sizes < 0).any():
@@ -146,6 +154,13 @@ class DataSpec:
     pad_token_id: int | None = None
     source: str = ""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    #: whose data loader read the files: "olmo" (this module) or "olmo_core" (intervene.olmo_core_order)
+    loader: str = "olmo"
+    #: OLMo-core: instances count in whole chunks of this many tokens (None: of seq_len)
+    max_target_seq_len: int | None = None
+    #: OLMo-core: the run masked attention within documents (doc_lens from EOS/BOS)
+    generate_doc_lengths: bool = False
+    bos_token_id: int | None = None
 
     @property
     def itemsize(self) -> int:
@@ -153,7 +168,9 @@ class DataSpec:
 
 
 def load_train_config(path: str | os.PathLike) -> DataSpec:
-    """Read the fields the data stages use from an OLMo train YAML (e.g. ``OLMo2-1B-stage1.yaml``).
+    """Read the fields the data stages use from an OLMo train YAML (e.g. ``OLMo2-1B-stage1.yaml``),
+    or from an OLMo-core run's config (YAML or its ``config.json``: see
+    :func:`intervene.olmo_core_order.load_olmo_core_config`).
 
     Only plain YAML is parsed (no OmegaConf interpolation): the data fields of OLMo's configs are
     literals. ``data.seed`` falls back to ``seed`` and ``memmap_dtype`` to OLMo's default uint16,
@@ -168,6 +185,10 @@ def load_train_config(path: str | os.PathLike) -> DataSpec:
         raise DataError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(cfg, dict):
         raise DataError(f"{path}: expected a mapping at the top level")
+    from intervene.olmo_core_order import is_olmo_core_config, load_olmo_core_config
+
+    if is_olmo_core_config(cfg):  # an OLMo-core run's config (dataset + data_loader sections)
+        return load_olmo_core_config(cfg, str(path))
     data = cfg.get("data") or {}
     model = cfg.get("model") or {}
     missing = [
@@ -239,7 +260,9 @@ class InstanceReader:
     ``[L*j, L*(j+1))``. Reads are vectorised per file (one fancy-index gather per file touched).
     """
 
-    def __init__(self, files: Sequence[str | os.PathLike], dtype, seq_len: int):
+    def __init__(
+        self, files: Sequence[str | os.PathLike], dtype, seq_len: int, max_target_seq_len: int | None = None
+    ):
         self.files = [Path(f) for f in files]
         self.dtype = np.dtype(dtype)
         self.seq_len = int(seq_len)
@@ -250,7 +273,7 @@ class InstanceReader:
             except FileNotFoundError:
                 raise DataError(f"{f}: token file not found") from None
         self.sizes = np.asarray(sizes, dtype=np.int64)
-        self.counts = instance_counts(self.sizes, self.dtype, self.seq_len)
+        self.counts = instance_counts(self.sizes, self.dtype, self.seq_len, max_target_seq_len)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
         self._maps: dict[int, np.ndarray] = {}
 

@@ -1,4 +1,5 @@
-# OLMo's data order (global_indices.npy) from the token files' sizes and the config's seed.
+# The run's data order (global_indices.npy: OLMo's or OLMo-core's, data.loader) from the token
+# files' sizes and the config's seed.
 
 
 rule data_order:
@@ -18,6 +19,8 @@ rule data_order:
         mem_mb=attempt_times(8000),
     params:
         world_size=config["data"]["world_size"],
+        loader=config["data"].get("loader", "olmo"),
     shell:
         "intervene data-order --train-config {input.train_config} --out {output.order}"
-        " --manifest {output.manifest} --world-size {params.world_size} > {log} 2>&1"
+        " --manifest {output.manifest} --world-size {params.world_size} --loader {params.loader}"
+        " > {log} 2>&1"
