@@ -301,3 +301,77 @@ def test_refusals(tmp_path):
         load_order(q, 10, 4, False, loader="olmo_core")
     order.tofile(tmp_path / "ok.npy")  # every instance, whatever the world size (no padding, no cut)
     assert np.array_equal(load_order(tmp_path / "ok.npy", 10, 4, False, loader="olmo_core"), order)
+
+
+def test_cli_data_order_and_localized_config(tmp_path):
+    """``intervene data-order --loader olmo_core`` writes OLMo-core's cached indices file (and
+    refuses the default loader for this config); a copy of the config localized by the download
+    stage lists the resolved files once (no second glob expansion or permutation), so its order is
+    the same; the built-in trainer refuses the config rather than mis-reading it."""
+    from intervene.cli import main
+    from intervene.download import localize_train_config
+
+    paths, dtype, vocab = write_files(tmp_path, "u16-uneven")
+    run = olmo_core_run_config(paths, dtype, vocab, seed=11, instances_per_batch=4, max_target=2 * L)
+    run["dataset"].update(paths=[str(tmp_path / "part-*.npy")], expand_glob=True, source_permutation_seed=5)
+    cfg = tmp_path / "run.json"
+    cfg.write_text(json.dumps(run))
+    out = tmp_path / "order.npy"
+    assert (
+        main(
+            [
+                "data-order",
+                "--train-config",
+                str(cfg),
+                "--out",
+                str(out),
+                "--manifest",
+                str(tmp_path / "m.tsv"),
+                "--loader",
+                "olmo_core",
+            ]
+        )
+        == 0
+    )
+    ds = NumpyFSLDatasetConfig(
+        paths=run["dataset"]["paths"],
+        expand_glob=True,
+        source_permutation_seed=5,
+        sequence_length=L,
+        max_target_sequence_length=2 * L,
+        dtype=dtype,
+        tokenizer=TokenizerConfig(vocab_size=vocab, eos_token_id=EOS, pad_token_id=PAD),
+        work_dir=str(tmp_path / "w"),
+    ).build()
+    dl = olmo_core_loader(ds, seed=11, instances_per_batch=4, work_dir=tmp_path / "w")
+    dl.reshuffle(epoch=1)
+    assert out.read_bytes() == dl._global_indices_file.read_bytes()
+    # the default data.loader (olmo) on this config: refused, one error line, exit status 1
+    assert (
+        main(
+            [
+                "data-order",
+                "--train-config",
+                str(cfg),
+                "--out",
+                str(out),
+                "--manifest",
+                str(tmp_path / "m.tsv"),
+            ]
+        )
+        == 1
+    )
+    local = localize_train_config(cfg, tmp_path / "mirror", tmp_path / "local" / "run.yaml")
+    spec, local_spec = load_train_config(cfg), load_train_config(local)
+    assert (
+        [Path(p).name for p in local_spec.paths]
+        == [Path(p).name for p in spec.paths]
+        == [Path(p).name for p in ds.paths]
+    )
+    build_data_order(local, tmp_path / "order2.npy", tmp_path / "m2.tsv", loader="olmo_core")
+    assert (tmp_path / "order2.npy").read_bytes() == out.read_bytes()
+    from intervene.settings import TrainConfig
+    from intervene.train.trainer import train
+
+    with pytest.raises(ValueError, match="built-in trainer re-runs runs of OLMo's trainer only"):
+        train(cfg, tmp_path / "ckpt", TrainConfig(device="cpu"))

@@ -325,8 +325,18 @@ def localize_train_config(
     cfg = yaml.safe_load(src.read_text())
     out = Path(out)
     base = Path(src).parent
+    from intervene.olmo_core_order import is_olmo_core_config
+
+    if is_olmo_core_config(cfg):
+        # OLMo-core: its resolved file list (globs expanded, files permuted by
+        # source_permutation_seed), so the copy must not expand or permute again
+        section, paths = cfg["dataset"], list(load_train_config(src).paths)
+        section.pop("expand_glob", None)
+        section.pop("source_permutation_seed", None)
+    else:
+        section, paths = cfg["data"], cfg["data"]["paths"]
     new_paths = []
-    for p in cfg["data"]["paths"]:
+    for p in paths:
         if is_url(p):
             local = local_path_for(p, root)
             if not local.exists():
@@ -334,7 +344,7 @@ def localize_train_config(
         else:
             local = Path(p) if Path(p).is_absolute() else base / p
         new_paths.append(os.path.relpath(local.resolve(), out.parent.resolve()))
-    cfg["data"]["paths"] = new_paths
+    section["paths"] = new_paths
     write_text(out, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     load_train_config(out)  # what we wrote must read back
     return out

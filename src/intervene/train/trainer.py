@@ -191,6 +191,11 @@ class _Run:
         if world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if device == "cuda" else "gloo")
         spec = load_train_config(train_config)
+        if spec.loader != "olmo":
+            raise ValueError(
+                f"{train_config}: an {spec.loader} run's config: the built-in trainer re-runs runs of"
+                " OLMo's trainer only (its model, optimizer and schedule sections)"
+            )
         raw = spec.raw
         tok_dir = s.tokenizer_dir
         if tok_dir is None and (raw.get("tokenizer") or {}).get("identifier"):
