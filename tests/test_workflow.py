@@ -241,9 +241,8 @@ def test_decoded_check_catches_a_bad_swap(run_dir, tmp_path):
     r = check_swap(
         out,
         res / "interventions" / "rm_coocc_200" / "doc_idxs.npz",
-        res / "data" / "doc_info",
-        res / "data" / "batches",
-        12,
+        [res / "data" / "doc_info" / f"{g}.npy" for g in ("001", "002", "003")],
+        [res / "data" / "batches" / g for g in ("001", "002", "003")],
         res / "world" / "tokenizer",
     )
     assert r["problems"] > 0
@@ -478,16 +477,18 @@ def test_selection_ignores_other_tasks_rows(run_dir, tmp_path):
     z["learned_index"] = np.concatenate([np.full(extra, 2), z["learned_index"]])
     np.savez(tmp_path / "learned.npz", **z)
     rels = [f"p{r}" for r in (17, 27, 36, 127, 131, 138, 176, 178, 276, 495, 1376, 1412)]
+    groups = ["001", "002", "003"]  # window(20) = [10, 20) and the following [20, 30), 12 per group
     for strategy in ("rm_coocc", "rm_occ", "add_coocc"):
         select_documents(
             SelectConfig(strategy, 20, interval=10, last_batch=30),
             learned_npz=tmp_path / "learned.npz",
-            search_dir=res / "search",
-            doc_info_dir=res / "data" / "doc_info",
+            pair_doc=[res / "search" / "pair_doc" / g for g in groups],
+            term_doc=[res / "search" / "term_doc" / g for g in groups],
+            doc_info=[res / "data" / "doc_info" / f"{g}.npy" for g in groups],
+            group_dirs=[res / "data" / "batches" / g for g in groups],
             terms_dir=res / "world" / "search_terms",
             pararel_root=res / "world" / "eval",
             relations=rels,
-            batches_per_group=12,
             out=tmp_path / f"{strategy}.npz",
         )
         name = {"rm_coocc": "rm_coocc_200", "rm_occ": "rm_occ_200", "add_coocc": "add_coocc_200"}[strategy]
@@ -508,7 +509,7 @@ def test_dense_mapping_intervention(run_dir, tiny_dpr):
 
     from intervene.search.dense import encode, load_encoder
     from intervene.search.stages import task_queries
-    from intervene.select.windows import window
+    from intervene.select.windows import read_groups, window
 
     res = run_dir / "results"
     tmp_path = tiny_dpr
@@ -530,7 +531,11 @@ def test_dense_mapping_intervention(run_dir, tiny_dpr):
     targets = np.load(res / "eval" / "original" / "learned_step20.npz")["inst_idxs"]
     assert e["targeted"]["n"] == len(targets) and e["swap"]["decoded_check"]["problems"] == 0
     # the target window's scores against a brute-force reference
-    w = window(res / "data" / "doc_info", 10, 20, 12)
+    groups = read_groups(
+        [res / "data" / "doc_info" / f"{g}.npy" for g in ("001", "002")],
+        [res / "data" / "batches" / g for g in ("001", "002")],
+    )
+    w = window(groups, 10, 20)
     docs = np.concatenate([np.load(res / "search" / "dense" / "docs" / f"{g}.npy") for g in w.groups])[w.rows]
     tok, enc, pooling = load_encoder(tmp_path / "q", "dpr_question")
     tasks = cfg["eval"]["tasks"]
