@@ -19,6 +19,7 @@ from intervene.cli import build_parser, main
 from intervene.cli_types import (
     INT64_MAX,
     batch_range,
+    finite_float,
     nonneg_float,
     nonneg_int,
     open_unit_float,
@@ -27,7 +28,7 @@ from intervene.cli_types import (
 from intervene.inputs import InputError
 from intervene.swap import swap_window
 
-NUMERIC = {positive_int, nonneg_int, nonneg_float, open_unit_float}
+NUMERIC = {positive_int, nonneg_int, nonneg_float, open_unit_float, finite_float}
 
 
 PARSER = build_parser()  # built once: parsing does not change it
@@ -61,6 +62,7 @@ OVERRIDES = {
     "batch-list": {"--first": "0", "--last": str(INT64_MAX)},
     "bm25-window": {"--first": "0", "--last": str(INT64_MAX)},
     "dense-window": {"--first": "0", "--last": str(INT64_MAX)},
+    "top-docs": {"--first": "0", "--last": str(INT64_MAX)},
 }
 #: the cross-flag rules (cli_types.CheckedParser.require) a value must also meet
 CROSS = {
@@ -69,6 +71,7 @@ CROSS = {
     ("batch-list", "--first"): lambda v: v < INT64_MAX,
     ("bm25-window", "--first"): lambda v: v < INT64_MAX,
     ("dense-window", "--first"): lambda v: v < INT64_MAX,
+    ("top-docs", "--first"): lambda v: v < INT64_MAX,
 }
 
 
@@ -108,6 +111,8 @@ def valid(kind, text: str) -> bool:
         return 0 <= v <= INT64_MAX
     if not math.isfinite(v):
         return False
+    if kind is finite_float:
+        return True
     return v >= 0 if kind is nonneg_float else 0 < v < 1
 
 
@@ -207,7 +212,8 @@ def test_select_checkpoint_not_a_multiple_exits_2(capsys):
     argv += ["--out", "o"]
     rc, err = run_main(argv, capsys)
     assert rc == 2 and err.strip().splitlines()[-1] == (
-        "intervene select: error: --checkpoint must be a multiple of --interval (a checkpoint of the run)"
+        "intervene select: error: --checkpoint must be a multiple of --interval (a checkpoint of the run),"
+        " or give --window"
     )
 
 
@@ -309,7 +315,10 @@ def test_select_refuses_a_checkpoint_that_was_not_evaluated(tmp_path):
     )
     kw = dict(pair_doc=["s"], term_doc=["t"], doc_info=["d/001.npy"], group_dirs=["g/001"])
     kw.update(terms_dir="t", pararel_root="p", relations=["p17"])
-    with pytest.raises(ValueError, match=r"checkpoint 120 \(the next window's; checkpoint 80, interval 40\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"checkpoint 120 \(the next window's; checkpoint 80, window \[40, 80\), next window \[80, 120\)\) is not an evaluated step",
+    ):
         select_documents(SelectConfig("rm_coocc", 80, interval=40), learned_npz=tmp_path / "learned.npz",
                          out=tmp_path / "o.npz", **kw)  # fmt: skip
     np.savez(tmp_path / "bad.npz", steps=np.array([0, 40]), dataset_labels=np.array(["p17"]))
