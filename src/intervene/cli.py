@@ -958,7 +958,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--audit", help="the swap's audit.json: count only the documents it replaced or inserted"),
         arg("--terms-dir", help="rm_occ: the relations' term files"),
         arg("--pararel", help="rm_occ: the ParaRel data folder"),
-        arg("--name", default="", help="the intervention's name (the title)"),
+        arg("--name", help="the intervention's name (the title)"),
         OUT,
         arg("--out-tsv", required=True),
     ),

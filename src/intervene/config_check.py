@@ -26,14 +26,18 @@ from intervene.layout import MAPPING_STRATEGIES, SELECTION_STRATEGIES, WORLD_DIR
 #: Options each strategy reads (common.smk's rules); any other option would be silently ignored.
 #: Every strategy's windows and checkpoints (intervene.layout: defaults K = train.save_interval).
 WINDOW_OPTIONS = {"window", "start_checkpoint", "eval_checkpoint", "extras_window"}
+#: A mapping's create_doc_idx_mapping_from_scores.py options and where its targets come from.
+MAPPING_OPTIONS = {"doc_counts", "match_total", "offset_shift", "source_window", "target_selection"}
 STRATEGY_OPTIONS = {
     "rm_coocc": {"pair_by_new_first", "skip_extra", "seed"} | WINDOW_OPTIONS,
     "rm_occ": {"n_drop", "pair_by_new_first", "skip_extra", "seed"} | WINDOW_OPTIONS,
     "add_coocc": {"pair_by_new_first", "skip_extra", "seed"} | WINDOW_OPTIONS,
     "bm25_mapping": {"per_inst", "query", "datasets", "shuffle_candidates", "swap_direction", "seed"}
-    | WINDOW_OPTIONS,
+    | WINDOW_OPTIONS
+    | MAPPING_OPTIONS,
     "dense_mapping": {"per_inst", "query", "datasets", "shuffle_candidates", "swap_direction", "seed"}
-    | WINDOW_OPTIONS,
+    | WINDOW_OPTIONS
+    | MAPPING_OPTIONS,
 }
 #: Retrieval queries ParaRel instances and MCQA instances have (intervene.search.stages).
 PARAREL_QUERIES = ("subject", "subject_object", "question")
@@ -524,6 +528,23 @@ class _Checker:
                 raise ConfigError(f"{key}.datasets[{i}]: {d} is not an evaluated task (eval.tasks)")
         if v.get("datasets"):
             targets = expand_tasks(v["datasets"])
+        sel = v.get("target_selection")
+        if sel is not None:
+            other = (self.c.get("interventions") or {}).get(sel)
+            if not isinstance(other, dict) or other.get("strategy") != "rm_coocc":
+                raise ConfigError(
+                    f"{key}.target_selection: {sel!r} is not an rm_coocc intervention of interventions"
+                )
+            if v.get("datasets"):
+                raise ConfigError(
+                    f"{key}.datasets: its targets are {sel}'s ParaRel instances (target_selection)"
+                )
+            targets = [t for t in tasks if t.startswith("pararel_")]
+        if v.get("doc_counts") == "cooccurrence" and any(not t.startswith("pararel_") for t in targets):
+            raise ConfigError(
+                f"{key}.doc_counts: cooccurrence counts ParaRel pairs, and its targets include"
+                " multiple-choice instances; set datasets: to the relations or target_selection"
+            )
         query = v.get("query", "subject" if strategy == "bm25_mapping" else "question")
         if any(t.startswith("pararel_") for t in targets) and query not in PARAREL_QUERIES:
             raise ConfigError(f"{key}.query: ParaRel instances have no {query!r} query ({PARAREL_QUERIES})")

@@ -464,7 +464,7 @@ def write_docs_per_instance(
     audit=None,
     terms_dir=None,
     pararel_root=None,
-    name: str = "",
+    name: str | None = None,
 ) -> dict:
     """:func:`intervention_docs` drawn into ``out`` and tabulated into ``out_tsv`` (instance row of
     the labels, dataset, documents)."""
@@ -472,7 +472,7 @@ def write_docs_per_instance(
     d = intervention_docs(
         doc_idxs, learned, matrices, relations, audit=audit, terms_dir=terms_dir, pararel_root=pararel_root
     )
-    plot_docs_per_instance(d, out, name=name)
+    plot_docs_per_instance(d, out, name=name or "")
     lines = [f"instance\tdataset\tdocuments_{d.side}"]
     lines += [
         f"{i}\t{s}\t{c}"

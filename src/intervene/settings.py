@@ -32,6 +32,9 @@ BM25_TOKENIZERS = ("bm25s_en", "whitespace")
 WINDOW_QUERIES = ("question", "subject", "subject_object", "question_answer")
 SELECTION_STRATEGIES = ("rm_coocc", "rm_occ", "add_coocc")
 MAPPING_STRATEGIES = ("bm25_mapping", "dense_mapping")
+#: a mapping's documents per target instance, and where its source documents come from
+DOC_COUNTS = ("per_inst", "cooccurrence")
+SOURCE_WINDOWS = ("next", "previous")
 
 
 class SettingsError(ValueError):
@@ -427,6 +430,28 @@ class MapConfig(Settings):
     shuffle_candidates: bool = setting(False, "shuffle each instance's candidates before ranking")
     swap_direction: bool = setting(False, "a mapping that promotes its targets")
     seed: int = setting(42, "the candidates' shuffle", check=nonneg_int)
+    # create_doc_idx_mapping_from_scores.py's --coocc_matrix_fmt, --match_total_doc_count, --offset_shift
+    doc_counts: str = setting(
+        "per_inst",
+        "documents per target instance: per_inst each, or the target-window documents where its pair"
+        " co-occurs (cooccurrence)",
+        choices=DOC_COUNTS,
+    )
+    match_total: bool = setting(
+        False,
+        "grow every instance's count by offset_shift until the target documents reach the total"
+        " (per_inst x instances, or the documents where any pair co-occurs)",
+    )
+    offset_shift: int = setting(10, "match_total: the step the counts grow by", check=positive_int)
+
+    def rule_dict(self) -> dict:
+        """:meth:`to_dict` without the later options at their defaults (a rule's --settings stays
+        as it was for a mapping that does not set them)."""
+        d = self.to_dict()
+        for k in ("doc_counts", "match_total", "offset_shift"):
+            if d[k] == default_of(settings_fields(MapConfig)[k]):
+                del d[k]
+        return d
 
 
 @dataclass(frozen=True)
@@ -464,6 +489,24 @@ class InterventionConfig(Settings):
     )
     shuffle_candidates: bool = setting(MapConfig.shuffle_candidates, "mappings: shuffle candidates")
     swap_direction: bool = setting(MapConfig.swap_direction, "mappings: promote the targets")
+    doc_counts: str = setting(
+        MapConfig.doc_counts,
+        "mappings: documents per target instance (per_inst, or cooccurrence: its pair's documents)",
+        choices=DOC_COUNTS,
+    )
+    match_total: bool = setting(MapConfig.match_total, "mappings: match the total document count")
+    offset_shift: int = setting(MapConfig.offset_shift, "mappings: match_total's step", check=positive_int)
+    source_window: str = setting(
+        "next",
+        "mappings: the source documents' window, the one after (next) or before (previous) the"
+        " window (extras_window overrides)",
+        choices=SOURCE_WINDOWS,
+    )
+    target_selection: str | None = setting(
+        None,
+        "mappings: the instances of this rm_coocc intervention's selection (default: the instances"
+        " learned at the checkpoint)",
+    )
     pair_by_new_first: bool | None = setting(None, "swap: largest new documents first (default: add_coocc)")
     skip_extra: bool | None = setting(None, "swap: no extra documents (default: add_coocc)")
     seed: int | None = setting(
@@ -519,7 +562,15 @@ class InterventionConfig(Settings):
     def map_settings(self) -> MapConfig:
         """The ``map-docs`` settings of a mapping."""
         seed = MapConfig.seed if self.seed is None else self.seed
-        return MapConfig(self.per_inst, self.shuffle_candidates, self.swap_direction, seed)
+        return MapConfig(
+            self.per_inst,
+            self.shuffle_candidates,
+            self.swap_direction,
+            seed,
+            doc_counts=self.doc_counts,
+            match_total=self.match_total,
+            offset_shift=self.offset_shift,
+        )
 
     @property
     def swap_settings(self) -> SwapConfig:

@@ -126,9 +126,13 @@ def get_datasets_flag(wildcards):
 
 
 def get_learned_targets(wildcards):
-    """The instances learned at an intervention's checkpoint: a score mapping's targets."""
-    c = INTERVENTIONS[wildcards.name]["checkpoint"]
-    return f"results/eval/original/learned_step{c}.npz"
+    """A score mapping's targets: the instances learned at its checkpoint, or (`target_selection`)
+    the instances of an rm_coocc intervention's selection (its doc_idxs.npz: the rule depends on it).
+    """
+    v = INTERVENTIONS[wildcards.name]
+    if v.get("target_selection"):
+        return f"{layout.INTERVENTIONS_DIR}/{v['target_selection']}/doc_idxs.npz"
+    return f"results/eval/original/learned_step{v['checkpoint']}.npz"
 
 
 # -- original run and evaluation ----------------------------------------------------------------
@@ -488,12 +492,30 @@ def get_window_query(wildcards):
 
 def get_mapping_inputs(wildcards):
     """What `intervene map-docs` reads besides the scores: both windows' decoded folders and doc
-    info."""
+    info; with `doc_counts: cooccurrence` also the targets file, learned.npz and the target
+    window's pair matrices."""
     groups = layout.side_groups(config, wildcards.name, ["target", "source"])
-    return group_inputs(
+    out = group_inputs(
         groups,
         batches=f"{BATCHES_DIR}/{{group}}",
         doc_info=f"{DOC_INFO_DIR}/{{group}}.npy",
+    )
+    if INTERVENTIONS[wildcards.name].get("doc_counts") == "cooccurrence":
+        target = layout.side_groups(config, wildcards.name, ["target"])
+        out["pair_doc"] = group_files(f"{layout.SEARCH_DIR}/pair_doc/{{group}}", target)
+        out["instances"] = get_learned_targets(wildcards)
+        out["learned"] = "results/eval/original/learned.npz"
+    return out
+
+
+def get_mapping_count_flags(wildcards, input):
+    """` --instances ... --relations ...` for `doc_counts: cooccurrence` (else nothing: a default
+    mapping's command stays as it was)."""
+    if INTERVENTIONS[wildcards.name].get("doc_counts") != "cooccurrence":
+        return ""
+    return (
+        f" --instances {input.instances} {get_datasets_flag(wildcards)} --learned {input.learned}"
+        f" --pair-doc {' '.join(input.pair_doc)} --relations {RELATIONS}"
     )
 
 
@@ -515,7 +537,11 @@ def get_intervention_settings(kind):
 
         where = f"interventions.{wildcards.name}"
         v = InterventionConfig.from_mapping(INTERVENTIONS[wildcards.name], where)
-        return wargs.settings_arg(getattr(v, kind).to_dict())
+        s = getattr(v, kind)
+        # map-docs' later options only when set: a default mapping's command stays as it was
+        return wargs.settings_arg(
+            s.rule_dict() if kind == "map_settings" else s.to_dict()
+        )
 
     return get
 

@@ -118,8 +118,9 @@ rule mapping:
         target=get_mapping_window("target"),
         source=get_mapping_window("source"),
         settings=get_intervention_settings("map_settings"),
+        counts=get_mapping_count_flags,
     shell:
         "intervene map-docs --target-scores {input.target} --source-scores {input.source}"
         " --group-dirs {input.batches} --doc-info {input.doc_info}"
         " --target-window {params.target} --source-window {params.source}"
-        " --settings {params.settings} --out {output} > {log} 2>&1"
+        " --settings {params.settings}{params.counts} --out {output} > {log} 2>&1"

@@ -1,8 +1,12 @@
 """Score-based document mapping for the MCQA interventions (the paper's
 scripts/create_doc_idx_mapping_from_scores.py, with its hazards removed).
 
-Target documents: per target instance its ``per_inst`` highest-scoring documents of the target
-window (capped at its nonzero scores; ties: the lower document index). They are matched in order of
+Target documents: per target instance its ``per_inst`` (or its own count, e.g. the number of
+target-window documents where its pair co-occurs: ``--coocc_matrix_fmt``) highest-scoring documents
+of the target window (capped at its nonzero scores; ties: the lower document index); with a total to
+match (``--match_total_doc_count``) every count grows by ``offset_shift`` until their union holds that
+many documents, or every instance has taken all its scored documents (the paper's loop would then
+run forever; here the union stops there and the caller warns). They are matched in order of
 how many instances score them (most first; ties: lower index). Each takes a source-window document
 of equal token count, else of the next larger count that has one left (the paper's search wrapped
 around at 65,535 tokens or looped forever; here no larger document left is an error naming the
@@ -20,17 +24,61 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def top_docs(scores: sp.csr_matrix, per_inst: int) -> np.ndarray:
-    """Union over rows of each row's ``per_inst`` best nonzero columns (ties: lower column)."""
+def top_docs(scores: sp.csr_matrix, per_inst: int | np.ndarray) -> np.ndarray:
+    """Union over rows of each row's ``per_inst`` (one count, or one per row) best nonzero columns
+    (ties: lower column)."""
+    return target_documents(scores, per_inst)[0]
+
+
+def _ranked(scores: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every nonzero entry as (row, column, rank of the column in its row: 0 = best score; ties:
+    lower column first)."""
+    m = sp.coo_matrix(scores)
+    nz = m.data != 0
+    r, c, v = m.row[nz].astype(np.int64), m.col[nz].astype(np.int64), m.data[nz]
+    order = np.lexsort((c, -v, r))  # by row, then score descending, then column
+    r, c = r[order], c[order]
+    starts = np.searchsorted(r, np.arange(scores.shape[0]))
+    return r, c, np.arange(r.size) - starts[r]
+
+
+def target_documents(
+    scores: sp.csr_matrix,
+    counts: int | np.ndarray,
+    total: int | None = None,
+    offset_shift: int = 10,
+) -> tuple[np.ndarray, int]:
+    """(the target documents, the offset used): the union over rows (instances) of each row's
+    ``min(nonzero scores, count + offset)`` best columns (ties: lower column), offset 0, or with a
+    ``total`` the first of 0, ``offset_shift``, 2 ``offset_shift``, ... whose union holds at least
+    ``total`` documents (the paper's loop); when even every scored document falls short, the union
+    of all of them and the offset that first reaches it (the caller compares the count to the total).
+
+    Rather than re-taking top lists per offset (the paper's loop), each document gets the smallest
+    offset at which some row takes it (its rank + 1 - that row's count): the union at offset o is the
+    documents whose offset is <= o, so one sort finds the offset the loop would stop at."""
     scores = scores.tocsr()
-    out = []
-    for r in range(scores.shape[0]):
-        lo, hi = scores.indptr[r], scores.indptr[r + 1]
-        c, v = scores.indices[lo:hi], scores.data[lo:hi]
-        nz = v != 0
-        c, v = c[nz], v[nz]
-        out.append(c[np.lexsort((c, -v))[:per_inst]])
-    return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+    n = scores.shape[0]
+    counts = np.broadcast_to(np.asarray(counts, dtype=np.int64), (n,))
+    if (counts < 0).any():
+        raise ValueError(f"document counts must not be negative (instance {int(np.argmin(counts))})")
+    if offset_shift < 1:
+        raise ValueError(f"offset_shift must be positive, not {offset_shift}")
+    r, c, rank = _ranked(scores)
+    need = rank + 1 - counts[r]  # the offset at which row r takes column c
+    if r.size == 0:
+        return np.zeros(0, np.int64), 0
+    docs, inv = np.unique(c, return_inverse=True)
+    first = np.full(docs.size, np.iinfo(np.int64).max)
+    np.minimum.at(first, inv, need)  # each document: the smallest offset at which it is taken
+    if total is None:
+        offset = 0
+    else:
+        ordered = np.sort(first)
+        k = min(int(total), ordered.size)
+        enough = int(ordered[k - 1]) if k > 0 else 0
+        offset = -(-max(enough, 0) // offset_shift) * offset_shift  # the loop's first offset >= it
+    return docs[first <= offset], offset
 
 
 def map_by_scores(
@@ -42,15 +90,17 @@ def map_by_scores(
     per_inst: int,
     shuffle_candidates: bool = False,
     seed: int = 42,
+    targets: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(target docs, their source replacements), window-relative, target ascending."""
+    """(target docs, their source replacements), window-relative, target ascending; ``targets``:
+    the target documents (:func:`target_documents`), else each instance's ``per_inst`` best."""
     t_scores, s_scores = target_scores.tocsr(), source_scores.tocsr()
     if t_scores.shape[0] != s_scores.shape[0]:
         raise ValueError(
             f"target scores have {t_scores.shape[0]} instances, source scores {s_scores.shape[0]}"
         )
     rng = np.random.default_rng(seed)
-    targets = top_docs(t_scores, per_inst)
+    targets = top_docs(t_scores, per_inst) if targets is None else np.asarray(targets, dtype=np.int64)
     t_csc = t_scores.tocsc()
     t_csc.eliminate_zeros()  # an instance "scores" a document only with a nonzero score
     n_inst = np.diff(t_csc.indptr)[targets] if len(targets) else np.zeros(0, np.int64)

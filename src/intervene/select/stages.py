@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -10,12 +12,13 @@ from intervene.inputs import load_npz
 from intervene.layout import following_window, target_window
 from intervene.search.occurrences import read_term_list
 from intervene.search.stages import bm25_files, relation_pairs, term_file
-from intervene.select.mapping import map_by_scores
+from intervene.select.mapping import map_by_scores, target_documents
 from intervene.select.strategies import add_coocc, rm_coocc, rm_occ, with_cooccurrence
 from intervene.select.windows import Group, Window, by_group, read_groups, window, window_matrix
 from intervene.settings import SelectConfig
 
 STRATEGIES = ("rm_coocc", "rm_occ", "add_coocc")
+log = logging.getLogger(__name__)
 
 
 def _stack(matrix_dirs, relations, w: Window) -> sp.csr_matrix:
@@ -46,17 +49,9 @@ def select_documents(
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
     z = load_npz(learned_npz, {"dataset_labels": "str", "learned_step": "int", "steps": "int"})
-    # the evaluation may hold other tasks too (SciQ, ...): the ParaRel rows are one contiguous block
-    # in relation order; selections work on that block and report rows of the whole labels.npz
-    all_labels = np.asarray(z["dataset_labels"]).astype(str)
-    block = np.flatnonzero(np.isin(all_labels, list(relations)))
+    block = pararel_block(learned_npz, z["dataset_labels"], relations)
     offset = int(block[0]) if block.size else 0
-    rel_labels = [str(x) for x in all_labels[block]]
-    order = list(dict.fromkeys(rel_labels))
-    if order != list(relations) or (block.size and block[-1] - offset + 1 != block.size):
-        raise ValueError(
-            f"{learned_npz}: the relations' rows {order} are not one block in the configured order {list(relations)}"
-        )
+    rel_labels = [str(x) for x in np.asarray(z["dataset_labels"]).astype(str)[block]]
     learned_step = z["learned_step"][block]
     c, K = int(settings.checkpoint), int(settings.interval)
     # the windows: given, or window(c) = [c - K, c) and the K (rm_occ: 2K, clipped) batches after
@@ -120,6 +115,75 @@ def select_documents(
     return {k: int(len(v)) for k, v in r.items()}
 
 
+def pararel_block(path, dataset_labels, relations) -> np.ndarray:
+    """The ParaRel rows of the labels (``dataset_labels`` of ``path``): the evaluation may hold other
+    tasks too (SciQ, ...), but the relations' rows are one contiguous block in relation order, the
+    rows of the stacked pair/term matrices; selections work on that block and report rows of the
+    whole labels.npz."""
+    all_labels = np.asarray(dataset_labels).astype(str)
+    block = np.flatnonzero(np.isin(all_labels, list(relations)))
+    order = list(dict.fromkeys(all_labels[block].tolist()))
+    if order != list(relations) or (block.size and block[-1] - block[0] + 1 != block.size):
+        raise ValueError(
+            f"{path}: the relations' rows {order} are not one block in the configured order {list(relations)}"
+        )
+    return block
+
+
+def target_instances(path, datasets: list[str] | None = None) -> np.ndarray:
+    """A mapping's target instances (labels.npz rows, in the order its score matrices' rows follow):
+    a learned-instances file's ``inst_idxs`` (``learned_step{c}.npz``; with ``datasets``, only those
+    of these task families or dataset labels), or an rm_coocc selection's ``orig_inst_idxs`` (its
+    ``doc_idxs.npz``: the instances whose documents it removes, as the paper's ParaRel BM25/DPR
+    mappings took them from the doc-indices file)."""
+    from intervene.evaluation.tasks import dataset_labels_of
+    from intervene.inputs import check_rows
+
+    z = load_npz(path, {}, {"orig_inst_idxs": "int", "strategy": "str"})
+    if "strategy" in z:
+        if str(z["strategy"]) != "rm_coocc":
+            raise ValueError(
+                f"{path}: a {z['strategy']} selection; mapping targets come from an rm_coocc one"
+            )
+        if datasets:
+            raise ValueError(
+                f"{path}: a selection's instances are all ParaRel; datasets applies to learned targets"
+            )
+        if "orig_inst_idxs" not in z:
+            raise ValueError(f"{path}: an rm_coocc selection without orig_inst_idxs")
+        return check_rows(path, "orig_inst_idxs", np.asarray(z["orig_inst_idxs"]), None)
+    z = load_npz(path, {"inst_idxs": "int", "dataset_labels": "str"})
+    if len(z["inst_idxs"]) != len(z["dataset_labels"]):
+        raise ValueError(f"{path}: inst_idxs and dataset_labels differ in length")
+    rows = check_rows(path, "inst_idxs", z["inst_idxs"], None)  # the upper bound: the readers'
+    if datasets:
+        rows = rows[np.isin(z["dataset_labels"].astype(str), dataset_labels_of(list(datasets)))]
+    return rows
+
+
+def cooccurrence_counts(
+    learned_npz, instances: np.ndarray, relations: list[str], pair_doc: list, w: Window
+) -> tuple[np.ndarray, int]:
+    """Per target instance (labels.npz rows) the number of documents of window ``w`` where its
+    (subject, object) pair co-occurs, and the number of window documents where any of them does
+    (the paper's --coocc_matrix_fmt counts: ``coocc.sign().sum(axis=1)`` and the nonzero columns of
+    ``coocc.sign().sum(axis=0)``, over the target window's documents)."""
+    z = load_npz(learned_npz, {"dataset_labels": "str"})
+    block = pararel_block(learned_npz, z["dataset_labels"], relations)
+    offset = int(block[0]) if block.size else 0
+    inside = (instances >= offset) & (instances < offset + block.size)
+    if not inside.all():
+        bad = int(instances[~inside][0])
+        raise ValueError(
+            f"{learned_npz}: target instance {bad} is no ParaRel instance ({', '.join(relations)}): it"
+            " has no co-occurrence counts (doc_counts: per_inst, or datasets: the relations)"
+        )
+    coocc = _stack(by_group(pair_doc), relations, w)[instances - offset]
+    coocc.eliminate_zeros()
+    counts = np.diff(coocc.indptr).astype(np.int64)  # rows: one entry per co-occurring document
+    return counts, int(np.unique(coocc.indices).size)
+
+
 def _term_rows(terms_dir, pararel_root, relations, insts, rel_labels):
     """Rows of the stacked term matrices holding each instance's subject and object; instances are
     the relations' rows stacked in order, as in the labels."""
@@ -148,10 +212,27 @@ def map_documents(
     shuffle_candidates=False,
     swap_direction=False,
     seed=42,
+    doc_counts="per_inst",
+    match_total=False,
+    offset_shift=10,
+    instances=None,
+    datasets=None,
+    learned=None,
+    pair_doc=(),
+    relations=(),
 ) -> dict:
     """The paper's mapping ``.npz`` (``orig_idxs``, ``new_idxs``: rows of the windows' concatenated
     doc info) from (instances x window documents) score matrices of the target and source windows;
-    ``doc_info``, ``group_dirs``: the doc-info files and decoded folders of both windows' groups."""
+    ``doc_info``, ``group_dirs``: the doc-info files and decoded folders of both windows' groups.
+
+    Documents per target instance (create_doc_idx_mapping_from_scores.py): ``per_inst`` each
+    (``doc_counts: per_inst``; total ``per_inst`` x instances), or the number of target-window
+    documents where its pair co-occurs (``cooccurrence``: ``instances``, the targets file the scores
+    were computed for, with ``datasets`` as then; ``learned``: learned.npz, for the ParaRel rows;
+    ``pair_doc``: the target window's groups' pair-doc folders; ``relations``; total: the documents
+    where any co-occurs). ``match_total``: grow every count by ``offset_shift`` until the target
+    documents reach the total (short of it when every scored document is taken: warned, and the
+    counts are in the returned dict)."""
     groups = read_groups(doc_info, group_dirs)
     wt = window(groups, *target_window)
     ws = window(groups, *source_window)
@@ -161,8 +242,39 @@ def map_documents(
             raise ValueError(
                 f"{name} scores have {m.shape[1]} documents, the window {w.first}-{w.last} has {len(w.rows)}"
             )
+    if doc_counts == "per_inst":
+        counts, total = np.full(t.shape[0], int(per_inst), dtype=np.int64), int(per_inst) * t.shape[0]
+    elif doc_counts == "cooccurrence":
+        if instances is None or learned is None or not pair_doc or not relations:
+            raise ValueError(
+                "doc_counts cooccurrence reads the targets file, learned.npz, pair_doc and relations"
+            )
+        rows = target_instances(instances, datasets)
+        if len(rows) != t.shape[0]:
+            raise ValueError(
+                f"{instances}: {len(rows)} target instances, but the target scores have {t.shape[0]} rows"
+            )
+        counts, total = cooccurrence_counts(learned, rows, list(relations), pair_doc, wt)
+    else:
+        raise ValueError(f"doc_counts must be per_inst or cooccurrence, not {doc_counts!r}")
+    targets, offset = target_documents(t, counts, total if match_total else None, offset_shift)
+    if match_total and len(targets) < total:
+        log.warning(
+            "mapping: %d target documents, short of the total %d: every instance has taken all its"
+            " scored documents (offset %d); the scores hold no more",
+            len(targets),
+            total,
+            offset,
+        )
     tgt, src = map_by_scores(
-        t, s, wt.sizes, ws.sizes, per_inst=per_inst, shuffle_candidates=shuffle_candidates, seed=seed
+        t,
+        s,
+        wt.sizes,
+        ws.sizes,
+        per_inst=per_inst,
+        shuffle_candidates=shuffle_candidates,
+        seed=seed,
+        targets=targets,
     )
     orig, new = wt.rows[tgt], ws.rows[src]
     w_orig, w_new = wt, ws
@@ -180,7 +292,7 @@ def map_documents(
         orig_groups=np.array(w_orig.groups),
         new_groups=np.array(w_new.groups),
     )
-    return {"mapped": int(len(orig))}
+    return {"mapped": int(len(orig)), "total": int(total), "offset": int(offset)}
 
 
 def bm25_window(
