@@ -333,22 +333,13 @@ def _window_text(key: str):
     return lambda v: [flag, str(v[0]), str(v[1])]
 
 
-def _target_rows(learned_step_npz: str, datasets: str | None):
+def _target_rows(targets_npz: str, datasets: str | None):
     """The target instances (labels.npz rows) of a learned_step{N}.npz, only those of ``datasets``
-    (comma-separated task families or dataset labels, e.g. ``sciq`` or ``mmlu``) when given."""
-    import numpy as np
+    (comma-separated task families or dataset labels, e.g. ``sciq`` or ``mmlu``) when given, or an
+    rm_coocc selection's doc_idxs.npz (:func:`intervene.select.stages.target_instances`)."""
+    from intervene.select.stages import target_instances
 
-    from intervene.evaluation.tasks import dataset_labels_of
-    from intervene.inputs import check_rows, load_npz
-
-    z = load_npz(learned_step_npz, {"inst_idxs": "int", "dataset_labels": "str"})
-    n = len(z["dataset_labels"])
-    if len(z["inst_idxs"]) != n:
-        raise ValueError(f"{learned_step_npz}: inst_idxs and dataset_labels differ in length")
-    rows = check_rows(learned_step_npz, "inst_idxs", z["inst_idxs"], None)  # the upper bound: task_queries
-    if datasets:
-        rows = rows[np.isin(z["dataset_labels"].astype(str), dataset_labels_of(datasets.split(",")))]
-    return rows
+    return target_instances(targets_npz, datasets.split(",") if datasets else None)
 
 
 def _cmd_bm25_window(a: argparse.Namespace) -> None:
@@ -414,6 +405,11 @@ def _cmd_map_docs(a: argparse.Namespace) -> None:
         target_window=tuple(a.target_window),
         source_window=tuple(a.source_window),
         out=a.out,
+        instances=a.instances,
+        datasets=a.datasets.split(",") if a.datasets else None,
+        learned=a.learned,
+        pair_doc=a.pair_doc or (),
+        relations=a.relations.split(",") if a.relations else (),
         **dataclasses.asdict(MapConfig.from_namespace(a)),
     )
     log.info("mapping: %s", json.dumps(r))
@@ -1098,7 +1094,11 @@ COMMANDS: tuple[Command, ...] = (
         arg("--tasks", help="evaluation tasks (the rows of labels.npz); data from the flags below"),
         *_task_data("ParaRel folder (alone: with --relations instead of --tasks)"),
         arg("--relations"),
-        arg("--instances", help="learned_step{N}.npz: score only its inst_idxs (in that order)"),
+        arg(
+            "--instances",
+            help="learned_step{N}.npz (its inst_idxs) or an rm_coocc doc_idxs.npz (its orig_inst_idxs):"
+            " score only those, in that order",
+        ),
         arg("--datasets", help="with --instances: keep only these dataset labels (e.g. sciq)"),
         opt(
             Bm25Config,
@@ -1124,7 +1124,11 @@ COMMANDS: tuple[Command, ...] = (
         arg("--kind", default="dpr_question", choices=["dpr_question", "mean"]),
         arg("--tasks", required=True, help="evaluation tasks (the rows of labels.npz)"),
         *_task_data(),
-        arg("--instances", required=True, help="learned_step{N}.npz: the targets"),
+        arg(
+            "--instances",
+            required=True,
+            help="learned_step{N}.npz or an rm_coocc doc_idxs.npz: the targets",
+        ),
         arg("--datasets", help="keep only targets of these dataset labels (e.g. sciq)"),
         opt(DenseConfig, "query", choices=list(WINDOW_QUERIES)),
         opt(DenseConfig, "k"),
@@ -1146,6 +1150,17 @@ COMMANDS: tuple[Command, ...] = (
         opt(MapConfig, "shuffle_candidates"),
         opt(MapConfig, "swap_direction"),
         opt(MapConfig, "seed"),
+        opt(MapConfig, "doc_counts"),
+        opt(MapConfig, "match_total"),
+        opt(MapConfig, "offset_shift"),
+        arg(
+            "--instances",
+            help="cooccurrence: the targets file the scores were computed for (learned_step{N}.npz or an rm_coocc doc_idxs.npz)",
+        ),
+        arg("--datasets", help="cooccurrence: as given to the window scorer with --instances"),
+        arg("--learned", help="cooccurrence: learned.npz (its dataset labels place the ParaRel rows)"),
+        arg("--pair-doc", nargs="+", help="cooccurrence: the target window's groups' pair_doc folders"),
+        arg("--relations", help="cooccurrence: the ParaRel relations, comma-separated, in config order"),
         OUT,
         checks=tuple(
             (
@@ -1153,6 +1168,15 @@ COMMANDS: tuple[Command, ...] = (
                 f"--{side}-window FIRST LAST: FIRST must be below LAST",
             )
             for side in ("target", "source")
+        )
+        + (
+            (
+                lambda a: (
+                    a.doc_counts != "cooccurrence"
+                    or bool(a.instances and a.learned and a.pair_doc and a.relations)
+                ),
+                "--doc-counts cooccurrence: give --instances, --learned, --pair-doc and --relations",
+            ),
         ),
     ),
     command(
