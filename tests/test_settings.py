@@ -5,6 +5,7 @@ of range: one line naming the key)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,25 @@ def test_eval_metric_per_task_is_checked_by_key():
         EvalConfig.from_mapping({"tasks": ["sciq"], "metric": {"hellaswag": "acc_raw"}}, "eval")
     with pytest.raises(SettingsError, match=r"^eval\.metric\.sciq: 'acc' is not one of"):
         EvalConfig.from_mapping({"tasks": ["sciq"], "metric": "sciq=acc"}, "eval")
+
+
+@pytest.mark.parametrize(
+    "window, message",
+    [
+        ([-1, 5], "interventions.x.window[0]: -1 is not a non-negative integer"),
+        ([3, "a"], "interventions.x.window[1]: 'a' is not an integer"),
+    ],
+)
+def test_a_window_bound_is_range_checked_and_named(window, message):
+    """A window [start, end) in the config goes through the same check as each of the flag's two
+    values, and the error names the bound."""
+    from intervene.settings import InterventionConfig, SettingsError
+
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        InterventionConfig.from_mapping(
+            {"strategy": "rm_coocc", "checkpoint": 200, "window": window}, "interventions.x"
+        )
+    ok = InterventionConfig.from_mapping(
+        {"strategy": "rm_coocc", "checkpoint": 200, "window": [2, 9]}, "interventions.x"
+    )
+    assert ok.window == [2, 9]

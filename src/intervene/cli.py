@@ -636,6 +636,16 @@ FIRST_LAST = (
     arg("--last", type=positive_int, required=True),
 )
 
+
+def _cmd_import_olmo_core(a: argparse.Namespace) -> None:
+    from intervene.train.olmo_core_import import import_olmo_core_checkpoint
+
+    out = import_olmo_core_checkpoint(
+        a.checkpoint, a.out, a.train_config, skip_step_as_adamw=a.skip_step_as_adamw
+    )
+    log.info("imported %s -> %s", a.checkpoint, out)
+
+
 COMMANDS: tuple[Command, ...] = (
     command(
         "world",
@@ -1066,7 +1076,7 @@ COMMANDS: tuple[Command, ...] = (
         opt(SelectConfig, "n_drop"),
         opt(SelectConfig, "last_batch"),
         *(
-            opt(SelectConfig, w, type=nonneg_int, nargs=2, metavar=("START", "END"), to_text=_window_text(w))
+            opt(SelectConfig, w, nargs=2, metavar=("START", "END"), to_text=_window_text(w))
             for w in ("window", "extras_window")
         ),
         OUT,
@@ -1421,6 +1431,20 @@ COMMANDS: tuple[Command, ...] = (
         ),
         arg("--sidecar-cache", help="folder caching side-cars as memory-mapped indexes (fast at scale)"),
         arg("--out", help="JSON lines here (atomically) instead of stdout"),
+    ),
+    command(
+        "import-olmo-core",
+        "import an OLMo-core checkpoint (model, AdamW state, counters)",
+        _cmd_import_olmo_core,
+        "OLMo-core checkpoint import | RUN/step{N} | intervene.train.olmo_core_import.import_olmo_core_checkpoint",
+        arg("--checkpoint", required=True, help="OLMo-core stepN/ (model_and_optim/, train/rank0.pt)"),
+        arg("--out", required=True, help="our checkpoint folder (e.g. RUN/stepN)"),
+        arg("--train-config", help="the run's OLMo-core config (default: the checkpoint's config.json)"),
+        arg(
+            "--skip-step-as-adamw",
+            action="store_true",
+            help="import a SkipStepAdamW run's state as AdamW's (our trainer never skips a step)",
+        ),
     ),
 )
 

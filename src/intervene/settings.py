@@ -80,6 +80,8 @@ def checked_value(f: dataclasses.Field, v: Any, key: str) -> Any:
     check, choices = f.metadata.get("check"), f.metadata.get("choices")
     if v is None and default_of(f) is None:
         return v
+    if check is not None and isinstance(v, list | tuple):  # a window [start, end): each bound
+        return [checked_value(f, x, f"{key}[{i}]") for i, x in enumerate(v)]
     if check is not None:
         is_int = check in (positive_int, nonneg_int)
         if isinstance(v, bool) or not isinstance(v, int if is_int else (int, float)):
@@ -414,11 +416,14 @@ class SelectConfig(Settings):
     last_batch: int | None = setting(
         None, "end of the decoded batches (clips the following windows)", check=positive_int
     )
-    window: list[int] | None = setting(None, "[start, end): the batches rewritten (default: [c-K, c))")
+    window: list[int] | None = setting(
+        None, "[start, end): the batches rewritten (default: [c-K, c))", check=nonneg_int
+    )
     extras_window: list[int] | None = setting(
         None,
         "[start, end): extra / added documents' window, its end the checkpoint J is learned at"
         " (default: the window after the window; rm_occ: the two after it, clipped to last_batch)",
+        check=nonneg_int,
     )
 
 
@@ -515,7 +520,7 @@ class InterventionConfig(Settings):
     # windows of any length (the paper's 7B runs: window [2000, 2150), evaluated at 2150, extras
     # from [2150, 3000)); None: today's K-step windows (intervene.layout)
     window: list[int] | None = setting(
-        None, "[start, end): the batches rewritten (default: window(c) = [c - K, c))"
+        None, "[start, end): the batches rewritten (default: window(c) = [c - K, c))", check=nonneg_int
     )
     start_checkpoint: int | None = setting(
         None,
@@ -532,6 +537,7 @@ class InterventionConfig(Settings):
         "[start, end): where extra (rm_coocc, rm_occ) or added (add_coocc) documents, or a mapping's"
         " source documents, come from; its end is the checkpoint J is learned at (default: the"
         " window after the window; rm_occ: the two after it)",
+        check=nonneg_int,
     )
 
     def __post_init__(self) -> None:
