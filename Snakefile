@@ -10,7 +10,6 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/plan.smk"
-include: "workflow/rules/resources.smk"
 include: "workflow/rules/world.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/data_order.smk"
@@ -20,7 +19,7 @@ include: "workflow/rules/pararel.smk"
 include: "workflow/rules/train.smk"
 
 
-if RELEASED and not config["train"]["original"]:
+if W.released and not config["train"]["original"]:
 
     include: "workflow/rules/released.smk"
 

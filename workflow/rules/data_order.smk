@@ -5,7 +5,7 @@
 rule data_order:
     input:
         train_config=layout.train_config_path(config),
-        data=data_inputs(),
+        data=W.data_inputs(),
     output:
         order=f"{DATA_DIR}/global_indices.npy",
         manifest=f"{DATA_DIR}/data_files.tsv",
@@ -16,7 +16,7 @@ rule data_order:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=attempt_times(8000),
+        mem_mb=W.attempt_times(8000),
     params:
         world_size=config["data"]["world_size"],
         loader=config["data"].get("loader", "olmo"),

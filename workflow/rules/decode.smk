@@ -6,8 +6,8 @@ rule decode:
         train_config=layout.train_config_path(config),
         order=f"{DATA_DIR}/global_indices.npy",
         manifest=f"{DATA_DIR}/data_files.tsv",
-        tokenizer=tokenizer_input(),
-        data=data_inputs(),
+        tokenizer=W.tokenizer_input(),
+        data=W.data_inputs(),
     output:
         directory(f"{BATCHES_DIR}/{{group}}"),
     log:
@@ -17,11 +17,11 @@ rule decode:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("decode", "mem_mb"),
-        runtime=fitted("decode", "runtime"),
+        mem_mb=W.fitted("decode", "mem_mb"),
+        runtime=W.fitted("decode", "runtime"),
     params:
-        tokenizer=get_tokenizer,
-        group=get_group_number,
+        tokenizer=W.tokenizer,
+        group=W.group_number,
         settings=wargs.decode_settings(config),
         world_size=config["data"]["world_size"],
     shell:

@@ -4,7 +4,7 @@
 rule doc_info:
     input:
         batches=f"{BATCHES_DIR}/{{group}}",
-        tokenizer=tokenizer_input(),
+        tokenizer=W.tokenizer_input(),
     output:
         f"{DOC_INFO_DIR}/{{group}}.npy",
     log:
@@ -14,10 +14,10 @@ rule doc_info:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("doc_info", "mem_mb"),
-        runtime=fitted("doc_info", "runtime"),
+        mem_mb=W.fitted("doc_info", "mem_mb"),
+        runtime=W.fitted("doc_info", "runtime"),
     params:
-        tokenizer=get_tokenizer,
+        tokenizer=W.tokenizer,
     shell:
         "intervene doc-info --group-dir {input.batches} --tokenizer {params.tokenizer}"
         " --out {output} --check-text > {log} 2>&1"

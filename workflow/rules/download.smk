@@ -14,7 +14,7 @@ rule download:
     resources:
         runtime=24 * 60,
     params:
-        settings=get_download_settings,
+        settings=W.download_settings,
     shell:
         "intervene download --train-config {input} --settings {params.settings}"
         " --shard {wildcards.shard} --manifest {output} > {log} 2>&1"

@@ -5,14 +5,10 @@
 rule effect:
     input:
         intervention="results/eval/reruns/{name}/labels.npz",
-        control=get_control_labels,
-        targets=get_effect_targets,
+        control=W.control_labels,
+        targets=W.effect_targets,
         batches="results/interventions/{name}/batches",
-        replay=(
-            [f"{TRAIN_DIR}/replay_check.json"]
-            if config["train"]["replay_check"]
-            else []
-        ),
+        replay=W.replay_report(),
     output:
         json="results/report/{name}/effect.json",
         png=report(
@@ -24,13 +20,13 @@ rule effect:
     log:
         "logs/report/{name}_effect.log",
     wildcard_constraints:
-        name="|".join(INTERVENTIONS) or "no-intervention",
+        name=W.intervention_names,
     localrule: True
     conda:
         "../envs/intervene.yaml"
     params:
-        settings=get_effect_settings,
-        replay=get_replay_flag,
+        settings=W.effect_settings,
+        replay=W.replay_flag,
     shell:
         "intervene effect --settings {params.settings}"
         " --intervention-labels {input.intervention} --control-labels {input.control}"
@@ -40,8 +36,8 @@ rule effect:
 
 rule report:
     input:
-        effects=expand("results/report/{name}/effect.json", name=INTERVENTIONS),
-        figures=expand("results/report/{name}/effect.png", name=INTERVENTIONS),
+        effects=expand("results/report/{name}/effect.json", name=W.interventions),
+        figures=expand("results/report/{name}/effect.png", name=W.interventions),
     output:
         md="results/report/summary.md",
         html=report(
@@ -61,7 +57,7 @@ rule report:
     conda:
         "../envs/intervene.yaml"
     params:
-        figures=get_figure_args,
+        figures=W.figure_args,
     shell:
         "intervene report --effects {input.effects} {params.figures} --out-md {output.md}"
         " --out-html {output.html} --out-png {output.png} --out-headline {output.headline}"

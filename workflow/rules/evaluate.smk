@@ -5,7 +5,7 @@
 
 rule evaluate:
     input:
-        unpack(get_original_run),
+        unpack(W.original_run),
         pararel=PARAREL_BUILT,
     output:
         directory("results/eval/original/step{step}"),
@@ -18,10 +18,10 @@ rule evaluate:
     conda:
         "../envs/intervene.yaml"
     resources:
-        gpu=eval_gpus(EVAL),
+        gpu=W.eval_gpus(W.eval),
     params:
-        model=get_eval_model,
-        settings=get_eval_settings,
+        model=W.eval_model,
+        settings=W.eval_settings,
     shell:
         "intervene eval --model {params.model} --settings {params.settings} --out {output} > {log} 2>&1"
 
@@ -37,8 +37,8 @@ rule labels:
     conda:
         "../envs/intervene.yaml"
     params:
-        evals=get_original_evals,
-        settings=get_eval_settings,
+        evals=W.original_evals,
+        settings=W.eval_settings,
     shell:
         "intervene labels --evals {params.evals} --settings {params.settings} --out {output} > {log} 2>&1"
 
@@ -100,7 +100,7 @@ rule eval_plots:
     conda:
         "../envs/intervene.yaml"
     params:
-        tasks=EVAL_TASKS,
+        tasks=W.eval_tasks,
     shell:
         "intervene eval-plots --labels {input.labels} --learned-json {input.learned}"
         " --eval-dir {input.first} --tasks {params.tasks}"
@@ -109,7 +109,7 @@ rule eval_plots:
 
 rule evaluate_rerun:
     input:
-        get_rerun_trained,
+        W.rerun_trained,
         pararel=PARAREL_BUILT,
     output:
         directory("results/eval/reruns/{run}/run{r}"),
@@ -118,33 +118,33 @@ rule evaluate_rerun:
     benchmark:
         "results/benchmarks/eval/reruns/{run}/run{r}.tsv"
     wildcard_constraints:
-        run=RERUN_NAMES,
+        run=W.rerun_names,
         r=r"\d+",
     conda:
         "../envs/intervene.yaml"
     resources:
-        gpu=eval_gpus(EVAL),
+        gpu=W.eval_gpus(W.eval),
     params:
-        model=get_rerun_model,
-        settings=get_eval_settings,
+        model=W.rerun_model,
+        settings=W.eval_settings,
     shell:
         "intervene eval --model {params.model} --settings {params.settings} --out {output} > {log} 2>&1"
 
 
 rule rerun_labels:
     input:
-        get_rerun_evals,
+        W.rerun_evals,
     output:
         "results/eval/reruns/{run}/labels.npz",
     log:
         "logs/eval/reruns/{run}/labels.log",
     wildcard_constraints:
-        run=RERUN_NAMES,
+        run=W.rerun_names,
     localrule: True
     conda:
         "../envs/intervene.yaml"
     params:
-        runs=get_rerun_label_args,
-        settings=get_eval_settings,
+        runs=W.rerun_label_args,
+        settings=W.eval_settings,
     shell:
         "intervene labels {params.runs} --settings {params.settings} --out {output} > {log} 2>&1"

@@ -21,7 +21,7 @@ rule accuracy_grid:
     conda:
         "../envs/intervene.yaml"
     params:
-        tasks=EVAL_TASKS,
+        tasks=W.eval_tasks,
     shell:
         "intervene accuracy-grid --labels {input.labels} --eval-dir {input.first}"
         " --tasks {params.tasks} --out {output} > {log} 2>&1"
@@ -45,7 +45,7 @@ rule learned_cooccurrence:
     conda:
         "../envs/intervene.yaml"
     params:
-        relations=RELATIONS,
+        relations=W.relations,
     shell:
         "intervene learned-cooccurrence --learned {input.learned} --pair-doc {input.pair_doc}"
         " --group-dirs {input.batches} --doc-info {input.doc_info}"
@@ -56,7 +56,7 @@ rule docs_per_instance:
     input:
         doc_idxs="results/interventions/{name}/doc_idxs.npz",
         learned="results/eval/original/learned.npz",
-        matrices=lambda w: figw.docs_matrices(config, w.name),
+        matrices=W.docs_matrices,
         batches="results/interventions/{name}/batches",
     output:
         png=report(
@@ -69,13 +69,13 @@ rule docs_per_instance:
     log:
         "logs/report/{name}_docs_per_instance.log",
     wildcard_constraints:
-        name=names_of(*figw.SELECTIONS, none="no-selection"),
+        name=W.names_of(*figw.SELECTIONS, none="no-selection"),
     localrule: True
     conda:
         "../envs/intervene.yaml"
     params:
-        relations=RELATIONS,
-        terms=lambda w: figw.docs_terms_args(config, w.name),
+        relations=W.relations,
+        terms=W.docs_terms,
     shell:
         "intervene docs-per-instance --doc-idxs {input.doc_idxs} --learned {input.learned}"
         " --matrices {input.matrices} --relations {params.relations} {params.terms}"

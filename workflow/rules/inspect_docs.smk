@@ -14,26 +14,22 @@ rule inspect_docs:
 rule top_docs:
     input:
         scores="results/interventions/{name}/scores_{side}.npz",
-        batches=lambda w: iw.side_files(
-            config, f"{BATCHES_DIR}/{{group}}", w.name, w.side
-        ),
-        doc_info=lambda w: iw.side_files(
-            config, f"{DOC_INFO_DIR}/{{group}}.npy", w.name, w.side
-        ),
-        targets=get_learned_targets,
-        pararel=PARAREL,
+        batches=W.top_docs_batches,
+        doc_info=W.top_docs_doc_info,
+        targets=W.learned_targets,
+        pararel=W.pararel,
     output:
         "results/inspect/{name}/top_docs_{side}.jsonl",
     log:
         "logs/inspect/{name}/top_docs_{side}.log",
     wildcard_constraints:
-        name=names_of(*layout.MAPPING_STRATEGIES, none="no-mapping"),
+        name=W.names_of(*layout.MAPPING_STRATEGIES, none="no-mapping"),
         side="target|source",
     conda:
         "../envs/intervene.yaml"
     params:
-        window=lambda w: iw.window(config, w.name, w.side),
-        instances=lambda w: iw.instance_args(config, w.name),
+        window=W.top_docs_window,
+        instances=W.top_docs_instances,
         settings=iw.settings_word(config, "top_docs"),
     shell:
         "set -- {params.window}; intervene top-docs --scores {input.scores} --group-dirs {input.batches}"
@@ -53,7 +49,7 @@ if iw.relevance_enabled(config):
         log:
             "logs/inspect/{name}/relevance_{side}.log",
         wildcard_constraints:
-            name=names_of(*layout.MAPPING_STRATEGIES, none="no-mapping"),
+            name=W.names_of(*layout.MAPPING_STRATEGIES, none="no-mapping"),
             side="target|source",
         conda:
             "../envs/intervene.yaml"

@@ -10,8 +10,8 @@ rule inspect_step:
         train_config=layout.train_config_path(config),
         order=f"{DATA_DIR}/global_indices.npy",
         manifest=f"{DATA_DIR}/data_files.tsv",
-        tokenizer=tokenizer_input(),
-        data=data_inputs(),
+        tokenizer=W.tokenizer_input(),
+        data=W.data_inputs(),
     output:
         "results/inspect/steps/step{steps}.{fmt}",
     log:
@@ -22,9 +22,9 @@ rule inspect_step:
     conda:
         "../envs/intervene.yaml"
     params:
-        tokenizer=get_tokenizer,
+        tokenizer=W.tokenizer,
         # step{A} or step{A}-{B}
-        steps=lambda w: f"--step {w.steps.split('-')[0]} --to-step {w.steps.split('-')[-1]}",
+        steps=W.inspect_steps,
         world_size=config["data"]["world_size"],
         # side-cars as memory-mapped indexes, built on first use (a cache, not an output)
         cache="results/inspect/sidecar_index",
@@ -39,7 +39,7 @@ rule inspect_document:
         train_config=layout.train_config_path(config),
         order=f"{DATA_DIR}/global_indices.npy",
         manifest=f"{DATA_DIR}/data_files.tsv",
-        data=data_inputs(),
+        data=W.data_inputs(),
     output:
         "results/inspect/documents/{document}.jsonl",
     log:

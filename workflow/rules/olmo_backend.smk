@@ -1,7 +1,7 @@
 # Re-runs with the user's checkout of the paper's OLMo fork (train.backend: olmo): every run r of
 # every re-run (interventions and controls) is one training in the fork over the window's raw token
 # memmaps, from the window's first checkpoint in OLMo's unsharded format, converted to HF; rule
-# `evaluate_rerun` evaluates the HF folder (get_rerun_trained) as it does the built-in trainer's.
+# `evaluate_rerun` evaluates the HF folder (W.rerun_trained) as it does the built-in trainer's.
 # Data: an intervention's rewritten window (rule `memmap`), a control's unmodified window (rule
 # `control_memmap`). Start: the released checkpoint (rule `fetch_released`) or train.olmo.checkpoints.
 
@@ -9,7 +9,7 @@
 rule control_memmap:
     input:
         data_list="results/reruns/control_{first}_{last}/data_list.txt",
-        batches=get_control_groups,
+        batches=W.control_groups,
     output:
         directory("results/olmo/control_{first}_{last}/memmap"),
     log:
@@ -20,31 +20,31 @@ rule control_memmap:
     conda:
         "../envs/intervene.yaml"
     params:
-        listed=get_list_dir,
+        listed=W.list_dir,
     shell:
         "intervene memmap --batches-dir {params.listed} --out-dir {output} > {log} 2>&1"
 
 
 rule olmo_rerun_config:
     input:
-        base=get_olmo_base_config(),
-        memmap=get_olmo_memmap,
-        start=get_olmo_start,
+        base=W.olmo_base_config(),
+        memmap=W.olmo_memmap,
+        start=W.olmo_start,
     output:
         "results/olmo/{run}/run{r}/config.yaml",
     log:
         "logs/olmo/{run}/run{r}/config.log",
     wildcard_constraints:
-        run=RERUN_NAMES,
+        run=W.rerun_names,
         r=r"\d+",
     localrule: True
     conda:
         "../envs/intervene.yaml"
     params:
-        load_path=get_olmo_load_path,
-        steps=get_rerun_steps,
-        save_folder=get_olmo_save_folder,
-        max_duration=get_olmo_max_duration_flag(),
+        load_path=W.olmo_load_path,
+        steps=W.rerun_steps,
+        save_folder=W.olmo_save_folder,
+        max_duration=W.olmo_max_duration_flag(),
     shell:
         "intervene olmo-config --base-config {input.base} --data-list {input.memmap}/data_list.txt"
         " --run-name {wildcards.run}/run{wildcards.r} --load-path {params.load_path}"
@@ -64,16 +64,16 @@ rule olmo_rerun:
     benchmark:
         "results/benchmarks/olmo/{run}/run{r}.tsv"
     wildcard_constraints:
-        run=RERUN_NAMES,
+        run=W.rerun_names,
         r=r"\d+",
     conda:
         "../envs/olmo.yaml"
     threads: 16
     resources:
-        gpu=OLMO.get("nproc", 1),
+        gpu=W.olmo.get("nproc", 1),
         runtime=24 * 60,
     params:
-        cmd=get_olmo_train_command,
+        cmd=W.olmo_train_command,
     shell:
         "({params.cmd}) > {log} 2>&1"
 
@@ -86,11 +86,11 @@ rule olmo_convert:
     log:
         "logs/olmo/{run}/run{r}/convert.log",
     wildcard_constraints:
-        run=RERUN_NAMES,
+        run=W.rerun_names,
         r=r"\d+",
     conda:
         "../envs/olmo.yaml"
     params:
-        cmd=get_olmo_convert_command,
+        cmd=W.olmo_convert_command,
     shell:
         "({params.cmd}) > {log} 2>&1"

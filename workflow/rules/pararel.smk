@@ -5,14 +5,14 @@
 
 PARAREL_HUB = layout.pararel_hub(config)
 # What evaluations wait for: the datasets this rule writes, else nothing (the DAG is unchanged).
-PARAREL_BUILT = [PARAREL] if PARAREL_HUB else []
+PARAREL_BUILT = [W.pararel] if PARAREL_HUB else []
 
 if PARAREL_HUB:
 
     rule pararel:
         output:
-            data=directory(PARAREL),
-            terms=directory(TERMS_DIR),
+            data=directory(W.pararel),
+            terms=directory(W.terms_dir),
         log:
             "logs/pararel.log",
         localrule: True

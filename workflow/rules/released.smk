@@ -13,9 +13,9 @@ rule fetch_released:
     conda:
         "../envs/intervene.yaml"
     resources:
-        runtime=attempt_times(240),
+        runtime=W.attempt_times(240),
     params:
-        url=get_checkpoint_url,
+        url=W.checkpoint_url,
     shell:
         "intervene fetch-checkpoint --url {params.url} --out {output} > {log} 2>&1"
 
@@ -33,7 +33,7 @@ rule import_released:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=attempt_times(256000),
+        mem_mb=W.attempt_times(256000),
     shell:
         "intervene import-olmo --olmo-dir {input.checkpoint} --out {output}"
         " --train-config {input.train_config} > {log} 2>&1"

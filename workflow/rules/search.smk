@@ -1,10 +1,10 @@
 # Matching documents to instances: one-pass term search per batch group, term / pair matrices,
-# BM25 scores of the ParaRel instances against a group's documents; dense embeddings and similarity.
+# W.bm25 scores of the ParaRel instances against a group's documents; dense embeddings and similarity.
 
 
 rule term_vocab:
     input:
-        terms=term_files(),
+        terms=W.term_files(),
     output:
         "results/search/terms.txt",
     log:
@@ -13,8 +13,8 @@ rule term_vocab:
     conda:
         "../envs/intervene.yaml"
     params:
-        terms_dir=get_terms_dir,
-        relations=RELATIONS,
+        terms_dir=W.terms_dir_of,
+        relations=W.relations,
     shell:
         "intervene term-vocab --terms-dir {params.terms_dir} --relations {params.relations}"
         " --out {output} > {log} 2>&1"
@@ -34,10 +34,10 @@ rule search:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("search", "mem_mb"),
-        runtime=fitted("search", "runtime"),
+        mem_mb=W.fitted("search", "mem_mb"),
+        runtime=W.fitted("search", "runtime"),
     params:
-        mode=MATCH["mode"],
+        mode=W.match["mode"],
     shell:
         "intervene search --group-dir {input.batches} --doc-info {input.doc_info} --terms {input.terms}"
         " --mode {params.mode} --out {output} > {log} 2>&1"
@@ -47,7 +47,7 @@ rule term_doc:
     input:
         occ="results/search/occurrences/{group}.npz",
         terms="results/search/terms.txt",
-        terms_dir=TERMS_DIR,
+        terms_dir=W.terms_dir,
     output:
         directory("results/search/term_doc/{group}"),
     log:
@@ -57,10 +57,10 @@ rule term_doc:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("term_doc", "mem_mb"),
-        runtime=fitted("term_doc", "runtime"),
+        mem_mb=W.fitted("term_doc", "mem_mb"),
+        runtime=W.fitted("term_doc", "runtime"),
     params:
-        relations=RELATIONS,
+        relations=W.relations,
     shell:
         "intervene term-doc --occurrences {input.occ} --terms {input.terms} --terms-dir {input.terms_dir}"
         " --relations {params.relations} --out-dir {output} > {log} 2>&1"
@@ -70,8 +70,8 @@ rule pair_doc:
     input:
         occ="results/search/occurrences/{group}.npz",
         terms="results/search/terms.txt",
-        terms_dir=TERMS_DIR,
-        pararel=PARAREL,
+        terms_dir=W.terms_dir,
+        pararel=W.pararel,
     output:
         directory("results/search/pair_doc/{group}"),
     log:
@@ -81,10 +81,10 @@ rule pair_doc:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("pair_doc", "mem_mb"),
-        runtime=fitted("pair_doc", "runtime"),
+        mem_mb=W.fitted("pair_doc", "mem_mb"),
+        runtime=W.fitted("pair_doc", "runtime"),
     params:
-        relations=RELATIONS,
+        relations=W.relations,
     shell:
         "intervene pair-doc --occurrences {input.occ} --terms {input.terms} --terms-dir {input.terms_dir}"
         " --relations {params.relations} --pararel {input.pararel} --out-dir {output} > {log} 2>&1"
@@ -93,7 +93,7 @@ rule pair_doc:
 rule bm25:
     input:
         batches=f"{BATCHES_DIR}/{{group}}",
-        pararel=PARAREL,
+        pararel=W.pararel,
     output:
         "results/search/bm25/{group}.npz",
     log:
@@ -103,14 +103,14 @@ rule bm25:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("bm25", "mem_mb"),
-        runtime=fitted("bm25", "runtime"),
+        mem_mb=W.fitted("bm25", "mem_mb"),
+        runtime=W.fitted("bm25", "runtime"),
     params:
-        relations=RELATIONS,
-        query=BM25["query"],
-        method=BM25["method"],
-        tokenizer=BM25["tokenizer"],
-        k=BM25["k"],
+        relations=W.relations,
+        query=W.bm25["query"],
+        method=W.bm25["method"],
+        tokenizer=W.bm25["tokenizer"],
+        k=W.bm25["k"],
     shell:
         "intervene bm25 --group-dirs {input.batches} --pararel {input.pararel} --relations {params.relations}"
         " --query {params.query} --method {params.method} --tokenizer {params.tokenizer} --k {params.k}"
@@ -129,14 +129,14 @@ rule encode_docs:
     conda:
         "../envs/intervene.yaml"
     resources:
-        gpu=eval_gpus(DENSE),
+        gpu=W.eval_gpus(W.dense),
     params:
-        model=DENSE["ctx_model"],
-        kind="dpr_ctx" if DPR else "mean",
-        device=DENSE_DEVICE,
+        model=W.dense["ctx_model"],
+        kind="dpr_ctx" if W.dpr else "mean",
+        device=W.dense["device"],
         # a group holds millions of documents: compiling (about a minute) pays on a GPU (the
         # resolved default: on with a cuda device)
-        compile="--compile" if DENSE["compile"] else "",
+        compile="--compile" if W.dense["compile"] else "",
     shell:
         "intervene encode --model {params.model} --kind {params.kind} --group-dir {input.batches}"
         " --device {params.device} {params.compile} --out {output} > {log} 2>&1"
@@ -144,7 +144,7 @@ rule encode_docs:
 
 rule encode_instances:
     input:
-        pararel=PARAREL,
+        pararel=W.pararel,
     output:
         "results/search/dense/instances.npy",
     log:
@@ -152,13 +152,13 @@ rule encode_instances:
     conda:
         "../envs/intervene.yaml"
     resources:
-        gpu=eval_gpus(DENSE),
+        gpu=W.eval_gpus(W.dense),
     params:
-        model=DENSE["question_model"],
-        kind="dpr_question" if DPR else "mean",
-        relations=RELATIONS,
-        query=DENSE["query"],
-        device=DENSE_DEVICE,
+        model=W.dense["question_model"],
+        kind="dpr_question" if W.dpr else "mean",
+        relations=W.relations,
+        query=W.dense["query"],
+        device=W.dense["device"],
     shell:
         "intervene encode --model {params.model} --kind {params.kind} --pararel {input.pararel}"
         " --relations {params.relations} --query {params.query} --device {params.device}"
@@ -168,7 +168,7 @@ rule encode_instances:
 rule similarity:
     input:
         queries="results/search/dense/instances.npy",
-        docs=expand("results/search/dense/docs/{group}.npy", group=DENSE["groups"]),
+        docs=expand("results/search/dense/docs/{group}.npy", group=W.dense["groups"]),
     output:
         "results/search/dense/similarity.npz",
     log:
@@ -176,8 +176,8 @@ rule similarity:
     conda:
         "../envs/intervene.yaml"
     params:
-        k=DENSE["k"],
-        device=DENSE_DEVICE,
+        k=W.dense["k"],
+        device=W.dense["device"],
     shell:
         "intervene similarity --queries {input.queries} --docs {input.docs} --k {params.k}"
         " --device {params.device} --out {output} > {log} 2>&1"

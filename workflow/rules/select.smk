@@ -5,10 +5,10 @@
 
 rule select:
     input:
-        unpack(get_select_inputs),
+        unpack(W.select_inputs),
         learned="results/eval/original/learned.npz",
-        terms_dir=TERMS_DIR,
-        pararel=PARAREL,
+        terms_dir=W.terms_dir,
+        pararel=W.pararel,
     output:
         "results/interventions/{name}/doc_idxs.npz",
     log:
@@ -16,15 +16,15 @@ rule select:
     benchmark:
         "results/benchmarks/interventions/{name}_select.tsv"
     wildcard_constraints:
-        name=names_of(*layout.SELECTION_STRATEGIES, none="no-selection"),
+        name=W.names_of(*layout.SELECTION_STRATEGIES, none="no-selection"),
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("select", "mem_mb"),
-        runtime=fitted("select", "runtime"),
+        mem_mb=W.fitted("select", "mem_mb"),
+        runtime=W.fitted("select", "runtime"),
     params:
-        settings=get_select_settings,
-        relations=RELATIONS,
+        settings=W.select_settings,
+        relations=W.relations,
     shell:
         "intervene select --settings {params.settings} --learned {input.learned}"
         " --pair-doc {input.pair_doc} --term-doc {input.term_doc} --group-dirs {input.batches}"
@@ -34,9 +34,9 @@ rule select:
 
 rule bm25_window:
     input:
-        unpack(get_side_inputs),
-        targets=get_learned_targets,
-        pararel=PARAREL,
+        unpack(W.side_inputs),
+        targets=W.learned_targets,
+        pararel=W.pararel,
     output:
         "results/interventions/{name}/scores_{side}.npz",
     log:
@@ -44,19 +44,19 @@ rule bm25_window:
     benchmark:
         "results/benchmarks/interventions/{name}_scores_{side}.tsv"
     wildcard_constraints:
-        name=names_of("bm25_mapping", none="no-mapping"),
+        name=W.names_of("bm25_mapping", none="no-mapping"),
         side="target|source",
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("bm25_window", "mem_mb"),
-        runtime=fitted("bm25_window", "runtime"),
+        mem_mb=W.fitted("bm25_window", "mem_mb"),
+        runtime=W.fitted("bm25_window", "runtime"),
     params:
-        window=get_window_flags,
-        tasks=EVAL_TASKS,
-        sources=" ".join(source_flags()),
-        datasets=get_datasets_flag,
-        query=get_window_query,
+        window=W.window_flags,
+        tasks=W.eval_tasks,
+        sources=W.source_flags,
+        datasets=W.datasets_flag,
+        query=W.window_query,
     shell:
         "intervene bm25-window --group-dirs {input.batches} --doc-info {input.doc_info} {params.window}"
         " --tasks {params.tasks} {params.sources} --instances {input.targets} {params.datasets}"
@@ -65,29 +65,29 @@ rule bm25_window:
 
 rule dense_window:
     input:
-        unpack(get_side_inputs),
-        targets=get_learned_targets,
+        unpack(W.side_inputs),
+        targets=W.learned_targets,
     output:
         "results/interventions/{name}/scores_{side}.npz",
     log:
         "logs/interventions/{name}/scores_{side}.log",
     wildcard_constraints:
-        name=names_of("dense_mapping", none="no-dense-mapping"),
+        name=W.names_of("dense_mapping", none="no-dense-mapping"),
         side="target|source",
     conda:
         "../envs/intervene.yaml"
     resources:
-        gpu=eval_gpus(DENSE),
+        gpu=W.eval_gpus(W.dense),
     params:
-        window=get_window_flags,
-        model=DENSE["question_model"],
-        kind="dpr_question" if DPR else "mean",
-        tasks=EVAL_TASKS,
-        sources=" ".join(source_flags()),
-        datasets=get_datasets_flag,
-        query=get_window_query,
-        k=DENSE["k"],
-        device=DENSE_DEVICE,
+        window=W.window_flags,
+        model=W.dense["question_model"],
+        kind="dpr_question" if W.dpr else "mean",
+        tasks=W.eval_tasks,
+        sources=W.source_flags,
+        datasets=W.datasets_flag,
+        query=W.window_query,
+        k=W.dense["k"],
+        device=W.dense["device"],
     shell:
         "intervene dense-window --doc-embeddings {input.docs} --group-dirs {input.batches}"
         " --doc-info {input.doc_info} {params.window} --question-model {params.model}"
@@ -98,7 +98,7 @@ rule dense_window:
 
 rule mapping:
     input:
-        unpack(get_mapping_inputs),
+        unpack(W.mapping_inputs),
         target="results/interventions/{name}/scores_target.npz",
         source="results/interventions/{name}/scores_source.npz",
     output:
@@ -108,17 +108,17 @@ rule mapping:
     benchmark:
         "results/benchmarks/interventions/{name}_mapping.tsv"
     wildcard_constraints:
-        name=names_of(*layout.MAPPING_STRATEGIES, none="no-mapping"),
+        name=W.names_of(*layout.MAPPING_STRATEGIES, none="no-mapping"),
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("mapping", "mem_mb"),
-        runtime=fitted("mapping", "runtime"),
+        mem_mb=W.fitted("mapping", "mem_mb"),
+        runtime=W.fitted("mapping", "runtime"),
     params:
-        target=get_mapping_window("target"),
-        source=get_mapping_window("source"),
-        settings=get_intervention_settings("map_settings"),
-        counts=get_mapping_count_flags,
+        target=W.mapping_window("target"),
+        source=W.mapping_window("source"),
+        settings=W.intervention_settings("map_settings"),
+        counts=W.mapping_count_flags,
     shell:
         "intervene map-docs --target-scores {input.target} --source-scores {input.source}"
         " --group-dirs {input.batches} --doc-info {input.doc_info}"

@@ -4,9 +4,9 @@
 
 rule swap:
     input:
-        unpack(get_swap_inputs),
-        indices=get_indices,
-        tokenizer=tokenizer_input(),
+        unpack(W.swap_inputs),
+        indices=W.indices,
+        tokenizer=W.tokenizer_input(),
     output:
         directory("results/interventions/{name}/batches"),
     log:
@@ -16,11 +16,11 @@ rule swap:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("swap", "mem_mb"),
-        runtime=fitted("swap", "runtime"),
+        mem_mb=W.fitted("swap", "mem_mb"),
+        runtime=W.fitted("swap", "runtime"),
     params:
-        settings=get_intervention_settings("swap_settings"),
-        tokenizer=get_tokenizer,
+        settings=W.intervention_settings("swap_settings"),
+        tokenizer=W.tokenizer,
     shell:
         "intervene swap --indices {input.indices} --group-dirs {input.batches}"
         " --doc-info {input.doc_info} --settings {params.settings}"
@@ -39,8 +39,8 @@ rule memmap:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=fitted("memmap", "mem_mb"),
-        runtime=fitted("memmap", "runtime"),
+        mem_mb=W.fitted("memmap", "mem_mb"),
+        runtime=W.fitted("memmap", "runtime"),
     shell:
         "intervene memmap --batches-dir {input} --out-dir {output} > {log} 2>&1"
 
@@ -53,7 +53,7 @@ rule intervention_list:
     log:
         "logs/reruns/{name}_list.log",
     wildcard_constraints:
-        name=UNPADDED_NAMES,
+        name=W.unpadded_names,
     localrule: True
     conda:
         "../envs/intervene.yaml"
@@ -66,20 +66,20 @@ rule intervention_list:
 rule padded_intervention_list:
     input:
         swapped="results/interventions/{name}/batches",
-        before=get_padding_groups("before"),
-        after=get_padding_groups("after"),
+        before=W.padding_groups("before"),
+        after=W.padding_groups("after"),
     output:
         "results/reruns/{name}/data_list.txt",
     log:
         "logs/reruns/{name}_list.log",
     wildcard_constraints:
-        name="|".join(layout.padded_names(config)) or "no-padded-intervention",
+        name=W.padded_names,
     localrule: True
     conda:
         "../envs/intervene.yaml"
     params:
-        lists=get_padding_lists,
-        parts=get_padding_parts,
+        lists=W.padding_lists,
+        parts=W.padding_parts,
     shell:
         "({params.lists}"
         " sed 's|^|../../interventions/{wildcards.name}/batches/|' {input.swapped}/data_list.txt"

@@ -9,7 +9,7 @@ rule pretrain_original:
         train_config=layout.train_config_path(config),
         order=f"{DATA_DIR}/global_indices.npy",
         manifest=f"{DATA_DIR}/data_files.tsv",
-        data=data_inputs(),
+        data=W.data_inputs(),
     output:
         protect_original(f"{TRAIN_DIR}/original/summary.json"),
     log:
@@ -20,12 +20,12 @@ rule pretrain_original:
         "../envs/intervene.yaml"
     threads: 2
     resources:
-        **get_train_resources(),
-        runtime=attempt_times(240),
-        mem_mb=attempt_times(8000),
+        **W.train_resources,
+        runtime=W.attempt_times(240),
+        mem_mb=W.attempt_times(8000),
     params:
-        out=get_output_dir,
-        launcher=TRAIN_LAUNCHER,
+        out=W.output_dir,
+        launcher=W.train_launcher,
         settings=wargs.original_train_settings(config),
     shell:
         "{params.launcher} train --train-config {input.train_config} --order {input.order}"
@@ -36,7 +36,7 @@ rule replay_check:
     input:
         train_config=layout.train_config_path(config),
         original=f"{TRAIN_DIR}/original/summary.json",
-        batches=replay_inputs(),
+        batches=W.replay_inputs(),
     output:
         report=report(
             f"{TRAIN_DIR}/replay_check.json",
@@ -54,8 +54,8 @@ rule replay_check:
     resources:
         gpu=wargs.gpus_of(config["train"]["device"]),
     params:
-        original=get_original_dir,
-        settings=get_replay_settings,
+        original=W.original_dir,
+        settings=W.replay_settings,
         device=config["train"]["device"],
     shell:
         "intervene replay-check --train-config {input.train_config} --original {params.original}"
@@ -65,7 +65,7 @@ rule replay_check:
 
 rule control_list:
     input:
-        batches=get_control_groups,
+        batches=W.control_groups,
     output:
         "results/reruns/control_{first}_{last}/data_list.txt",
     log:
@@ -85,7 +85,7 @@ rule pretrain_rerun:
     input:
         train_config=layout.train_config_path(config),
         data_list="results/reruns/{run}/data_list.txt",
-        start=get_rerun_start,
+        start=W.rerun_start,
     output:
         "results/reruns/{run}/run{r}/summary.json",
     log:
@@ -93,19 +93,19 @@ rule pretrain_rerun:
     benchmark:
         "results/benchmarks/reruns/{run}/run{r}.tsv"
     wildcard_constraints:
-        run=RERUN_NAMES,
+        run=W.rerun_names,
         r=r"\d+",
     conda:
         "../envs/intervene.yaml"
     threads: 2
     resources:
-        **get_train_resources(),
-        runtime=attempt_times(240),
-        mem_mb=attempt_times(8000),
+        **W.train_resources,
+        runtime=W.attempt_times(240),
+        mem_mb=W.attempt_times(8000),
     params:
-        out=get_output_dir,
-        launcher=TRAIN_LAUNCHER,
-        settings=get_rerun_settings,
+        out=W.output_dir,
+        launcher=W.train_launcher,
+        settings=W.rerun_settings,
     shell:
         "{params.launcher} train --train-config {input.train_config} --data-list {input.data_list}"
         " --settings {params.settings} --out {params.out} > {log} 2>&1"

@@ -22,7 +22,7 @@ rule world:
     conda:
         "../envs/intervene.yaml"
     params:
-        out=get_output_dir,
+        out=W.output_dir,
         spec=wargs.world_spec(config),
     shell:
         "intervene world --out {params.out} --spec-json {params.spec} > {log} 2>&1"
