@@ -42,6 +42,45 @@ def olmo_loss(
     return ce + z, ce, z
 
 
+def olmo_core_loss_divisor(input_ids: torch.Tensor, instance_mask: torch.Tensor | None = None) -> int:
+    """What OLMo-core divides a rank's summed losses by (``TransformerTrainModule.train_batch``:
+    ``batch_num_tokens_for_loss``): the device batch's labels that are not ignored (``L - 1`` per
+    instance: the last position's label is padding), plus ``L`` for every instance the instance filter
+    masked (OLMo-core counts those tokens as zero-loss tokens). OLMo divides by ``input_ids.numel()``."""
+    n, seq = input_ids.shape
+    if instance_mask is None:
+        return n * (seq - 1)
+    masked = int((~instance_mask).sum())
+    return (n - masked) * (seq - 1) + masked * seq
+
+
+def olmo_core_loss(
+    logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    divisor: int,
+    *,
+    z_loss_multiplier: float | None,
+    instance_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(loss, ce, z) of one micro-batch as OLMo-core's ``TransformerTrainModule`` computes them
+    (ai2-olmo-core 2.4.0 ``data/utils.py`` ``get_labels``, ``nn/functional/cross_entropy_loss.py``,
+    ``nn/lm_head.py`` ``_finalize_loss``; read for the facts): labels are the inputs shifted left and
+    padded with -100 at the last position, the sums run over all ``B * L`` positions in that layout
+    (so CPU reductions add in its order), z-loss is ``z_loss_multiplier * logsumexp^2`` on labelled
+    positions, and ``loss = (ce_sum + z_sum) / divisor`` (``divisor``:
+    :func:`olmo_core_loss_divisor` of the whole device batch)."""
+    labels = input_ids.clone()
+    if instance_mask is not None:
+        labels.masked_fill_(~instance_mask.unsqueeze(-1), -100)
+    labels = F.pad(labels[..., 1:], (0, 1, 0, 0), value=-100).reshape(-1)
+    flat = logits.reshape(-1, logits.size(-1)).float()
+    ce_sum = F.cross_entropy(flat, labels, ignore_index=-100, reduction="sum")
+    if z_loss_multiplier is None:
+        return ce_sum / divisor, ce_sum.detach() / divisor, None
+    z_sum = z_loss_multiplier * (flat.logsumexp(-1).pow(2) * (labels != -100)).sum()
+    return (ce_sum + z_sum) / divisor, ce_sum.detach() / divisor, z_sum.detach() / divisor
+
+
 class _FusedLinearCE(torch.autograd.Function):
     """Cross-entropy + z-loss of ``hidden @ weight.T`` without materialising the logits.
 

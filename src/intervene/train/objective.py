@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from intervene.train.loss import fused_olmo_loss, olmo_loss
+from intervene.train.loss import fused_olmo_loss, olmo_core_loss, olmo_loss
 
 
 class OlmoObjective(nn.Module):
@@ -18,12 +18,34 @@ class OlmoObjective(nn.Module):
     (benchmarks/results/gpu_train_h100.md).
     """
 
-    def __init__(self, model: nn.Module, *, z_loss: bool, fused: bool = False, chunk: int = 4096):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        z_loss: bool,
+        fused: bool = False,
+        chunk: int = 4096,
+        olmo_core_z_loss: float | None = None,
+        olmo_core: bool = False,
+    ):
         super().__init__()
         self.model = model
         self.z_loss, self.fused, self.chunk = z_loss, fused, chunk
+        # re-runs of OLMo-core runs: its loss layout and z-loss multiplier (None: no z-loss)
+        self.olmo_core, self.olmo_core_z_loss = olmo_core, olmo_core_z_loss
 
     def forward(self, input_ids: torch.Tensor, batch_tokens: int, instance_mask: torch.Tensor | None = None):
+        """``batch_tokens``: what the micro-batch's sums are divided by (OLMo: the device batch's
+        tokens; OLMo-core: :func:`intervene.train.loss.olmo_core_loss_divisor`)."""
+        if self.olmo_core:
+            logits = self.model(input_ids=input_ids).logits
+            return olmo_core_loss(
+                logits,
+                input_ids,
+                batch_tokens,
+                z_loss_multiplier=self.olmo_core_z_loss,
+                instance_mask=instance_mask,
+            )
         if self.fused:
             hidden = self.model.model(input_ids=input_ids).last_hidden_state
             return fused_olmo_loss(

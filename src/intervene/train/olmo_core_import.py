@@ -211,6 +211,13 @@ def olmo_style_config(cfg: dict, where: str = "config", *, skip_step_as_adamw: b
         raise ValueError(f"{where}: data_loader.global_batch_size {gbs_tokens} is not a multiple of {seq}")
     out["global_train_batch_size"] = gbs_tokens // seq
     tm = cfg.get("train_module") or {}
+    micro_tokens = tm.get("rank_microbatch_size")
+    if micro_tokens is not None:  # in tokens there; OLMo's device_train_microbatch_size is instances
+        if int(micro_tokens) < seq or int(micro_tokens) % seq:
+            raise ValueError(
+                f"{where}: train_module.rank_microbatch_size {micro_tokens} is not a multiple of {seq}"
+            )
+        out["device_train_microbatch_size"] = int(micro_tokens) // seq
     sch = tm.get("scheduler") or {}
     units = sch.get("units", "steps")
     dur = (cfg.get("trainer") or {}).get("max_duration") or {}
@@ -393,3 +400,52 @@ def import_olmo_core_checkpoint(
     }
     log.info("imported %s: step %d, %d tensors", src, state["global_step"], len(hf_of))
     return save_checkpoint(out_dir, model, optimizer, state, raw)
+
+
+#: the translated keys that decide a re-run's model, optimizer, schedule and loss
+RERUN_KEYS = (
+    "model",
+    "optimizer",
+    "scheduler",
+    "global_train_batch_size",
+    "max_grad_norm",
+    "softmax_auxiliary_loss",
+    "auxiliary_loss_multiplier",
+)
+
+
+def rerun_config(cfg: dict, where: str, load_path: str | os.PathLike | None, data_list) -> dict:
+    """The train config of a built-in re-run of an OLMo-core run: that of the imported checkpoint
+    ``load_path`` (:func:`olmo_style_config` of the run's config, stored by
+    :func:`import_olmo_core_checkpoint`), checked against the run config ``cfg`` given to the
+    trainer. Training an OLMo-core run itself from its config (its data order, its initialisation)
+    is not supported: only re-runs over given batch files from an imported checkpoint."""
+    if load_path is None or data_list is None:
+        raise ValueError(
+            f"{where}: an OLMo-core run's config: the built-in trainer only re-runs such runs from a "
+            "checkpoint imported by intervene import-olmo-core (load_path) over given batch files (data_list)"
+        )
+    ds = cfg.get("dataset") or {}
+    if ds.get("generate_doc_lengths"):
+        raise ValueError(
+            f"{where}: dataset.generate_doc_lengths (intra-document attention masking) is not implemented "
+            "by the built-in trainer's model"
+        )
+    ckpt_cfg = Path(load_path) / "config.yaml"
+    if not ckpt_cfg.exists():
+        raise FileNotFoundError(f"{ckpt_cfg}: missing (load_path must be a checkpoint folder)")
+    raw = yaml.safe_load(ckpt_cfg.read_text())
+    if not isinstance(raw, dict) or "olmo_core" not in raw:
+        raise ValueError(
+            f"{ckpt_cfg}: not a checkpoint of an OLMo-core run (write one with intervene import-olmo-core)"
+        )
+    derived = olmo_style_config(cfg, where, skip_step_as_adamw=True)
+    for k in RERUN_KEYS:
+        if derived.get(k) != raw.get(k):
+            raise ValueError(
+                f"{where}: {k} translates to {derived.get(k)!r}, but the checkpoint {ckpt_cfg} holds "
+                f"{raw.get(k)!r} (imported from another run's config?)"
+            )
+    if "device_train_microbatch_size" in derived:
+        raw["device_train_microbatch_size"] = derived["device_train_microbatch_size"]
+    return raw

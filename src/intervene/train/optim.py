@@ -69,6 +69,23 @@ def scheduled_lr(raw: dict, step: int, tokens_seen: int | None = None) -> float:
         if not dur.endswith("T"):
             raise ValueError("scheduler.t_max unset and max_duration not in tokens")
         t_max = float(dur[:-1])
+    core_units = (((raw.get("olmo_core") or {}).get("train_module") or {}).get("scheduler") or {}).get(
+        "units", "steps"
+    )
+    if "olmo_core" in raw and core_units == "steps":
+        # OLMo-core schedules in steps of its trainer's global_step (``Scheduler.set_lr``,
+        # ``CosWithWarmup.get_lr``: the same formula); in steps the LR is its LR bit for bit, where the
+        # tokens the config was translated to would round differently unless a step's tokens are a
+        # power of two
+        return lr_at(
+            step,
+            lr0=float(raw["optimizer"]["learning_rate"]),
+            warmup_tokens=int(sch["t_warmup"]) // tokens_per_step,
+            t_max_tokens=int(t_max) // tokens_per_step,
+            alpha_f=float(sch.get("alpha_f", 0.1)),
+            tokens_per_step=1,
+            warmup_min_lr=None if sch.get("warmup_min_lr") is None else float(sch["warmup_min_lr"]),
+        )
     return lr_at(
         step,
         lr0=float(raw["optimizer"]["learning_rate"]),

@@ -41,8 +41,10 @@ from intervene.train.fsdp import (
     shard_model,
 )
 from intervene.train.instance_filter import instance_mask
+from intervene.train.loss import olmo_core_loss_divisor
 from intervene.train.model import build_model, use_causal_attention
 from intervene.train.objective import OlmoObjective
+from intervene.train.olmo_core_import import rerun_config
 from intervene.train.optim import build_optimizer, scheduled_lr
 
 log = logging.getLogger("intervene.train")
@@ -69,9 +71,12 @@ def optimizer_step(
     lr: float,
     autocast=None,
     instance_mask: torch.Tensor | None = None,
+    loss_divisor: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One OLMo optimizer step over a rank's device batch; returns (ce, z, grad norm) before clipping."""
+    """One OLMo optimizer step over a rank's device batch; returns (ce, z, grad norm) before clipping.
+    ``loss_divisor``: what the summed losses are divided by (default: the device batch's tokens, OLMo's)."""
     autocast = autocast or nullcontext()
+    divisor = tokens.numel() if loss_divisor is None else loss_divisor
     ce_sum = torch.zeros((), device=tokens.device)
     z_sum = torch.zeros((), device=tokens.device)
     chunks = torch.split(tokens, micro)
@@ -81,7 +86,7 @@ def optimizer_step(
         sync = objective.no_sync() if ddp and i < len(chunks) - 1 else nullcontext()
         with sync:
             with autocast:
-                loss, ce, z = objective(mb, tokens.numel(), mask)
+                loss, ce, z = objective(mb, divisor, mask)
             loss.backward()
         ce_sum += ce.detach()
         if z is not None:
@@ -191,12 +196,9 @@ class _Run:
         if world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if device == "cuda" else "gloo")
         spec = load_train_config(train_config)
-        if spec.loader != "olmo":
-            raise ValueError(
-                f"{train_config}: an {spec.loader} run's config: the built-in trainer re-runs runs of"
-                " OLMo's trainer only (its model, optimizer and schedule sections)"
-            )
         raw = spec.raw
+        if spec.loader == "olmo_core":  # re-runs only: model, optimizer, schedule of the imported checkpoint
+            raw = rerun_config(raw, str(train_config), s.load_path, s.data_list)
         tok_dir = s.tokenizer_dir
         if tok_dir is None and (raw.get("tokenizer") or {}).get("identifier"):
             cand = resolve_path(raw["tokenizer"]["identifier"], Path(train_config).parent)
@@ -376,12 +378,21 @@ class _Run:
             state["global_train_examples_seen_this_epoch"] += gbs
             batch = self.stream.device_batch(b)
             b += 1
-            keep = instance_mask(batch, raw["data"].get("instance_filter"))  # OLMo 2's repetition filter
+            # OLMo 2's repetition filter (an OLMo-core run's filter is refused with its data order)
+            keep = instance_mask(batch, (raw.get("data") or {}).get("instance_filter"))
             tokens = torch.from_numpy(batch.astype(np.int64)).to(self.dev)
             mask = None if keep is None else torch.from_numpy(keep).to(self.dev)
             lr = scheduled_lr(raw, state["global_step"], state["global_train_tokens_seen"])
             ce_sum, z_sum, grad_norm = optimizer_step(
-                self.objective, self.optimizer, tokens, self.micro, max_norm, lr, autocast, instance_mask=mask
+                self.objective,
+                self.optimizer,
+                tokens,
+                self.micro,
+                max_norm,
+                lr,
+                autocast,
+                instance_mask=mask,
+                loss_divisor=olmo_core_loss_divisor(tokens, mask) if "olmo_core" in raw else None,
             )
             if world > 1:
                 dist.all_reduce(ce_sum)
@@ -440,10 +451,13 @@ def _data(spec, s: TrainConfig, world: int) -> tuple[InstanceFiles, np.ndarray]:
 
 def _objective(model, raw: dict, device: str, world: int, local_rank: int, fsdp: bool):
     """The loss module (OLMo's CE + z-loss), wrapped in DDP and compiled as configured."""
+    core = "olmo_core" in raw  # a re-run of an OLMo-core run: its loss (intervene.train.loss.olmo_core_loss)
     objective = OlmoObjective(
         model,
         z_loss=bool(raw.get("softmax_auxiliary_loss", False)),
-        fused=bool(raw.get("fused_loss", False)),
+        fused=bool(raw.get("fused_loss", False)) and not core,
+        olmo_core=core,
+        olmo_core_z_loss=raw.get("auxiliary_loss_multiplier") if raw.get("softmax_auxiliary_loss") else None,
     )
     if fsdp:
         # the fused loss reads the head's weight directly, bypassing the sharded root's gather:
