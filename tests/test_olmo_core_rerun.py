@@ -242,3 +242,25 @@ def test_rerun_needs_an_imported_checkpoint(run, rerun, tmp_path):
             data_list=str(tmp / "data_list.txt"),
             device="cpu",
         )
+
+
+def test_lr_in_steps_is_olmo_core_s(run):
+    """A steps-unit schedule gives CosWithWarmup.get_lr's LR exactly, also where a step's tokens are
+    no power of two (the token-unit translation then rounds differently at some steps)."""
+    from olmo_core.optim import CosWithWarmup
+
+    from intervene.olmo import lr_at
+    from intervene.train.olmo_core_import import olmo_style_config
+    from intervene.train.optim import scheduled_lr
+
+    save, _ = run
+    cfg = json.loads((save / f"step{FROM}" / "config.json").read_text())
+    cfg["data_loader"]["global_batch_size"] = 3 * L
+    cfg["train_module"]["scheduler"].update(warmup=7, t_max=101)
+    raw = olmo_style_config(cfg)
+    sch = CosWithWarmup(warmup=7, t_max=101)
+    tokens = [lr_at(s, lr0=1e-3, warmup_tokens=7 * 3 * L, t_max_tokens=101 * 3 * L, alpha_f=0.1,
+                    tokens_per_step=3 * L, warmup_min_lr=0.0) for s in range(0, 104)]  # fmt: skip
+    theirs = [sch.get_lr(1e-3, s, 101) for s in range(0, 104)]
+    assert [scheduled_lr(raw, s, s * 3 * L) for s in range(0, 104)] == theirs
+    assert tokens != theirs  # what the step units avoid
