@@ -200,10 +200,20 @@ def test_explicit_windows_and_checkpoints():
         "train": {"save_interval": 1000},
         "decode": {"batches_per_group": 1000, "last_batch": 5000},
         "interventions": {
-            "p": {"strategy": "rm_coocc", "checkpoint": 2150, "window": [2000, 2150], "extras_window": [2150, 3000]},
+            "p": {
+                "strategy": "rm_coocc",
+                "checkpoint": 2150,
+                "window": [2000, 2150],
+                "extras_window": [2150, 3000],
+            },
             "o": {"strategy": "rm_occ", "checkpoint": 3000},
             "m": {"strategy": "bm25_mapping", "checkpoint": 3000, "source_window": "previous"},
-            "q": {"strategy": "rm_coocc", "checkpoint": 3000, "start_checkpoint": 1000, "eval_checkpoint": 4000},
+            "q": {
+                "strategy": "rm_coocc",
+                "checkpoint": 3000,
+                "start_checkpoint": 1000,
+                "eval_checkpoint": 4000,
+            },
         },
     }
     assert L.intervention_window(c, "p") == (2000, 2150)

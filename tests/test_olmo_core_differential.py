@@ -373,5 +373,7 @@ def test_cli_data_order_and_localized_config(tmp_path):
     from intervene.settings import TrainConfig
     from intervene.train.trainer import train
 
-    with pytest.raises(ValueError, match="built-in trainer only re-runs such runs from a checkpoint imported"):
+    with pytest.raises(
+        ValueError, match="built-in trainer only re-runs such runs from a checkpoint imported"
+    ):
         train(cfg, tmp_path / "ckpt", TrainConfig(device="cpu"))

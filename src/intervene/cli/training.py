@@ -214,7 +214,7 @@ COMMANDS: tuple[Command, ...] = (
         "olmo-config",
         "write the OLMo (paper's fork) config of a re-run",
         _cmd_olmo_config,
-        "OLMo-repo re-run (+ the OLMo checkout) | results/olmo/{run}/hf | intervene.train.olmo_backend.write_rerun_config",
+        "OLMo-repo re-run (train.backend: olmo) | results/olmo/{run}/run{r}/hf | intervene.train.olmo_backend.write_rerun_config",
         arg(
             "--base-config",
             required=True,
