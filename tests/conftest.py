@@ -85,3 +85,19 @@ def save_tiny_encoders(tokenizer_dir: Path, out: Path, classes: dict, layers: in
     for name, (model_cls, config_cls) in classes.items():
         model_cls(config_cls(**shape)).save_pretrained(out / name)
         tok.save_pretrained(out / name)
+
+
+@pytest.fixture(scope="module")
+def gloo_group(tmp_path_factory):
+    """A gloo process group of world size 1 for a test module: OLMo's and OLMo-core's checkpointers
+    save through FSDP or DDP, and OLMo-core's trainer runs in one. Module-scoped, so later modules
+    (whose trainer code asks whether a group exists) do not see it."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        yield
+        return
+    store = tmp_path_factory.mktemp("process_group") / "store"
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()

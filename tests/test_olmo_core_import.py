@@ -32,20 +32,6 @@ from intervene.train.optim import build_optimizer, scheduled_lr
 L, VOCAB, GBS = 16, 100, 4
 
 
-@pytest.fixture(scope="module")
-def gloo(tmp_path_factory):
-    """A gloo process group of world size 1: OLMo-core's trainer and checkpointer run in one."""
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        yield
-        return
-    store = tmp_path_factory.mktemp("process_group") / "store"
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
-    yield
-    dist.destroy_process_group()
-
-
 def _configs(root: Path, n_kv_heads):
     from olmo_core.data import NumpyDataLoaderConfig, NumpyFSLDatasetConfig, TokenizerConfig
     from olmo_core.nn.transformer import TransformerConfig
@@ -87,11 +73,8 @@ def _configs(root: Path, n_kv_heads):
 
 
 @pytest.fixture(scope="module", params=[None, 2], ids=["mha", "gqa"])
-def run(request, tmp_path_factory, gloo):
+def run(request, tmp_path_factory, gloo_group):
     """OLMo-core's own training run on CPU; returns its save folder."""
-    from olmo_core.config import Config
-    from olmo_core.nn.transformer import TransformerConfig
-    from olmo_core.train import TrainerConfig
     from olmo_core.train.callbacks import CheckpointerCallback, ConfigSaverCallback
 
     root = tmp_path_factory.mktemp("olmo_core_run")
@@ -99,6 +82,16 @@ def run(request, tmp_path_factory, gloo):
     trainer_c = trainer_c.with_callback(
         "checkpointer", CheckpointerCallback(save_interval=2, ephemeral_save_interval=None, save_async=False)
     ).with_callback("config_saver", ConfigSaverCallback())
+    fit(model_c, dataset_c, loader_c, tm_c, trainer_c)
+    return root / "run", model_c, tm_c
+
+
+def fit(model_c, dataset_c, loader_c, tm_c, trainer_c) -> None:
+    """Build OLMo-core's model, train module, loader and trainer from their configs and train, with
+    the experiment's config handed to the config saver (as OLMo-core's scripts save config.json)."""
+    from olmo_core.config import Config
+    from olmo_core.nn.transformer import TransformerConfig
+    from olmo_core.train import TrainerConfig
 
     @dataclass
     class Experiment(Config):
@@ -117,7 +110,6 @@ def run(request, tmp_path_factory, gloo):
         model_c, dataset_c, loader_c, tm_c, trainer_c
     ).as_config_dict()
     trainer.fit()
-    return root / "run", model_c, tm_c
 
 
 def _olmo_core_at(step_dir: Path, model_c, tm_c):

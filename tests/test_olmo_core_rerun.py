@@ -29,31 +29,15 @@ from intervene.train.checkpoint import load_model_weights, load_training_state
 from intervene.train.model import build_model
 from intervene.train.olmo_core_import import import_olmo_core_checkpoint
 from intervene.train.optim import build_optimizer
-from tests.test_olmo_core_import import GBS, L, _configs
+from tests.test_olmo_core_import import GBS, L, _configs, fit
 
 STEPS, FROM = 4, 2
 
 
 @pytest.fixture(scope="module")
-def gloo(tmp_path_factory):
-    """A gloo process group of world size 1: OLMo-core's trainer and checkpointer run in one."""
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        yield
-        return
-    store = tmp_path_factory.mktemp("process_group") / "store"
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
-    yield
-    dist.destroy_process_group()
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, gloo):
+def run(tmp_path_factory, gloo_group):
     """OLMo-core's own run: its save folder, per-step metrics and the input ids of every step."""
-    from olmo_core.config import Config
-    from olmo_core.nn.transformer import TransformerConfig
-    from olmo_core.train import Duration, TrainerConfig
+    from olmo_core.train import Duration
     from olmo_core.train.callbacks import Callback, CheckpointerCallback, ConfigSaverCallback
 
     root = tmp_path_factory.mktemp("olmo_core_run")
@@ -77,24 +61,7 @@ def run(tmp_path_factory, gloo):
         .with_callback("config_saver", ConfigSaverCallback())
         .with_callback("recorder", Recorder())
     )
-
-    @dataclasses.dataclass
-    class Experiment(Config):
-        model: TransformerConfig
-        dataset: object
-        data_loader: object
-        train_module: object
-        trainer: TrainerConfig
-
-    torch.manual_seed(0)
-    model = model_c.build(init_device="cpu")
-    tm = tm_c.build(model, device=torch.device("cpu"))
-    loader = loader_c.build(dataset_c.build(), dp_process_group=None)
-    trainer = trainer_c.build(tm, loader)
-    trainer.callbacks["config_saver"].config = Experiment(
-        model_c, dataset_c, loader_c, tm_c, trainer_c
-    ).as_config_dict()
-    trainer.fit()
+    fit(model_c, dataset_c, loader_c, tm_c, trainer_c)
     return root / "run", seen
 
 

@@ -637,20 +637,6 @@ def test_dropout_as_olmo_reads_it(tmp_path):
 # checkpoint import
 
 
-@pytest.fixture(scope="module")
-def gloo_group(tmp_path_factory):
-    """A gloo process group of world size 1: OLMo's checkpointer saves through FSDP or DDP."""
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        yield
-        return
-    store = tmp_path_factory.mktemp("process_group") / "store"
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
-    yield
-    dist.destroy_process_group()
-
-
 def _olmo_step(dist_model, optim, ids: torch.Tensor) -> None:
     optim.zero_grad(set_to_none=True)
     logits = dist_model(ids).logits

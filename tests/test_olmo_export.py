@@ -16,9 +16,8 @@ from intervene.train.model import build_model
 from intervene.train.olmo_export import export_olmo_checkpoint, hf_to_olmo
 from intervene.train.olmo_import import import_olmo_checkpoint, olmo_to_hf
 from intervene.train.optim import build_optimizer
-from tests.test_olmo_differential import (  # noqa: F401  (gloo_group: a fixture)
+from tests.test_olmo_differential import (
     as_raw,
-    gloo_group,
     tiny_model_config,
     tiny_train_config,
 )
@@ -126,7 +125,7 @@ def test_export_refuses_bad_targets(tmp_path):
 
 @pytest.mark.parametrize("n_kv_heads", [None, 2])
 @pytest.mark.parametrize("wrapper", ["ddp", "fsdp"])
-def test_olmo_restores_export(tmp_path, gloo_group, wrapper, n_kv_heads):  # noqa: F811
+def test_olmo_restores_export(tmp_path, gloo_group, wrapper, n_kv_heads):
     """OLMo's ``FullCheckpointer.restore_checkpoint`` (what the fork runs for ``load_path``) on the
     export: same logits, OLMo's fields in the groups (clipping, decoupled decay), and one more AdamW
     step from the same gradients gives the same weights on both sides, bit for bit."""
