@@ -198,6 +198,31 @@ def _optimizer_section(cfg: dict, where: str, skip_step_as_adamw: bool) -> dict:
     }
 
 
+def _run_length(cfg: dict, units: str, dur: dict, gbs_tokens: int, where: str) -> int | None:
+    """The run's length in the schedule's units, as OLMo-core's trainer gives it to the scheduler
+    (``Scheduler.set_lr``: ``trainer.max_steps`` or ``trainer.max_tokens``). ai2-olmo-core 2.4.0's
+    ``Trainer._get_max_steps`` for a token duration is ``global_step + ceil((max_tokens - tokens_seen)
+    / tokens_per_batch)``, which with a constant batch (``tokens_seen = global_step * batch``) is
+    ``ceil(max_tokens / batch)`` at every step (and ``_get_max_tokens`` of a step duration is
+    ``max_steps * batch``). A batch-size schedule breaks that, so it is refused. None: an epoch
+    duration (its length needs the data), kept unresolved."""
+    unit, value = dur.get("unit"), dur.get("value")
+    if unit is None or value is None or unit == units:
+        return value
+    callbacks = ((cfg.get("trainer") or {}).get("callbacks")) or {}
+    for name, cb in callbacks.items():
+        if "BatchSizeScheduler" in _cls(cb) or name == "batch_size_scheduler":
+            raise ValueError(
+                f"{where}: trainer.callbacks.{name}: a batch-size schedule makes the run's length in "
+                f"{units} depend on it; only a constant batch size is supported"
+            )
+    if (units, unit) == ("steps", "tokens"):
+        return -(-int(value) // gbs_tokens)
+    if (units, unit) == ("tokens", "steps"):
+        return int(value) * gbs_tokens
+    return None
+
+
 def olmo_style_config(cfg: dict, where: str = "config", *, skip_step_as_adamw: bool = False) -> dict:
     """The OLMo-style train config our model and optimizer read (``model``, ``optimizer``,
     ``scheduler``, batch size in instances, clipping, z-loss) for an OLMo-core run config; the
@@ -222,9 +247,11 @@ def olmo_style_config(cfg: dict, where: str = "config", *, skip_step_as_adamw: b
     units = sch.get("units", "steps")
     dur = (cfg.get("trainer") or {}).get("max_duration") or {}
     t_max = sch.get("t_max")
-    if t_max is None and dur.get("unit") == units:  # OLMo-core: t_max defaults to the run's length
-        t_max = dur.get("value")
+    if t_max is None:  # OLMo-core: t_max defaults to the run's length (Trainer.max_steps / max_tokens)
+        t_max = _run_length(cfg, units, dur, gbs_tokens, where)
     warmup = sch.get("warmup")
+    if warmup is None:  # releases before 2.0 (OLMo 2 32B's run) name it warmup_steps
+        warmup = sch.get("warmup_steps")
     if warmup is None and sch.get("warmup_fraction") is not None and t_max is not None:
         warmup = round(int(t_max) * float(sch["warmup_fraction"]))  # CosWithWarmup.get_lr
     if _cls(sch) == "CosWithWarmup" and warmup is not None and t_max is not None:
