@@ -88,9 +88,10 @@ def _cmd_batch_list(a: argparse.Namespace) -> None:
 
 
 def _cmd_fetch_checkpoint(a: argparse.Namespace) -> None:
-    from intervene.train.released import fetch_unsharded
+    from intervene.train.released import fetch_olmo_core, fetch_unsharded
 
-    log.info("fetched %s -> %s", a.url, fetch_unsharded(a.url, a.out))
+    fetch = fetch_olmo_core if a.format == "olmo_core" else fetch_unsharded
+    log.info("fetched %s -> %s", a.url, fetch(a.url, a.out))
 
 
 def _cmd_import_olmo_core(a: argparse.Namespace) -> None:
@@ -173,7 +174,13 @@ COMMANDS: tuple[Command, ...] = (
         arg(
             "--url",
             required=True,
-            help=".../stepN-unsharded/ (config.yaml, model.pt, optim.pt, train.pt)",
+            help=".../stepN-unsharded/ (config.yaml, model.pt, optim.pt, train.pt); olmo_core: .../stepN/",
+        ),
+        arg(
+            "--format",
+            choices=("olmo", "olmo_core"),
+            default="olmo",
+            help="olmo_core: an OLMo-core checkpoint folder (model_and_optim/ DCP files, train/rank0.pt)",
         ),
         OUT,
     ),

@@ -315,6 +315,14 @@ def _reader(path: Path):
     return Reader(str(path))
 
 
+def storage_files(metadata: str | os.PathLike) -> list[str]:
+    """The data files a DCP checkpoint's ``.metadata`` names (``__R_N.distcp``: one or more per rank
+    that wrote it), so that a checkpoint folder behind a URL can be fetched file by file."""
+    with open(metadata, "rb") as f:
+        meta = _MetadataUnpickler(f).load()
+    return sorted({info.relative_path for info in meta.storage_data.values()})
+
+
 def _read_config(path: Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing (pass the run's config.json with --train-config)")

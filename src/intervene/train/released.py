@@ -36,3 +36,24 @@ def fetch_unsharded(url: str, out: str | os.PathLike, files: tuple[str, ...] = U
         for name in files:
             download_file(base + name, tmp / name)
     return out
+
+
+def fetch_olmo_core(url: str, out: str | os.PathLike) -> Path:
+    """Download an OLMo-core checkpoint folder ``stepN/`` (e.g. OLMo 2 32B's
+    ``https://olmo-checkpoints.org/ai2-llm/peteish32/step1000/``) into ``out``: what
+    ``intervene import-olmo-core`` reads, ``model_and_optim/`` (its ``.metadata`` first, then the
+    ``.distcp`` files it names: an HTTP folder cannot be listed) and ``train/rank0.pt``. Each file is
+    resumable (``download_file``); the folder is renamed into place once all are there."""
+    from intervene.download import download_file
+    from intervene.train.olmo_core_import import storage_files
+
+    out = Path(out)
+    base = url if url.endswith("/") else url + "/"
+    with atomic_path(out, is_dir=True) as tmp:
+        download_file(base + "model_and_optim/.metadata", tmp / "model_and_optim" / ".metadata")
+        for name in storage_files(tmp / "model_and_optim" / ".metadata"):
+            if "/" in name or name.startswith("."):  # names come from a downloaded file
+                raise ValueError(f"{base}model_and_optim/.metadata: unexpected storage file {name!r}")
+            download_file(base + "model_and_optim/" + name, tmp / "model_and_optim" / name)
+        download_file(base + "train/rank0.pt", tmp / "train" / "rank0.pt")
+    return out
