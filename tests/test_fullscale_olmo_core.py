@@ -6,6 +6,8 @@ hub's revisions)."""
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from types import SimpleNamespace
 
 import olmo_core  # noqa: F401  (the dependency itself: a missing install fails here, never skips)
@@ -142,3 +144,161 @@ def test_tokens_schedule_with_a_steps_duration_is_olmo_cores():
         state._get_max_steps = lambda d, s=state: Trainer._get_max_steps(s, d)
         theirs = float(sch.get_lr(6e-4, step * gbs, Trainer._get_max_tokens(state, Duration.steps(40))))
         assert scheduled_lr(raw, step) == pytest.approx(theirs, rel=1e-12, abs=1e-18), step
+
+
+def test_olmo2_32b_plans_olmo_core_checkpoints(tmp_path):
+    """The DAG from nothing: OLMo-core's data order of the localized run config, the windows'
+    groups decoded, the start checkpoint (released step 1000) fetched as an OLMo-core folder and
+    imported by import-olmo-core (SkipStepAdamW as AdamW), re-runs with the run config from it,
+    evaluations at the hub's revisions, effects."""
+    import sys
+
+    from .test_fullscale import dry_run, job_resources
+
+    r = dry_run(tmp_path, "olmo2-32b.yaml", "-n", "-p")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    counts = Counter(rule for rule, _ in job_resources(out) if rule != "all")
+    assert counts["download"] == 16 and counts["localize"] == counts["data_order"] == 1
+    assert re.search(r"intervene data-order --train-config \S+ .*--loader olmo_core", out)
+    assert counts["decode"] == counts["doc_info"] == counts["search"] == 2  # groups 002, 003
+    assert "pretrain_original" not in counts and counts["evaluate"] == 30
+    assert "--model allenai/OLMo-2-0325-32B --revision stage1-step2000-tokens17B" in out
+    assert counts["fetch_released"] == counts["import_released"] == 1  # step 1000 only
+    assert (
+        "intervene fetch-checkpoint --url https://olmo-checkpoints.org/ai2-llm/peteish32/step1000/"
+        " --format olmo_core --out resources/checkpoints/step1000-olmo_core" in out
+    )
+    assert (
+        "intervene import-olmo-core --checkpoint resources/checkpoints/step1000-olmo_core --out"
+        " results/train/original/step1000 --train-config config/olmo2-32b/train_config.yaml"
+        " --skip-step-as-adamw" in out
+    )
+    assert "import-olmo " not in out
+    assert counts["pretrain_rerun"] == counts["evaluate_rerun"] == 4 * 3 + 1 * 3
+    reruns = re.findall(
+        r"train --train-config (\S+) --data-list results/reruns/(\S+)/data_list.txt --settings '([^']+)'", out
+    )
+    assert len(reruns) == 15 and {cfg for cfg, _, _ in reruns} == {"results/data/train_config.local.yaml"}
+    for _, _, settings in reruns:
+        s = json.loads(settings)
+        assert (s["load_path"], s["stop_after"], s["strategy"]) == (
+            "results/train/original/step1000",
+            1000,
+            "fsdp",
+        )
+    assert re.search(r"srun --nodes=8 .*torchrun_node.sh 8 train ", out)
+    evaluated = set(re.findall(r"intervene eval --model results/reruns/(\S+)/run\d/step(\d+) ", out))
+    assert {step for _, step in evaluated} == {"2000"} and len(evaluated) == 5
+    assert counts["effect"] == 4 and "control_1000_2000/labels.npz" in out
+    # `intervene plan` on the same config
+    import subprocess
+
+    plan = subprocess.run(
+        [sys.executable, "-m", "intervene.cli", "plan", "--configfile", "config/olmo2-32b.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "control_1000_2000" in plan.stdout and "1000, 2000, ..., 30000" in plan.stdout
+
+
+def test_olmo_core_released_checkpoints_from_a_local_path(tmp_path):
+    """A local path template: read in place by import-olmo-core (no fetch job)."""
+    cfg = yaml.safe_load((REPO / "config" / "olmo2-32b.yaml").read_text())
+    cfg["train"]["released"]["checkpoint_url"] = "/data/olmo2-32b/step{step}"
+    local = tmp_path / "local.yaml"
+    local.write_text(yaml.safe_dump(cfg))
+    import os
+
+    from .test_fullscale import dry_run, job_resources
+
+    # dry_run names config/<config> relative to the repository
+    r = dry_run(
+        tmp_path / "w", os.path.relpath(local, REPO / "config"), "-n", "-p", "results/train/original/step1000"
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    counts = Counter(rule for rule, _ in job_resources(out))
+    assert counts == Counter({"import_released": 1})
+    assert (
+        "intervene import-olmo-core --checkpoint /data/olmo2-32b/step1000 --out results/train/original/step1000"
+        in out
+    )
+
+
+def test_fetch_olmo_core_downloads_the_files_its_metadata_names(tmp_path):
+    """``intervene fetch-checkpoint --format olmo_core``: .metadata first, then every .distcp file it
+    names and train/rank0.pt, from a local HTTP server; a folder without train/rank0.pt fails and
+    leaves no output."""
+    import functools
+    import http.server
+    import threading
+
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    from intervene.cli import main
+
+    src = tmp_path / "step7"
+    dcp.save(
+        {"w": torch.arange(6.0)},
+        storage_writer=dcp.FileSystemWriter(str(src / "model_and_optim")),
+        no_dist=True,
+    )
+    (src / "train").mkdir()
+    torch.save({"global_step": 7}, src / "train" / "rank0.pt")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/step7/"
+        out = tmp_path / "fetched"
+        assert main(["fetch-checkpoint", "--url", url, "--format", "olmo_core", "--out", str(out)]) in (
+            0,
+            None,
+        )
+        want = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
+        assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == want
+        assert any(p.suffix == ".distcp" for p in want)
+        for p in want:
+            assert (out / p).read_bytes() == (src / p).read_bytes()
+        (src / "train" / "rank0.pt").unlink()
+        assert (
+            main(["fetch-checkpoint", "--url", url, "--format", "olmo_core", "--out", str(tmp_path / "bad")])
+            == 1
+        )
+        assert not (tmp_path / "bad").exists()
+    finally:
+        server.shutdown()
+
+
+def test_config_check_refuses_what_an_olmo_core_run_cannot_do(tmp_path):
+    """An OLMo-core run is not trained here and the OLMo fork cannot start from its checkpoints;
+    skip_step_as_adamw belongs to OLMo-core runs only. One line naming the key each."""
+    import copy
+
+    from .test_config_check import check, refused, user_terms
+
+    user_terms(tmp_path)
+    shipped = (REPO / "config" / "olmo2-32b.yaml", REPO / "config" / "olmo2-7b.yaml")
+    base = yaml.safe_load(shipped[0].read_text())
+    for c in ("olmo2-32b", "olmo2-7b"):
+        (tmp_path / "config" / c).mkdir(parents=True)
+        (tmp_path / "config" / c / "train_config.yaml").write_text(
+            (REPO / "config" / c / "train_config.yaml").read_text()
+        )
+    check(copy.deepcopy(base), tmp_path)  # the shipped config passes
+    cfg = copy.deepcopy(base)
+    cfg["train"].update(original=True, stop_at=3000)
+    cfg["train"].pop("released")
+    assert refused(cfg, tmp_path).startswith("train.original: an OLMo-core run")
+    cfg = copy.deepcopy(base)
+    cfg["train"]["backend"] = "olmo"
+    assert refused(cfg, tmp_path).startswith("train.backend: the OLMo fork cannot start from OLMo-core")
+    seven = yaml.safe_load(shipped[1].read_text())
+    check(copy.deepcopy(seven), tmp_path)
+    seven["train"]["released"]["skip_step_as_adamw"] = True
+    assert refused(seven, tmp_path).startswith("train.released.skip_step_as_adamw: only for OLMo-core runs")

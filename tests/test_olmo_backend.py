@@ -3,10 +3,12 @@ the window's raw memmaps, and the DAG that routes every re-run through the fork.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -267,8 +269,9 @@ def test_config_check_says_which_olmo_key_is_missing(tmp_path):
     assert olmo_refused(full_scale("1b", **no_tok), tmp_path).startswith(
         "train.olmo.tokenizer_json: required"
     )
-    # the 1B original run is trained here: its windows' OLMo checkpoints must be named
-    assert olmo_refused(full_scale("1b", **fork), tmp_path).startswith("train.olmo.checkpoints: required")
+    # the 1B original run is trained here: without a template its checkpoints are exported (rule
+    # export_olmo); a given template must still name every window's start
+    check_config(full_scale("1b", **fork), root=tmp_path)
     msg = olmo_refused(full_scale("1b", **fork, checkpoints="/ckpts/step1500-unsharded"), tmp_path)
     assert msg.startswith("train.olmo.checkpoints: ") and "{step}" in msg
     check_config(full_scale("1b", **fork, checkpoints=template), root=tmp_path)
@@ -283,6 +286,50 @@ def test_config_check_says_which_olmo_key_is_missing(tmp_path):
     assert olmo_refused(cfg, tmp_path).startswith("experiment.order: the OLMo fork reads")
     cfg = full_scale("1b", **fork, checkpoints=template, bogus=1)
     assert "bogus" in olmo_refused(cfg, tmp_path)  # the schema names unknown keys
+
+
+# -- where each window's fork run starts ---------------------------------------------------------------
+
+
+def bound_inputs(raw: dict):
+    from intervene import layout
+    from intervene.settings import resolve_config
+    from intervene.workflow_inputs import Inputs
+
+    raw = copy.deepcopy(raw)
+    return Inputs(resolve_config(raw), layout.given_sections(raw))
+
+
+def test_the_forks_start_checkpoint_of_each_window():
+    class Start(list):  # a rule's input as Snakemake passes it: `start` an attribute
+        def __init__(self, start):
+            super().__init__(start)
+            self.start = start
+
+    toy = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    toy["train"]["backend"] = "olmo"
+    toy["train"]["olmo"] = {"repo": "fork", "tokenizer_json": "d.json"}
+    w = bound_inputs(toy)
+    # trained here, no template: the original run's checkpoint at the window's start, exported;
+    # toy: K = 40, every window [160, 200); a control's window is in its name
+    for run, first in (("rm_coocc_200", 160), ("control_160_200", 160), ("control_200_240", 200)):
+        start = w.olmo_start(SimpleNamespace(run=run))
+        assert start == [f"results/olmo/checkpoints/step{first}-unsharded"]
+        assert w.olmo_load_path(SimpleNamespace(run=run), Start(start)) == start[0]
+    assert w.olmo_export_source(SimpleNamespace(step="160")) == "results/train/original/step160"
+    # the template overrides the export (nothing to wait for: the user provides it)
+    toy["train"]["olmo"]["checkpoints"] = "my ckpts/step{step}-unsharded"
+    w = bound_inputs(toy)
+    assert w.olmo_start(SimpleNamespace(run="rm_coocc_200")) == []
+    assert w.olmo_load_path(SimpleNamespace(run="rm_coocc_200"), Start([])) == "'my ckpts/step160-unsharded'"
+    # released checkpoints (7B): fetched unsharded, as before
+    big = yaml.safe_load((REPO / "config" / "olmo2-7b.yaml").read_text())
+    big["train"]["backend"] = "olmo"
+    big["train"]["olmo"] = {"repo": "fork", "tokenizer_json": "d.json", "max_duration": 928646}
+    w = bound_inputs(big)
+    assert not w.config["train"]["original"]
+    for run in big["interventions"]:  # every window [2000, 2150): from released step 2000
+        assert w.olmo_start(SimpleNamespace(run=run)) == ["resources/checkpoints/step2000-unsharded"]
 
 
 # -- the DAG: every re-run goes through the fork ------------------------------------------------------
@@ -346,14 +393,46 @@ def check_olmo_dag(out: str, cfg: dict, load_path) -> None:
         assert any(f"results/eval/reruns/{n}/labels.npz" in e for e in effects)
 
 
-def test_toy_dag_routes_every_rerun_through_the_fork(tmp_path):
+def check_exports(out: str, cfg: dict) -> None:
+    """One export_olmo job per window start, from the original run's checkpoint there (after the
+    run: its summary); every fork run of a window waits for its start's export (a temp() output)."""
+    from intervene import layout
+
+    jobs = job_blocks(out)
+    reruns = {*cfg["interventions"], *(layout.control_of(cfg, n) for n in cfg["interventions"])}
+    starts = {layout.rerun_window(cfg, run)[0] for run in reruns}
+    exports = {field(b, "output"): b for rule, b in jobs if rule == "export_olmo"}
+    assert sorted(exports) == sorted(f"results/olmo/checkpoints/step{s}-unsharded" for s in starts)
+    assert [rule for rule, _ in jobs].count("export_olmo") == len(starts)
+    for s in starts:
+        b = exports[f"results/olmo/checkpoints/step{s}-unsharded"]
+        assert field(b, "input") == "results/train/original/summary.json"
+        assert f"intervene export-olmo --checkpoint results/train/original/step{s} " in b
+        assert f"--out results/olmo/checkpoints/step{s}-unsharded " in b
+    for rule, b in jobs:
+        if rule == "olmo_rerun":
+            run = field(b, "wildcards").split(", ")[0].replace("run=", "")
+            first = layout.rerun_window(cfg, run)[0]
+            assert f"results/olmo/checkpoints/step{first}-unsharded" in field(b, "input").split(", ")
+
+
+@pytest.mark.parametrize("template", [None, "ckpts/step{step}-unsharded"])
+def test_toy_dag_routes_every_rerun_through_the_fork(tmp_path, template):
     cfg = small_config()
     cfg["train"]["backend"] = "olmo"
-    cfg["train"]["olmo"] = {**fake_fork(tmp_path), "checkpoints": "ckpts/step{step}-unsharded"}
+    cfg["train"]["olmo"] = fake_fork(tmp_path)
+    if template:
+        cfg["train"]["olmo"]["checkpoints"] = template
     cfg["experiment"]["order"] = "given"  # the fork reads a window in order
     r = snakemake(tmp_path, "-n", "-p", cfg=cfg)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    check_olmo_dag(r.stdout + r.stderr, cfg, lambda first: f"ckpts/step{first}-unsharded")
+    out = r.stdout + r.stderr
+    if template:  # the user's checkpoints: nothing exported
+        check_olmo_dag(out, cfg, lambda first: f"ckpts/step{first}-unsharded")
+        assert "export_olmo" not in [rule for rule, _ in job_blocks(out)]
+    else:
+        check_olmo_dag(out, cfg, lambda first: f"results/olmo/checkpoints/step{first}-unsharded")
+        check_exports(out, cfg)
 
 
 @pytest.mark.parametrize("size", ["1b", "7b"])
@@ -361,9 +440,8 @@ def test_full_scale_dag_with_the_olmo_backend(tmp_path, size):
     from .test_fullscale import dry_run
 
     olmo = fake_fork(tmp_path)
-    if size == "1b":
-        olmo["checkpoints"] = "/ckpts/OLMo-2-0425-1B-save-every-100-unsharded/step{step}-unsharded"
-        load_path = lambda first: f"/ckpts/OLMo-2-0425-1B-save-every-100-unsharded/step{first}-unsharded"  # noqa: E731
+    if size == "1b":  # trained here, no train.olmo.checkpoints: its checkpoints exported
+        load_path = lambda first: f"results/olmo/checkpoints/step{first}-unsharded"  # noqa: E731
     else:
         olmo["max_duration"] = 928646
         load_path = lambda first: f"resources/checkpoints/step{first}-unsharded"  # noqa: E731
@@ -378,5 +456,45 @@ def test_full_scale_dag_with_the_olmo_backend(tmp_path, size):
     assert f"--base-config config/olmo2-{size}/train_config.yaml " in out  # OLMo's own config
     rules = [rule for rule, _ in job_blocks(out)]
     assert rules.count("fetch_released") == (1 if size == "7b" else 0)  # step 2000: the window [2000, 2150)
+    if size == "1b":
+        check_exports(out, cfg)
+    else:
+        assert "export_olmo" not in rules
     assert "--max-duration 928646 " in out if size == "7b" else "--max-duration" not in out
     assert "torchrun --nproc_per_node=4 -m scripts.train " in out
+
+
+def test_export_rule_on_the_toy_run(tmp_path):
+    """For real on the toy world: the original run trained by Snakemake, its step-10 checkpoint
+    exported by rule export_olmo for a window's fork configs (load_path), removed once they are
+    written (temp), and, asked for by itself, an OLMo checkpoint that imports back bit for bit."""
+    import torch
+    from safetensors.torch import load_file
+
+    from intervene.train.olmo_import import import_olmo_checkpoint
+
+    cfg = small_config()
+    cfg["train"]["backend"] = "olmo"
+    cfg["train"]["olmo"] = fake_fork(tmp_path)
+    cfg["experiment"]["order"] = "given"
+    configs = [f"results/olmo/control_10_20/run{r}/config.yaml" for r in (1, 2)]
+    r = snakemake(tmp_path, "--cores", "2", *configs, cfg=cfg)
+    assert r.returncode == 0, r.stderr[-3000:]
+    export = tmp_path / "results/olmo/checkpoints/step10-unsharded"
+    for c in configs:
+        assert Path(yaml.safe_load((tmp_path / c).read_text())["load_path"]).resolve() == export.resolve()
+    assert not export.exists() and "Removing temporary output" in r.stdout + r.stderr
+    r = snakemake(tmp_path, "--cores", "1", str(export.relative_to(tmp_path)), cfg=cfg)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ours = tmp_path / "results/train/original/step10"
+    back = import_olmo_checkpoint(
+        export, tmp_path / "back/step10", tmp_path / "results/world/train_config.yaml"
+    )
+    a, b = load_file(ours / "model.safetensors"), load_file(Path(back) / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    oa = torch.load(ours / "optim.pt", weights_only=True)
+    ob = torch.load(Path(back) / "optim.pt", weights_only=True)
+    assert oa["state"].keys() == ob["state"].keys()
+    for i, st in oa["state"].items():
+        assert all(torch.equal(v, ob["state"][i][k]) for k, v in st.items())
+    assert torch.load(Path(back) / "train.pt", weights_only=False)["global_step"] == 10

@@ -225,9 +225,10 @@ def test_the_olmo_backend_reads_the_forks_runs():
     del raw["train"]["olmo"]["checkpoints"]
     raw["train"]["olmo"]["max_duration"] = "4e12T"
     w = inputs(raw)
-    assert w.olmo_start(wc(run="control_160_200")) == ["resources/checkpoints/step160-unsharded"]
-    assert w.olmo_load_path(wc(run="x"), Files(start=["resources/checkpoints/step160-unsharded"])) == (
-        "resources/checkpoints/step160-unsharded"
+    # the original run is trained here: the fork starts from its checkpoint exported to OLMo's format
+    assert w.olmo_start(wc(run="control_160_200")) == ["results/olmo/checkpoints/step160-unsharded"]
+    assert w.olmo_load_path(wc(run="x"), Files(start=["results/olmo/checkpoints/step160-unsharded"])) == (
+        "results/olmo/checkpoints/step160-unsharded"
     )
     assert w.olmo_max_duration_flag() == "--max-duration 4e12T"
 

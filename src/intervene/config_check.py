@@ -236,6 +236,22 @@ class _Checker:
             raise ConfigError(
                 f"train.released.checkpoint_url: {self.released.get('checkpoint_url')!r} lacks {{step}}"
             )
+        if self.data.get("loader") == "olmo_core":
+            # the built-in trainer re-runs an OLMo-core run only from its imported checkpoints
+            if t.get("original"):
+                raise ConfigError(
+                    "train.original: an OLMo-core run (data.loader: olmo_core) is not trained here: set"
+                    " train.original: false and train.released to its checkpoints (imported by import-olmo-core)"
+                )
+            if t.get("backend", "builtin") != "builtin":
+                raise ConfigError(
+                    "train.backend: the OLMo fork cannot start from OLMo-core checkpoints"
+                    " (data.loader: olmo_core): use builtin"
+                )
+        elif self.released.get("skip_step_as_adamw"):
+            raise ConfigError(
+                "train.released.skip_step_as_adamw: only for OLMo-core runs (data.loader: olmo_core)"
+            )
 
     def evaluated_steps(self) -> None:
         """``self.steps``: the checkpoints the original run's evaluation reads (common.smk
@@ -573,12 +589,8 @@ class _Checker:
             problem = checkpoint_template_problem(str(template))
             if problem:
                 raise ConfigError(f"train.olmo.checkpoints: {template!r} {problem}")
-        elif self.train.get("original") or not self.released:
-            raise ConfigError(
-                "train.olmo.checkpoints: required with train.backend: olmo when the original run is trained"
-                " here: the fork starts each window from the original run's checkpoint in OLMo's unsharded"
-                " format (a path or URL with {step}, ending in -unsharded)"
-            )
+        # without a template the fork starts from the original run's checkpoints: exported to OLMo's
+        # format (rule export_olmo) when the run is trained here, else the released ones (fetched)
         if self.experiment.get("order", "given") != "given":
             raise ConfigError(
                 "experiment.order: the OLMo fork reads a window's batches in order (data.shuffle_train:"

@@ -246,8 +246,15 @@ class ReplayCheckConfig(Settings):
 class ReleasedConfig(Settings):
     """``train.released``: released OLMo checkpoints as the original run (with original: false)."""
 
-    checkpoint_url: str = setting(help="unsharded checkpoint folder URL with {step}")
+    checkpoint_url: str = setting(
+        help="unsharded checkpoint folder URL with {step}; with data.loader olmo_core: the OLMo-core"
+        " checkpoint folder stepN/ (URL, fetched, or local path, read in place) with {step}"
+    )
     hub_model: str = setting(help="HF model id whose revisions stage1-step{N}-tokens{T}B are evaluated")
+    skip_step_as_adamw: bool = setting(
+        False,
+        "OLMo-core runs trained with SkipStepAdamW: import its state as AdamW's (re-runs never skip a step)",
+    )
 
 
 @dataclass(frozen=True)
@@ -260,7 +267,8 @@ class OlmoBackendConfig(Settings):
     checkpoints: str | None = setting(
         None,
         "the original run's OLMo unsharded checkpoints, a path or URL with {step} ending in -unsharded"
-        " (default with train.released: the released ones, fetched)",
+        " (default: the run trained here exported by rule export_olmo; with train.released the"
+        " released ones, fetched)",
     )
     max_duration: str | int | None = setting(
         None, "tokens ('4e12T') or steps (928646) of the original run, when its config says epochs"

@@ -26,6 +26,8 @@ from intervene.layout import BATCHES_DIR, DOC_INFO_DIR, INTERVENTIONS_DIR, SEARC
 from intervene.settings import Bm25Config, DenseConfig, InterventionConfig
 
 ORIGINAL_SUMMARY = f"{TRAIN_DIR}/original/summary.json"
+#: The original run's checkpoints in OLMo's unsharded format (rule export_olmo), the fork's start.
+OLMO_EXPORT_DIR = "results/olmo/checkpoints"
 
 
 def group_files(pattern: str, groups: Iterable[str]) -> list[str]:
@@ -270,6 +272,48 @@ class Inputs:
         """The released checkpoint of step ``{step}``."""
         return self.released["checkpoint_url"].format(step=wildcards.step)
 
+    # -- released checkpoints of an OLMo run (stepN-unsharded/) or an OLMo-core run (stepN/: DCP) ----
+
+    @cached_property
+    def released_olmo_core(self) -> bool:
+        """Whether the released checkpoints are an OLMo-core run's (its data loader: data.loader)."""
+        return self.config["data"].get("loader", "olmo") == "olmo_core"
+
+    @cached_property
+    def released_local(self) -> bool:
+        """An OLMo-core run's checkpoints given as a local path template: read in place, not fetched."""
+        return self.released_olmo_core and "://" not in self.released.get("checkpoint_url", "://")
+
+    @cached_property
+    def released_dir(self) -> str:
+        """Rule ``fetch_released``'s folder of step ``{step}``."""
+        kind = "olmo_core" if self.released_olmo_core else "unsharded"
+        return f"resources/checkpoints/step{{step}}-{kind}"
+
+    def released_fetch_format(self) -> str:
+        """``intervene fetch-checkpoint --format``."""
+        return "olmo_core" if self.released_olmo_core else "olmo"
+
+    def released_source(self, wildcards: Any) -> list[str]:
+        """What rule ``import_released`` waits for: the fetched folder, or nothing for a local one."""
+        return [] if self.released_local else [self.released_dir.format(step=wildcards.step)]
+
+    def import_released_command(self, wildcards: Any, input: Any, output: Any) -> str:
+        """``intervene import-olmo`` of an OLMo unsharded checkpoint, or ``intervene import-olmo-core``
+        of an OLMo-core checkpoint folder, with the run's config (data.train_config)."""
+        q = shlex.quote
+        if not self.released_olmo_core:
+            return (
+                f"intervene import-olmo --olmo-dir {q(input.checkpoint[0])} --out {q(output[0])}"
+                f" --train-config {q(input.train_config)}"
+            )
+        src = self.checkpoint_url(wildcards) if self.released_local else input.checkpoint[0]
+        skip = " --skip-step-as-adamw" if self.released.get("skip_step_as_adamw") else ""
+        return (
+            f"intervene import-olmo-core --checkpoint {q(src)} --out {q(output[0])}"
+            f" --train-config {q(input.train_config)}{skip}"
+        )
+
     # -- OLMo backend -----------------------------------------------------------------------------
 
     def olmo_base_config(self) -> str:
@@ -285,12 +329,20 @@ class Inputs:
         return f"results/olmo/{wildcards.run}/memmap"
 
     def olmo_start(self, wildcards: Any) -> list[str]:
-        """The window's first checkpoint as an input: the released one, fetched unsharded (rule
-        ``fetch_released``); none when train.olmo.checkpoints names it (the user provides it)."""
+        """The window's first checkpoint as an input: none when train.olmo.checkpoints names it (the
+        user provides it); the original run's, exported by rule ``export_olmo``, when the run is
+        trained here; else the released one, fetched unsharded (rule ``fetch_released``)."""
         if self.olmo.get("checkpoints"):
             return []
         first = layout.rerun_window(self.config, wildcards.run)[0]
+        if self.config["train"]["original"]:
+            return [f"{OLMO_EXPORT_DIR}/step{first}-unsharded"]
         return [f"resources/checkpoints/step{first}-unsharded"]
+
+    def olmo_export_source(self, wildcards: Any) -> str:
+        """The original run's checkpoint at ``{step}`` that rule ``export_olmo`` converts (written
+        by rule ``pretrain_original``, which the rule waits for through its summary)."""
+        return layout.original_checkpoint(wildcards.step)
 
     def olmo_load_path(self, wildcards: Any, input: Any) -> str:
         """The fork's load_path: the window's first checkpoint in OLMo's unsharded format."""

@@ -3,7 +3,31 @@
 # memmaps, from the window's first checkpoint in OLMo's unsharded format, converted to HF; rule
 # `evaluate_rerun` evaluates the HF folder (W.rerun_trained) as it does the built-in trainer's.
 # Data: an intervention's rewritten window (rule `memmap`), a control's unmodified window (rule
-# `control_memmap`). Start: the released checkpoint (rule `fetch_released`) or train.olmo.checkpoints.
+# `control_memmap`). Start (W.olmo_start): train.olmo.checkpoints when given, else the original
+# run's checkpoint exported to OLMo's format (rule `export_olmo`) when the run is trained here, else
+# the released checkpoint (rule `fetch_released`).
+
+
+rule export_olmo:
+    input:
+        # the original run's summary is written last: its checkpoints are complete
+        f"{TRAIN_DIR}/original/summary.json",
+    output:
+        # model and optimizer (~100 GB at 7B); every consumer (olmo_rerun_config, olmo_rerun of the
+        # windows starting at {step}) is in the DAG, so it goes once they are done (--notemp keeps it)
+        temp(directory("results/olmo/checkpoints/step{step}-unsharded")),
+    log:
+        "logs/olmo/export_step{step}.log",
+    wildcard_constraints:
+        step=r"\d+",
+    conda:
+        "../envs/intervene.yaml"
+    resources:
+        mem_mb=W.attempt_times(256000),
+    params:
+        checkpoint=W.olmo_export_source,
+    shell:
+        "intervene export-olmo --checkpoint {params.checkpoint} --out {output} > {log} 2>&1"
 
 
 rule control_memmap:
@@ -55,6 +79,8 @@ rule olmo_rerun_config:
 rule olmo_rerun:
     input:
         "results/olmo/{run}/run{r}/config.yaml",
+        # the fork reads the config's load_path: a temp() export must stay until this run is done
+        start=W.olmo_start,
     output:
         # OLMo's save folder; its step{last}-unsharded (model and optimizer: ~100 GB at 7B) only
         # feeds the conversion

@@ -8,7 +8,7 @@ import json
 from intervene.cli.common import OUT, log
 from intervene.cli_build import Command, arg, call, command, opt
 from intervene.cli_types import below, nonneg_int, positive_int
-from intervene.settings import DecodeConfig, ReplayCheckConfig, TrainConfig
+from intervene.settings import DataConfig, DecodeConfig, ReplayCheckConfig, TrainConfig
 
 
 def _cmd_train(a: argparse.Namespace) -> None:
@@ -90,7 +90,7 @@ def _cmd_batch_list(a: argparse.Namespace) -> None:
 def _cmd_fetch_checkpoint(a: argparse.Namespace) -> None:
     from intervene.train.released import fetch_olmo_core, fetch_unsharded
 
-    fetch = fetch_olmo_core if a.format == "olmo_core" else fetch_unsharded
+    fetch = fetch_olmo_core if a.loader == "olmo_core" else fetch_unsharded
     log.info("fetched %s -> %s", a.url, fetch(a.url, a.out))
 
 
@@ -176,11 +176,12 @@ COMMANDS: tuple[Command, ...] = (
             required=True,
             help=".../stepN-unsharded/ (config.yaml, model.pt, optim.pt, train.pt); olmo_core: .../stepN/",
         ),
-        arg(
+        opt(
+            DataConfig,
+            "loader",
             "--format",
-            choices=("olmo", "olmo_core"),
-            default="olmo",
-            help="olmo_core: an OLMo-core checkpoint folder (model_and_optim/ DCP files, train/rank0.pt)",
+            help="the run's trainer (data.loader): olmo_core: an OLMo-core checkpoint folder"
+            " (model_and_optim/ DCP files, train/rank0.pt)",
         ),
         OUT,
     ),
