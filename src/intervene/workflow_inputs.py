@@ -12,11 +12,15 @@ the words of its command, as pure functions of the config and the wildcards (uni
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from intervene import figures_workflow as figw
 from intervene import inspect_workflow as iw
@@ -289,6 +293,28 @@ class Inputs:
         """Rule ``fetch_released``'s folder of step ``{step}``."""
         kind = "olmo_core" if self.released_olmo_core else "unsharded"
         return f"resources/checkpoints/step{{step}}-{kind}"
+
+    @cached_property
+    def _checkpoint_mem_mb(self) -> int:
+        """What one process holding a whole checkpoint of this run needs (weights and AdamW
+        moments in fp32: :mod:`intervene.train.checkpoint_memory`); the toy world's is tiny."""
+        from intervene.train.checkpoint_memory import MIN_MB, checkpoint_mem_mb
+
+        if layout.uses_world(self.config):
+            return MIN_MB
+        path = Path(self.config["data"]["train_config"])
+        text = path.read_text()
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if self.released_olmo_core:
+            from intervene.train.olmo_core_import import olmo_style_config
+
+            raw = olmo_style_config(raw, str(path), skip_step_as_adamw=True)  # its model section only
+        return checkpoint_mem_mb(raw["model"])
+
+    def checkpoint_mem_mb(self, wildcards: Any, attempt: int) -> int:
+        """``mem_mb`` of ``import_released`` and ``export_olmo``: the model's need times the Slurm
+        attempt."""
+        return self._checkpoint_mem_mb * attempt
 
     def released_fetch_format(self) -> str:
         """``intervene fetch-checkpoint --format``."""

@@ -23,7 +23,7 @@ rule export_olmo:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=W.attempt_times(256000),
+        mem_mb=W.checkpoint_mem_mb,
     params:
         checkpoint=W.olmo_export_source,
     shell:

@@ -38,7 +38,7 @@ rule import_released:
     conda:
         "../envs/intervene.yaml"
     resources:
-        mem_mb=W.attempt_times(256000),
+        mem_mb=W.checkpoint_mem_mb,
     params:
         command=W.import_released_command,
     shell:
