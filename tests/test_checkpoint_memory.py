@@ -34,16 +34,16 @@ def test_parameters_equal_the_built_models(kv, tied, ratio):
 
 def test_full_scale_requests():
     """OLMo 2 1B and 7B (their shipped train configs) ask for what their parameters need: about
-    1.5e9 x 16 B x 1.25 and 7.3e9 x 16 B x 1.25, not one fixed figure."""
+    1.5e9 x 24 B x 1.25 and 7.3e9 x 24 B x 1.25, not one fixed figure."""
     one = yaml.safe_load((REPO / "config/olmo2-1b/train_config.yaml").read_text())["model"]
     assert 1.4e9 < olmo2_parameters(one) < 1.6e9
     seven = yaml.safe_load((REPO / "config/olmo2-7b/train_config.yaml").read_text())["model"]
     assert 7.2e9 < olmo2_parameters(seven) < 7.4e9
-    assert checkpoint_mem_mb(seven) == pytest.approx(olmo2_parameters(seven) * 20 / 1e6, rel=0.01)
+    assert checkpoint_mem_mb(seven) == pytest.approx(olmo2_parameters(seven) * 30 / 1e6, rel=0.01)
     assert checkpoint_mem_mb({"d_model": 8, "n_layers": 1, "n_heads": 2, "vocab_size": 16}) == 8000
 
 
-@pytest.mark.parametrize("config, mem", [("olmo2-7b", 146000), ("olmo2-32b", 645000), ("config", 8000)])
+@pytest.mark.parametrize("config, mem", [("olmo2-7b", 219000), ("olmo2-32b", 968000), ("config", 8000)])
 def test_the_workflow_asks_for_the_models_need(config, mem):
     """import_released / export_olmo's mem_mb: 7B and OLMo 2 32B (an OLMo-core config) from their
     train configs, the toy world the minimum; times the Slurm attempt."""
