@@ -27,7 +27,7 @@ from intervene import inspect_workflow as iw
 from intervene import layout
 from intervene import workflow_args as wargs
 from intervene.layout import BATCHES_DIR, DOC_INFO_DIR, INTERVENTIONS_DIR, SEARCH_DIR, TRAIN_DIR, WORLD_DIR
-from intervene.settings import Bm25Config, DenseConfig, InterventionConfig
+from intervene.settings import Bm25Config, DenseConfig, InterventionConfig, OlmoBackendConfig
 
 ORIGINAL_SUMMARY = f"{TRAIN_DIR}/original/summary.json"
 #: The original run's checkpoints in OLMo's unsharded format (rule export_olmo), the fork's start.
@@ -130,7 +130,8 @@ class Inputs:
         self.interventions = config["interventions"] if "interventions" in self.given else {}
         self.experiment = config["experiment"]
         self.released = config["train"]["released"] or {}
-        self.olmo = config["train"].get("olmo") or {}
+        # train.olmo with every default filled (an absent section: the defaults alone)
+        self.olmo = config["train"].get("olmo") or OlmoBackendConfig().to_dict()
         # which trainer re-runs the windows: this package's (rule pretrain_rerun) or the OLMo fork's
         self.olmo_backend = config["train"].get("backend", "builtin") == "olmo"
         self.eval_tasks = wargs.eval_tasks(config)
@@ -387,7 +388,7 @@ class Inputs:
         from intervene.train.olmo_backend import train_command
 
         name = f"{wildcards.run}/run{wildcards.r}"
-        return train_command(self.olmo["repo"], input[0], name, self.olmo.get("nproc", 1))
+        return train_command(self.olmo["repo"], input[0], name, self.olmo["nproc"])
 
     def olmo_convert_command(self, wildcards: Any, input: Any, output: Any) -> str:
         """Convert the re-run's last checkpoint, step{last}-unsharded in its save folder."""

@@ -19,7 +19,7 @@ rule data_order:
         mem_mb=W.attempt_times(8000),
     params:
         world_size=config["data"]["world_size"],
-        loader=config["data"].get("loader", "olmo"),
+        loader=config["data"]["loader"],
     shell:
         "intervene data-order --train-config {input.train_config} --out {output.order}"
         " --manifest {output.manifest} --world-size {params.world_size} --loader {params.loader}"

@@ -96,7 +96,7 @@ rule olmo_rerun:
         "../envs/olmo.yaml"
     threads: 16
     resources:
-        gpu=W.olmo.get("nproc", 1),
+        gpu=W.olmo["nproc"],
         runtime=24 * 60,
     params:
         cmd=W.olmo_train_command,
