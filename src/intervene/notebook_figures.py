@@ -409,17 +409,11 @@ def intervention_docs(
 
 def _term_rows(terms_dir, pararel_root, relations: Sequence[str], ds: np.ndarray):
     """Per ParaRel instance the rows of its subject and object in the stacked term matrices."""
-    from intervene.search.occurrences import read_term_list
-    from intervene.search.stages import relation_pairs, term_file
+    from intervene.select.stages import stacked_term_pairs
 
     if terms_dir is None or pararel_root is None:
         raise ValueError("rm_occ counts occurrences: the term files' folder and the ParaRel data are needed")
-    stacked, base = [], 0
-    for rel in relations:
-        terms = read_term_list(term_file(terms_dir, rel))
-        stacked.append(relation_pairs(pararel_root, rel, terms) + base)
-        base += len(terms)
-    pairs = np.concatenate(stacked)
+    pairs, _ = stacked_term_pairs(terms_dir, pararel_root, relations)
     if len(pairs) != len(ds):
         raise InputError(f"{pararel_root}: {len(pairs)} instances of {list(relations)}, the labels {len(ds)}")
     return pairs[:, 0], pairs[:, 1]

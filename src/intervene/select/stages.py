@@ -184,16 +184,22 @@ def cooccurrence_counts(
     return counts, int(np.unique(coocc.indices).size)
 
 
-def _term_rows(terms_dir, pararel_root, relations, insts, rel_labels):
-    """Rows of the stacked term matrices holding each instance's subject and object; instances are
-    the relations' rows stacked in order, as in the labels."""
+def stacked_term_pairs(terms_dir, pararel_root, relations) -> tuple[np.ndarray, list[int]]:
+    """Per ParaRel instance (the relations' rows stacked in order, as in the labels) the rows of its
+    subject and object in the stacked term matrices, and each relation's number of instances."""
     stacked, base = [], 0
     for rel in relations:
         terms = read_term_list(term_file(terms_dir, rel))
         stacked.append(relation_pairs(pararel_root, rel, terms) + base)
         base += len(terms)
-    pairs = np.concatenate(stacked)
-    order = np.repeat(np.array(relations), [len(p) for p in stacked])
+    return np.concatenate(stacked), [len(p) for p in stacked]
+
+
+def _term_rows(terms_dir, pararel_root, relations, insts, rel_labels):
+    """Rows of the stacked term matrices holding each instance's subject and object; instances are
+    the relations' rows stacked in order, as in the labels."""
+    pairs, sizes = stacked_term_pairs(terms_dir, pararel_root, relations)
+    order = np.repeat(np.array(relations), sizes)
     if len(order) != len(rel_labels) or (order != np.array(rel_labels)).any():
         raise ValueError(f"{pararel_root}: the relations' instances do not line up with the labels' rows")
     return pairs[insts, 0], pairs[insts, 1]
