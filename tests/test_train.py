@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -20,7 +21,7 @@ from intervene.train.checkpoint import checkpoints
 from intervene.train.loss import olmo_loss
 from intervene.train.model import build_model
 from intervene.train.optim import build_optimizer, param_groups, scheduled_lr
-from intervene.train.replay import compare_checkpoints, run_losses
+from intervene.train.replay import compare_checkpoints, replay_check, run_losses
 from intervene.train.trainer import train
 
 OLMO2_1B = {
@@ -247,6 +248,36 @@ def test_replay_under_torchrun_two_processes(small_world, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert compare_checkpoints(orig / "step6", tmp_path / "replay" / "step6")["passed"]
+    # the replay check as the workflow launches it for train.nproc 2: under torchrun, bit-exact,
+    # rank 0 alone writes the report; the micro-batch is the original's (its fingerprint), not the config's
+    check = [
+        str(Path(sys.executable).parent / "torchrun"),
+        *("--standalone", "--nproc_per_node=2", "-m", "intervene.cli", "replay-check"),
+        *("--train-config", str(small_world / "train_config.yaml"), "--original", str(orig)),
+        *("--from-step", "3", "--steps", "3", "--group-dirs", str(d / "batches"), "--device", "cpu"),
+        *("--work", str(tmp_path / "check"), "--out", str(tmp_path / "check.json")),
+    ]
+    r = subprocess.run(check, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rc = json.loads((tmp_path / "check.json").read_text())
+    assert rc["passed"] and rc["tensors_not_bit_identical"] == 0 and rc["atol"] == 0, rc
+    # one process cannot replay a two-process run: refused, naming the launch that matches
+    with pytest.raises(
+        ValueError, match=r"trained on 2 process\(es\), the replay runs on 1.*nproc_per_node=2"
+    ):
+        replay_check(
+            small_world / "train_config.yaml",
+            orig,
+            3,
+            3,
+            None,
+            0,
+            tmp_path / "one",
+            tmp_path / "one.json",
+            device="cpu",
+            group_dirs=[d / "batches"],
+        )
+    assert not (tmp_path / "one.json").exists()
     # two processes compute the same step as one, up to float summation order
     single = tmp_path / "single"
     train(

@@ -51,14 +51,17 @@ rule replay_check:
     # as pretrain_original: Snakemake sets OMP_NUM_THREADS to a job's threads, and CPU float
     # reductions differ between 1 and 2 threads (the replay would not be bit-identical)
     threads: 2
+    # launched as the original run (torchrun/srun with train.nproc, train.nodes): a replay on another
+    # number of processes sums gradients in another order and is refused
     resources:
-        gpu=wargs.gpus_of(config["train"]["device"]),
+        **W.train_resources,
     params:
         original=W.original_dir,
         settings=W.replay_settings,
         device=config["train"]["device"],
+        launcher=W.train_launcher,
     shell:
-        "intervene replay-check --train-config {input.train_config} --original {params.original}"
+        "{params.launcher} replay-check --train-config {input.train_config} --original {params.original}"
         " --settings {params.settings} --group-dirs {input.batches} --work {output.run}"
         " --device {params.device} --out {output.report} > {log} 2>&1"
 

@@ -4,6 +4,11 @@ On CPU the comparison is bit-for-bit (weights and AdamW moments); on GPU within 
 autocast and non-deterministic reductions), or bit-for-bit again when the original run was trained
 in the deterministic mode (``train.deterministic``, :mod:`intervene.train.determinism`): the replay
 then runs in that mode too and must be equal, whatever tolerance was given.
+
+The replay runs as the original did: the same number of processes (launched the same way, e.g.
+under torchrun), strategy and micro-batch, all read from the original run's fingerprint. A replay
+of a 2-process run on one process sums the gradients in another order; on two H200s that alone
+moved weights by 0.0104 over 40 steps, past the demo's 0.01, so it is refused instead of compared.
 """
 
 from __future__ import annotations
@@ -82,8 +87,38 @@ def compare_checkpoints(
 
 def trained_deterministic(run_dir: str | os.PathLike) -> bool:
     """Whether the run in ``run_dir`` was trained in the deterministic mode (its fingerprint says)."""
+    return bool(run_execution(run_dir).get("deterministic", False))
+
+
+def run_execution(run_dir: str | os.PathLike) -> dict:
+    """How the run in ``run_dir`` was executed (world size, strategy, device, micro-batch, ...), from
+    its fingerprint; empty when it has none."""
     fp = read_fingerprint(run_dir) or {}
-    return bool((fp.get("execution") or {}).get("deterministic", False))
+    return dict(fp.get("execution") or {})
+
+
+def replay_execution(original_run: str | os.PathLike, world_size: int) -> dict:
+    """The trainer settings a replay of ``original_run`` needs to be the same computation (strategy,
+    micro-batch, deterministic mode); refuses a replay on another number of processes, naming the
+    launch that matches. An original without a fingerprint replays with the defaults."""
+    ex = run_execution(original_run)
+    want = int(ex.get("world_size", world_size))
+    if want != world_size:
+        launch = (
+            "intervene replay-check"
+            if want == 1
+            else f"torchrun --nproc_per_node={want} -m intervene.cli replay-check"
+        )
+        raise ValueError(
+            f"{original_run}: trained on {want} process(es), the replay runs on {world_size};"
+            f" launch it as the original ({launch} ...; the workflow's train.nproc/train.nodes)"
+        )
+    out: dict = {"deterministic": bool(ex.get("deterministic", False))}
+    if ex.get("strategy"):
+        out["strategy"] = ex["strategy"]
+    if ex.get("micro_batch"):
+        out["microbatch"] = int(ex["micro_batch"])
+    return out
 
 
 def decoded_batch_files(
@@ -137,14 +172,18 @@ def replay_check(
 ) -> dict:
     """Re-run ``steps`` steps from the original run's ``step{from_step}`` over the decoded, unmodified
     batches (in ``group_dirs``, else under ``batches_root`` in groups of ``batches_per_group``) and
-    compare with its ``step{from_step + steps}``. The replay runs in the original run's mode; when that
-    is the deterministic one, the check demands bit-identity (``atol`` is not used)."""
+    compare with its ``step{from_step + steps}``. The replay runs as the original run did (processes,
+    strategy, micro-batch, mode; :func:`replay_execution`); when that is the deterministic mode, the
+    check demands bit-identity (``atol`` is not used). Under torchrun every process trains and rank 0
+    alone compares and writes ``out``; the other ranks return None."""
     from intervene.olmo import write_path_list
     from intervene.train.trainer import train
 
     orig = Path(original_run)
     work = Path(work_dir)
-    deterministic = trained_deterministic(orig)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    execution = replay_execution(orig, world)
+    deterministic = execution["deterministic"]
     if deterministic and atol:
         log.info(
             "%s was trained deterministically: the replay must be bit-identical (atol %g unused)", orig, atol
@@ -164,8 +203,10 @@ def replay_check(
         stop_after=steps,
         save_interval=steps,
         device=device,
-        deterministic=deterministic,
+        **execution,
     )
+    if rank != 0:  # train() ends with a barrier: rank 0 finds every rank's part saved
+        return None
     return compare_checkpoints(
         orig / f"step{from_step + steps}",
         work / "run" / f"step{from_step + steps}",
