@@ -412,6 +412,10 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int, prof_dir
             from intervene.train.model import use_causal_attention
 
             use_causal_attention(model)
+        if "rtable" in name:  # the trainer when it compiles on a GPU: rotary (cos, sin) from a table
+            from intervene.train.model import use_rotary_table
+
+            use_rotary_table(model)
         objective = OlmoObjective(model, z_loss=True, fused=fused)
         if name == "ours_layers_fused":  # the per-layer compilation measured first (slower)
             for layer in model.model.layers:
@@ -528,7 +532,7 @@ def main() -> None:
                 cmd,
                 capture_output=True,
                 text=True,
-                env={**os.environ, "CUDA_VISIBLE_DEVICES": "0"},
+                env={**os.environ, "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "0")},
                 timeout=300,
             )
             lines = [ln for ln in r.stdout.splitlines() if ln.startswith("PART2")]

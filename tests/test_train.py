@@ -84,6 +84,46 @@ def test_causal_attention_is_bit_identical_to_sdpa_and_not_saved(small_world, tm
     assert Olmo2ForCausalLM.from_pretrained(tmp_path / "ck").config._attn_implementation == "sdpa"
 
 
+def test_rotary_table_is_bit_identical_and_not_saved(small_world, tmp_path):
+    """The compiled GPU trainer's rotary table (intervene.train.model.RotaryTable) gives exactly the
+    logits and gradients of transformers' own rotary embedding, for any position ids and for float32
+    and bfloat16 models, falls back to the module once the model is cast, and saves nothing."""
+    from safetensors.torch import load_file
+
+    from intervene.train.checkpoint import save_checkpoint
+    from intervene.train.model import RotaryTable, use_causal_attention, use_rotary_table
+
+    raw = yaml.safe_load((small_world / "train_config.yaml").read_text())
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        model = build_model(raw, seed=0).to(dtype)
+        use_causal_attention(model)
+        x = torch.randint(0, model.config.vocab_size, (3, 48), generator=g)
+        pos = torch.randint(0, model.config.max_position_embeddings, (3, 48), generator=g)
+        ref = model(input_ids=x).logits
+        ref_pos = model(input_ids=x, position_ids=pos).logits
+        ref.float().sum().backward()
+        ref_grad = model.model.layers[0].self_attn.q_proj.weight.grad.clone()
+        model.zero_grad(set_to_none=True)
+        if dtype == torch.float32:
+            save_checkpoint(tmp_path / "plain", model, build_optimizer(model, raw["optimizer"]), {}, raw)
+        assert use_rotary_table(model) and isinstance(model.model.rotary_emb, RotaryTable)
+        assert use_rotary_table(model) and not isinstance(model.model.rotary_emb.rotary, RotaryTable)
+        out = model(input_ids=x).logits
+        assert torch.equal(out, ref) and torch.equal(model(input_ids=x, position_ids=pos).logits, ref_pos)
+        out.float().sum().backward()
+        assert torch.equal(model.model.layers[0].self_attn.q_proj.weight.grad, ref_grad)
+        if dtype == torch.float32:
+            save_checkpoint(tmp_path / "table", model, build_optimizer(model, raw["optimizer"]), {}, raw)
+            a = load_file(str(tmp_path / "plain" / "model.safetensors"))
+            b = load_file(str(tmp_path / "table" / "model.safetensors"))
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+            model.to(torch.bfloat16)  # the float32 table is cast: the module computes instead
+            plain = build_model(raw, seed=0).to(torch.bfloat16)
+            use_causal_attention(plain)
+            assert torch.equal(model(input_ids=x).logits, plain(input_ids=x).logits)
+
+
 def test_olmo_loss_by_hand():
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 5)

@@ -122,3 +122,47 @@ def use_causal_attention(model) -> bool:
     AttentionInterface.register(CAUSAL_SDPA, causal_sdpa_attention)
     model.config._attn_implementation = CAUSAL_SDPA
     return True
+
+
+class RotaryTable(nn.Module):
+    """A model's rotary embedding read from a table of every position's (cos, sin) instead of
+    computed per call: what its own module returns for positions ``0..length-1``, gathered by
+    ``position_ids``, so the values are those of the module on the device the table was made on.
+
+    Why: compiled, inductor fuses transformers' ``cos``/``sin`` of ``positions x inv_freq`` into every
+    layer's rotary kernel and evaluates them per element, per layer and micro-batch. On an H200 at
+    the OLMo 2 1B shape those kernels took 62 ms of a 2.06 s step, against 31 ms for OLMo-core's
+    rotary (benchmarks/results/gpu_train_h200.md). Used by the trainer when it compiles on a GPU."""
+
+    def __init__(self, rotary: nn.Module, length: int, device: torch.device) -> None:
+        super().__init__()
+        self.rotary = rotary
+        positions = torch.arange(length, device=device)[None]
+        #: hidden-state dtype -> (buffer name, the dtype the module returned): some transformers
+        #: versions cast (cos, sin) to the hidden states' dtype, others keep float32
+        self.tables: dict[torch.dtype, tuple[str, torch.dtype]] = {}
+        for name, dtype in (("f32", torch.float32), ("bf16", torch.bfloat16)):
+            with torch.no_grad():
+                cos, sin = rotary(torch.empty(0, dtype=dtype, device=device), positions)
+            self.register_buffer(f"cos_{name}", cos[0].clone(), persistent=False)
+            self.register_buffer(f"sin_{name}", sin[0].clone(), persistent=False)
+            self.tables[dtype] = (name, cos.dtype)
+
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        name, dtype = self.tables.get(x.dtype, ("", None))
+        cos = getattr(self, f"cos_{name}", None)
+        if cos is None or cos.dtype != dtype:  # another dtype, or the model was cast since
+            return self.rotary(x, position_ids)
+        return cos[position_ids], getattr(self, f"sin_{name}")[position_ids]
+
+
+def use_rotary_table(model) -> bool:
+    """Give ``model`` (an ``Olmo2ForCausalLM`` on its device) a :class:`RotaryTable` for positions up
+    to its ``max_position_embeddings``; False where its layout is not the expected one."""
+    inner = getattr(model, "model", None)
+    rotary = getattr(inner, "rotary_emb", None)
+    if rotary is None or isinstance(rotary, RotaryTable):
+        return isinstance(rotary, RotaryTable)
+    device = next(model.parameters()).device
+    inner.rotary_emb = RotaryTable(rotary, int(model.config.max_position_embeddings), device)
+    return True

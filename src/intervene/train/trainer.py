@@ -42,7 +42,7 @@ from intervene.train.fsdp import (
 )
 from intervene.train.instance_filter import instance_mask
 from intervene.train.loss import olmo_core_loss_divisor
-from intervene.train.model import build_model, use_causal_attention
+from intervene.train.model import build_model, use_causal_attention, use_rotary_table
 from intervene.train.objective import OlmoObjective
 from intervene.train.olmo_core_import import rerun_config
 from intervene.train.optim import build_optimizer, scheduled_lr
@@ -459,6 +459,8 @@ def _objective(model, raw: dict, device: str, world: int, local_rank: int, fsdp:
         olmo_core=core,
         olmo_core_z_loss=raw.get("auxiliary_loss_multiplier") if raw.get("softmax_auxiliary_loss") else None,
     )
+    if raw.get("compile") and device == "cuda":
+        use_rotary_table(model)  # compiled, a table beats cos/sin per layer (intervene.train.model)
     if fsdp:
         # the fused loss reads the head's weight directly, bypassing the sharded root's gather:
         # sharded, the loss goes through the model's own forward (same values, tested)
