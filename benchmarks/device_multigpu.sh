@@ -6,9 +6,14 @@
 #     (config/gpu-demo.yaml + config/gpu-demo-2gpu.yaml), checked as the one-GPU demo
 #     (benchmarks/gpu_demo_summary.py) and by each training run's recorded world size.
 # The demo's CPU-only jobs (world, decode, doc_info, ...) run during part 1 on cores of their own.
+#  0. (optional, MFU_OURS / MFU_PEER set) the one-GPU trainer against OLMo-core (benchmarks/gpu_train.py):
+#     the MFU_OURS variants on GPU 0 while the MFU_PEER variants run on GPU 1, e.g.
+#     MFU_OURS=ours_whole_plain_causal:4,ours_whole_plain_causal:8 MFU_PEER=olmo_core:4,olmo_core:8
 # Usage (repository root, a machine with 2 GPUs and no package index; wheels: device_setup.sh):
 #   bash benchmarks/device_multigpu.sh OUTDIR [WHEELS]
 # SCALE_END / DEMO_END: seconds after the start by which part 1 / Snakemake are stopped.
+# SCALE: the scaling runs, "GPUS:STRATEGY ..." (default: 1:ddp 1:fsdp NGPU:ddp NGPU:fsdp; the
+# one-GPU runs go side by side, a GPU each).
 set -u
 OUT=${1:?OUTDIR}
 mkdir -p "$OUT"
@@ -62,14 +67,34 @@ scale() { # GPUS STRATEGY VISIBLE CAP
         > "$OUT/scaling_${1}gpu_$2.log" 2>&1
     echo "scaling $1 GPU $2: exit $? at $(elapsed) s (limit $t s)" | tee -a "$OUT/machine.txt"
 }
-scale 1 ddp 0 130 &
-p1=$!
-scale 1 fsdp 1 130 &
-p2=$!
-wait $p1 $p2
+# 0. the trainer against OLMo-core on one GPU each side (same host, same call)
+if [ -n "${MFU_OURS:-}" ] && [ -n "${MFU_PEER:-}" ]; then
+    mfu() { # GPU VARIANTS
+        CUDA_VISIBLE_DEVICES=$1 timeout "$(budget "$SCALE_END" 400)" $PIN_FG python3 benchmarks/gpu_train.py \
+            --out "$OUT/mfu_gpu$1" --parts 2 --seqs-per-step 32 --profile --variants "$2" \
+            > "$OUT/mfu_gpu$1.log" 2>&1
+        echo "mfu GPU $1 ($2): exit $? at $(elapsed) s" | tee -a "$OUT/machine.txt"
+    }
+    mfu 0 "$MFU_OURS" &
+    p1=$!
+    mfu 1 "$MFU_PEER" &
+    p2=$!
+    wait $p1 $p2
+    grep -h "^|" "$OUT"/mfu_gpu*.log | sort -u | tee "$OUT/mfu.md"
+fi
 ALL=$(seq -s, 0 $((NGPU - 1)))
-scale "$NGPU" ddp "$ALL" 150
-scale "$NGPU" fsdp "$ALL" 150
+SCALE=${SCALE:-"1:ddp 1:fsdp $NGPU:ddp $NGPU:fsdp"}
+pids=() gpu=0
+for r in $SCALE; do # the one-GPU runs side by side
+    [ "${r%%:*}" = 1 ] || continue
+    scale 1 "${r#*:}" "$gpu" 130 &
+    pids+=($!) gpu=$((gpu + 1))
+done
+[ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"
+for r in $SCALE; do
+    [ "${r%%:*}" = 1 ] && continue
+    scale "${r%%:*}" "${r#*:}" "$ALL" 150
+done
 python3 benchmarks/gpu_scaling.py --table "$OUT"/scaling_*gpu_*.json | tee "$OUT/scaling.md"
 
 # 2. the demo: the rest of the DAG, one intervention and its control first
@@ -96,6 +121,7 @@ echo "torchrun launches in the log: $(grep -c "torchrun --standalone --nproc_per
     | tee -a "$OUT/nproc_check.txt"
 python3 -m benchmarks.gpu_demo_summary --results results --log "$OUT/snakemake_all.log" --out "$OUT/summary.md" \
     | tail -50
+tar czf "$OUT/logs.tgz" -C "$OUT" --remove-files $(cd "$OUT" && ls -d *.log mfu_gpu* scaling_*.json 2> /dev/null)
 tar czf "$OUT/results_small.tgz" results/report results/train/replay_check.json results/eval/reruns/*/labels.npz \
     results/reruns/*/run*/summary.json results/train/original/summary.json logs/train logs/reruns 2> /dev/null
 echo "done at $(elapsed) s" | tee -a "$OUT/machine.txt"

@@ -110,7 +110,8 @@ def test_every_gpu_rule_carries_gpu_resources(olmo2_1b_dry_run):
             assert res.get("gpu", "0") == "0" and "gres" not in res, (rule, res)
             continue
         seen.add(rule)
-        if rule.startswith("pretrain"):  # 2 nodes x 8 GPUs: one torchrun per node under srun
+        # 2 nodes x 8 GPUs: one torchrun per node under srun; the replay check runs as the original
+        if rule.startswith("pretrain") or rule == "replay_check":
             assert res["gres"] == "gpu:8" and res["nodes"] == "2" and res["tasks"] == "16"
             assert res["mpi"] == "srun" and res["tasks_per_gpu"] == "0"
         else:

@@ -130,9 +130,10 @@ class RotaryTable(nn.Module):
     ``position_ids``, so the values are those of the module on the device the table was made on.
 
     Why: compiled, inductor fuses transformers' ``cos``/``sin`` of ``positions x inv_freq`` into every
-    layer's rotary kernel and evaluates them per element, per layer and micro-batch. On an H200 at
-    the OLMo 2 1B shape those kernels took 62 ms of a 2.06 s step, against 31 ms for OLMo-core's
-    rotary (benchmarks/results/gpu_train_h200.md). Used by the trainer when it compiles on a GPU."""
+    layer's rotary kernels and evaluates them per element, per layer and micro-batch. On an H200 at
+    the OLMo 2 1B shape (micro-batch 8) those kernels took 62 ms of a 2.07 s step, 28 ms with the
+    table, 30 ms in OLMo-core (benchmarks/results/gpu_train_h200.md). Used by the trainer when it
+    compiles on a GPU."""
 
     def __init__(self, rotary: nn.Module, length: int, device: torch.device) -> None:
         super().__init__()
