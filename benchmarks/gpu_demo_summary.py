@@ -20,33 +20,76 @@ import numpy as np
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 _START = re.compile(r"^(?:local)?(?:checkpoint|rule) (\w+):$")
 _JOBID = re.compile(r"^\s+jobid: (\d+)$")
+_LOG = re.compile(r"^\s+log: (\S+)")
 _DONE = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)$")
+#: the line every intervene command ends with when it used a GPU (intervene.cli.log_gpu_peak)
+_PEAK = re.compile(r"peak GPU memory: ([\d.]+) GiB allocated, ([\d.]+) GiB reserved \(cuda:(\d+)\)")
 
 
-def rule_times(log: Path) -> tuple[dict[str, list[float]], float]:
-    """Wall seconds of every finished job by rule, and the span from the first job's start to the
-    last one's end. Snakemake stamps each job's start block and its 'Finished jobid' line (1 s)."""
+def job_records(log: Path) -> list[dict]:
+    """Every finished job of a Snakemake log: jobid, rule, its log file (or None), start and end.
+    Snakemake stamps each job's start block and its 'Finished jobid' line (1 s resolution)."""
     stamp = None
-    started: dict[str, tuple[datetime, str]] = {}
-    pending_rule = None
-    times: dict[str, list[float]] = defaultdict(list)
-    first = last = None
+    started: dict[str, dict] = {}
+    pending: dict | None = None
+    jobs = []
     for line in log.read_text(errors="replace").splitlines():
         if m := _STAMP.match(line.strip()):
             stamp = datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y")
         elif m := _START.match(line.strip()):
-            pending_rule = m.group(1)
-        elif (m := _JOBID.match(line)) and pending_rule and stamp is not None:
-            started[m.group(1)] = (stamp, pending_rule)
-            first = first or stamp
-            pending_rule = None
-        elif (m := _DONE.match(line.strip())) and stamp is not None:
-            t0, rule = started.get(m.group(1), (None, m.group(2)))
-            if t0 is not None:
-                times[rule].append((stamp - t0).total_seconds())
-            last = stamp
-    span = (last - first).total_seconds() if first and last else float("nan")
+            pending = {"rule": m.group(1), "log": None, "start": stamp}
+        elif pending is not None and (m := _LOG.match(line)):
+            pending["log"] = m.group(1).rstrip(",")
+        elif (m := _JOBID.match(line)) and pending is not None and stamp is not None:
+            started[m.group(1)] = {**pending, "jobid": m.group(1)}
+            pending = None
+        elif (m := _DONE.match(line.strip())) and stamp is not None and m.group(1) in started:
+            jobs.append({**started.pop(m.group(1)), "end": stamp})
+    return jobs
+
+
+def rule_times(log: Path) -> tuple[dict[str, list[float]], float]:
+    """Wall seconds of every finished job by rule, and the span from the first job's start to the
+    last one's end."""
+    jobs = job_records(log)
+    times: dict[str, list[float]] = defaultdict(list)
+    for j in jobs:
+        times[j["rule"]].append((j["end"] - j["start"]).total_seconds())
+    if not jobs:
+        return {}, float("nan")
+    span = (max(j["end"] for j in jobs) - min(j["start"] for j in jobs)).total_seconds()
     return dict(times), span
+
+
+def gpu_peaks(jobs: list[dict], root: Path) -> list[dict]:
+    """Per job that logged its peak GPU memory (one line per process): rule, start, end and the
+    reserved GiB per device index."""
+    out = []
+    for j in jobs:
+        f = root / j["log"] if j["log"] else None
+        if f is None or not f.is_file():
+            continue
+        per_dev: dict[int, float] = defaultdict(float)
+        for m in _PEAK.finditer(f.read_text(errors="replace")):
+            per_dev[int(m.group(3))] += float(m.group(2))
+        if per_dev:
+            out.append({**j, "reserved_gib": dict(per_dev)})
+    return out
+
+
+def concurrent_peak(peaks: list[dict]) -> tuple[float, int | None, list[str]]:
+    """The largest sum of reserved peaks over the jobs running at once on one device (an upper bound
+    of what they held together: each job's peak need not coincide with the others'; CUDA contexts,
+    about 0.5 GiB a process, are not counted), its device and those jobs' rules. Jobs that end in the
+    second another starts count as overlapping (the log's stamps have 1 s resolution)."""
+    best: tuple[float, int | None, list[str]] = (0.0, None, [])
+    for j in peaks:
+        for dev in j["reserved_gib"]:
+            running = [k for k in peaks if dev in k["reserved_gib"] and k["start"] <= j["start"] <= k["end"]]
+            total = sum(k["reserved_gib"][dev] for k in running)
+            if total > best[0]:
+                best = (total, dev, sorted(k["rule"] for k in running))
+    return best
 
 
 def _checkpoint(run: Path) -> Path | None:
@@ -131,7 +174,28 @@ def summary(results: Path, log: Path | None) -> str:
         for rule, ts in sorted(times.items(), key=lambda kv: -sum(kv[1])):
             out.append(f"| {rule} | {len(ts)} | {sum(ts):.0f} | {max(ts):.0f} |")
         out.append("")
+        out += gpu_memory_section(gpu_peaks(job_records(log), Path(".")))
     return "\n".join(out)
+
+
+def gpu_memory_section(peaks: list[dict]) -> list[str]:
+    """Markdown: each GPU rule's largest per-job peak, and the largest sum over concurrent jobs."""
+    if not peaks:
+        return []
+    out = ["## GPU memory (each job's peak, reserved by PyTorch, summed over its processes)", ""]
+    out += ["| rule | jobs | max GiB |", "|---|---|---|"]
+    by_rule: dict[str, list[float]] = defaultdict(list)
+    for j in peaks:
+        by_rule[j["rule"]].append(max(j["reserved_gib"].values()))
+    for rule, v in sorted(by_rule.items(), key=lambda kv: -max(kv[1])):
+        out.append(f"| {rule} | {len(v)} | {max(v):.1f} |")
+    total, dev, rules = concurrent_peak(peaks)
+    out += [
+        "",
+        f"Largest sum of the peaks of jobs running at once on cuda:{dev}: {total:.1f} GiB ({', '.join(rules)})",
+        "",
+    ]
+    return out
 
 
 def main() -> None:

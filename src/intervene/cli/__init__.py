@@ -100,4 +100,22 @@ def main(argv: list[str] | None = None) -> int:
             log.error("%s", e)
             return 1
         raise
+    finally:
+        log_gpu_peak()
     return 0
+
+
+def log_gpu_peak() -> None:
+    """The process's peak GPU memory, when it used a GPU (torch imported and CUDA started): every GPU
+    job's log then says what it held, and benchmarks/gpu_demo_summary.py adds the peaks of the jobs
+    that ran at once on one GPU. Nothing on CPU."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return
+    dev = torch.cuda.current_device()
+    log.info(
+        "peak GPU memory: %.2f GiB allocated, %.2f GiB reserved (cuda:%d)",
+        torch.cuda.max_memory_allocated(dev) / 2**30,
+        torch.cuda.max_memory_reserved(dev) / 2**30,
+        dev,
+    )
