@@ -417,6 +417,7 @@ def variant(name: str, micro: int, n_micro: int, steps: int, warm: int, prof_dir
 
             use_rotary_table(model)
         objective = OlmoObjective(model, z_loss=True, fused=fused)
+        objective.shifted_head = "shead" in name  # the head on the first L - 1 positions only
         if name == "ours_layers_fused":  # the per-layer compilation measured first (slower)
             for layer in model.model.layers:
                 layer.compile()

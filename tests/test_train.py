@@ -373,6 +373,30 @@ def test_fused_loss_equals_plain_loss_and_gradients():
     assert torch.allclose(h.grad, gh, atol=1e-6) and torch.allclose(w.grad, gw, atol=1e-6)
 
 
+def test_shifted_head_equals_the_full_head(small_world):
+    """The head applied to the first L - 1 positions only (OlmoObjective.shifted_head, for compiled
+    GPU runs: no copy of the logits to drop the last position) gives OLMo's loss and gradients,
+    with masked instances too."""
+    from intervene.train.objective import OlmoObjective
+
+    raw = yaml.safe_load((small_world / "train_config.yaml").read_text())
+    model = build_model(raw, seed=0)
+    ids = torch.randint(0, model.config.vocab_size, (3, 40), generator=torch.Generator().manual_seed(1))
+    mask = torch.tensor([True, False, True])
+    out = {}
+    for shifted in (False, True):
+        objective = OlmoObjective(model, z_loss=True)
+        objective.shifted_head = shifted
+        loss, ce, z = objective(ids, ids.numel(), mask)
+        loss.backward()
+        out[shifted] = (loss.detach(), ce, z, [p.grad.clone() for p in model.parameters()])
+        model.zero_grad(set_to_none=True)
+    (l0, ce0, z0, g0), (l1, ce1, z1, g1) = out[False], out[True]
+    assert torch.equal(l0, l1) and torch.equal(ce0, ce1) and torch.equal(z0, z1) and float(z0) > 0
+    assert all(torch.allclose(a, b, rtol=1e-6, atol=0) for a, b in zip(g0, g1, strict=True))
+    assert any(float(g.abs().sum()) > 0 for g in g1)
+
+
 def test_fused_loss_trains_like_the_plain_loss(small_world, original_run, tmp_path):
     raw = yaml.safe_load((small_world / "train_config.yaml").read_text())
     raw["fused_loss"] = True

@@ -28,13 +28,16 @@ def olmo_loss(
     *,
     z_loss: bool = True,
     instance_mask: torch.Tensor | None = None,
+    shifted: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(loss, ce, z) of one micro-batch, each already divided by ``batch_tokens``."""
+    """(loss, ce, z) of one micro-batch, each already divided by ``batch_tokens``. ``shifted``: the
+    logits are those of the first ``L - 1`` positions only (the head was applied to them alone), so
+    no slice of the full logits is taken (compiled, that slice is a copy of every logit)."""
     labels = input_ids.clone()
     if instance_mask is not None:
         labels.masked_fill_(~instance_mask.unsqueeze(-1), -100)
     labels = labels[..., 1:].reshape(-1)
-    flat = logits[..., :-1, :].reshape(-1, logits.size(-1))
+    flat = (logits if shifted else logits[..., :-1, :]).reshape(-1, logits.size(-1))
     ce = F.cross_entropy(flat, labels, ignore_index=-100, reduction="sum") / batch_tokens
     if not z_loss:
         return ce, ce, None

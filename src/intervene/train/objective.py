@@ -33,6 +33,9 @@ class OlmoObjective(nn.Module):
         self.z_loss, self.fused, self.chunk = z_loss, fused, chunk
         # re-runs of OLMo-core runs: its loss layout and z-loss multiplier (None: no z-loss)
         self.olmo_core, self.olmo_core_z_loss = olmo_core, olmo_core_z_loss
+        #: apply the head to the first L - 1 positions only (the trainer sets it when it compiles on
+        #: a GPU without FSDP: the model's own forward is bypassed, as for ``fused``)
+        self.shifted_head = False
 
     def forward(self, input_ids: torch.Tensor, batch_tokens: int, instance_mask: torch.Tensor | None = None):
         """``batch_tokens``: what the micro-batch's sums are divided by (OLMo: the device batch's
@@ -56,6 +59,12 @@ class OlmoObjective(nn.Module):
                 z_loss=self.z_loss,
                 chunk=self.chunk,
                 instance_mask=instance_mask,
+            )
+        if self.shifted_head:  # the head on the positions that predict a token only (no logits copy)
+            hidden = self.model.model(input_ids=input_ids).last_hidden_state
+            logits = self.model.lm_head(hidden[:, :-1])
+            return olmo_loss(
+                logits, input_ids, batch_tokens, z_loss=self.z_loss, instance_mask=instance_mask, shifted=True
             )
         logits = self.model(input_ids=input_ids).logits
         return olmo_loss(logits, input_ids, batch_tokens, z_loss=self.z_loss, instance_mask=instance_mask)
