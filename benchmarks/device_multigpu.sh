@@ -7,8 +7,9 @@
 #     (benchmarks/gpu_demo_summary.py) and by each training run's recorded world size.
 # The demo's CPU-only jobs (world, decode, doc_info, ...) run during part 1 on cores of their own.
 #  0. (optional, MFU_OURS / MFU_PEER set) the one-GPU trainer against OLMo-core (benchmarks/gpu_train.py):
-#     the MFU_OURS variants on GPU 0 while the MFU_PEER variants run on GPU 1, e.g.
-#     MFU_OURS=ours_whole_plain_causal:4,ours_whole_plain_causal:8 MFU_PEER=olmo_core:4,olmo_core:8
+#     the MFU_OURS then the MFU_PEER variants, one after the other on GPU 0, e.g.
+#     MFU_OURS=ours_whole_plain_causal_rtable_shead:8 MFU_PEER=olmo_core:8,olmo_core:4
+#     (side by side on two GPUs, one call saw ours fail for memory held by another process on its GPU)
 # Usage (repository root, a machine with 2 GPUs and no package index; wheels: device_setup.sh):
 #   bash benchmarks/device_multigpu.sh OUTDIR [WHEELS]
 # SCALE_END / DEMO_END: seconds after the start by which part 1 / Snakemake are stopped.
@@ -67,20 +68,13 @@ scale() { # GPUS STRATEGY VISIBLE CAP
         > "$OUT/scaling_${1}gpu_$2.log" 2>&1
     echo "scaling $1 GPU $2: exit $? at $(elapsed) s (limit $t s)" | tee -a "$OUT/machine.txt"
 }
-# 0. the trainer against OLMo-core on one GPU each side (same host, same call)
+# 0. the trainer against OLMo-core, one after the other on one GPU (same call)
 if [ -n "${MFU_OURS:-}" ] && [ -n "${MFU_PEER:-}" ]; then
-    mfu() { # GPU VARIANTS
-        CUDA_VISIBLE_DEVICES=$1 timeout "$(budget "$SCALE_END" 400)" $PIN_FG python3 benchmarks/gpu_train.py \
-            --out "$OUT/mfu_gpu$1" --parts 2 --seqs-per-step 32 --profile --variants "$2" \
-            > "$OUT/mfu_gpu$1.log" 2>&1
-        echo "mfu GPU $1 ($2): exit $? at $(elapsed) s" | tee -a "$OUT/machine.txt"
-    }
-    mfu 0 "$MFU_OURS" &
-    p1=$!
-    mfu 1 "$MFU_PEER" &
-    p2=$!
-    wait $p1 $p2
-    grep -h "^|" "$OUT"/mfu_gpu*.log | sort -u | tee "$OUT/mfu.md"
+    CUDA_VISIBLE_DEVICES=0 timeout "$(budget "$SCALE_END" 500)" $PIN_FG python3 benchmarks/gpu_train.py \
+        --out "$OUT/mfu_gpu0" --parts 2 --seqs-per-step 32 --profile --variants "$MFU_OURS,$MFU_PEER" \
+        > "$OUT/mfu_gpu0.log" 2>&1
+    echo "mfu GPU 0 ($MFU_OURS,$MFU_PEER): exit $? at $(elapsed) s" | tee -a "$OUT/machine.txt"
+    grep -h "^|" "$OUT/mfu_gpu0.log" | tee "$OUT/mfu.md"
 fi
 ALL=$(seq -s, 0 $((NGPU - 1)))
 SCALE=${SCALE:-"1:ddp 1:fsdp $NGPU:ddp $NGPU:fsdp"}
