@@ -169,7 +169,7 @@ def replay_check(
     atol: float = 0.0,
     device: str | None = None,
     group_dirs: list[str | os.PathLike] | None = None,
-) -> dict:
+) -> dict | None:
     """Re-run ``steps`` steps from the original run's ``step{from_step}`` over the decoded, unmodified
     batches (in ``group_dirs``, else under ``batches_root`` in groups of ``batches_per_group``) and
     compare with its ``step{from_step + steps}``. The replay runs as the original run did (processes,
