@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 
-from intervene.cli.common import OUT, _sources, _target_rows, _task_data, log
+from intervene.cli.common import FIRST_LAST, GROUP_FILES, OUT, _sources, _target_rows, _task_data, log
 from intervene.cli_build import Command, arg, command, opt
 from intervene.cli_types import below, nonneg_int, positive_int
 from intervene.settings import DataConfig, RelevanceConfig, TopDocsConfig
@@ -91,15 +91,8 @@ COMMANDS: tuple[Command, ...] = (
         _cmd_top_docs,
         "top documents per instance | results/inspect/{name}/top_docs_{side}.jsonl | intervene.inspect_docs.export_top_docs",
         arg("--scores", required=True, help="(instances x window documents) scores, e.g. scores_target.npz"),
-        arg(
-            "--group-dirs",
-            nargs="+",
-            required=True,
-            help="decoded group folders holding the window, in order",
-        ),
-        arg("--doc-info", nargs="+", required=True, help="their doc-info files (002.npy for folder 002)"),
-        arg("--first", type=nonneg_int, required=True),
-        arg("--last", type=positive_int, required=True),
+        *GROUP_FILES,
+        *FIRST_LAST,
         arg("--tasks", required=True, help="comma-separated tasks whose instances are the rows"),
         *_task_data(),
         arg("--instances", help="learned_step{N}.npz: the rows are its instances (default: all)"),
