@@ -48,10 +48,9 @@ def job_records(log: Path) -> list[dict]:
     return jobs
 
 
-def rule_times(log: Path) -> tuple[dict[str, list[float]], float]:
-    """Wall seconds of every finished job by rule, and the span from the first job's start to the
-    last one's end."""
-    jobs = job_records(log)
+def rule_times(jobs: list[dict]) -> tuple[dict[str, list[float]], float]:
+    """Wall seconds of every finished job (:func:`job_records`) by rule, and the span from the first
+    job's start to the last one's end."""
     times: dict[str, list[float]] = defaultdict(list)
     for j in jobs:
         times[j["rule"]].append((j["end"] - j["start"]).total_seconds())
@@ -168,13 +167,14 @@ def summary(results: Path, log: Path | None) -> str:
         )
     out.append("")
     if log is not None and log.exists():
-        times, span = rule_times(log)
+        jobs = job_records(log)
+        times, span = rule_times(jobs)
         out += [f"## Wall time per rule (first job start to last job end: {span:.0f} s)", ""]
         out += ["| rule | jobs | sum s | max s |", "|---|---|---|---|"]
         for rule, ts in sorted(times.items(), key=lambda kv: -sum(kv[1])):
             out.append(f"| {rule} | {len(ts)} | {sum(ts):.0f} | {max(ts):.0f} |")
         out.append("")
-        out += gpu_memory_section(gpu_peaks(job_records(log), Path(".")))
+        out += gpu_memory_section(gpu_peaks(jobs, Path(".")))
     return "\n".join(out)
 
 

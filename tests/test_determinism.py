@@ -16,7 +16,7 @@ from intervene.decode import decode_group
 from intervene.train import determinism, trainer
 from intervene.train.determinism import CUBLAS_ENV, deterministic_mode
 from intervene.train.fingerprint import read_fingerprint
-from intervene.train.replay import compare_checkpoints, replay_check, trained_deterministic
+from intervene.train.replay import compare_checkpoints, replay_check, replay_execution
 from intervene.train.trainer import train
 
 STEPS = 2  # from the original run's step 2 to step 4
@@ -93,7 +93,11 @@ def test_flag_reaches_the_step_the_fingerprint_and_the_summary(runs):
     d = runs["dir"]
     assert read_fingerprint(d / "det")["execution"]["deterministic"] is True
     assert "deterministic" not in read_fingerprint(d / "default")["execution"]  # as before the mode
-    assert trained_deterministic(d / "det") and not trained_deterministic(d / "default")
+    # what a replay of each takes from its fingerprint
+    assert (
+        replay_execution(d / "det", 1)["deterministic"]
+        and not replay_execution(d / "default", 1)["deterministic"]
+    )
     assert '"deterministic": true' in (d / "det" / "summary.json").read_text()
 
 

@@ -317,22 +317,8 @@ def test_cli_data_order_and_localized_config(tmp_path):
     cfg = tmp_path / "run.json"
     cfg.write_text(json.dumps(run))
     out = tmp_path / "order.npy"
-    assert (
-        main(
-            [
-                "data-order",
-                "--train-config",
-                str(cfg),
-                "--out",
-                str(out),
-                "--manifest",
-                str(tmp_path / "m.tsv"),
-                "--loader",
-                "olmo_core",
-            ]
-        )
-        == 0
-    )
+    cmd = ["data-order", "--train-config", str(cfg), "--out", str(out), "--manifest", str(tmp_path / "m.tsv")]
+    assert main([*cmd, "--loader", "olmo_core"]) == 0
     ds = NumpyFSLDatasetConfig(
         paths=run["dataset"]["paths"],
         expand_glob=True,
@@ -347,20 +333,7 @@ def test_cli_data_order_and_localized_config(tmp_path):
     dl.reshuffle(epoch=1)
     assert out.read_bytes() == dl._global_indices_file.read_bytes()
     # the default data.loader (olmo) on this config: refused, one error line, exit status 1
-    assert (
-        main(
-            [
-                "data-order",
-                "--train-config",
-                str(cfg),
-                "--out",
-                str(out),
-                "--manifest",
-                str(tmp_path / "m.tsv"),
-            ]
-        )
-        == 1
-    )
+    assert main(cmd) == 1
     local = localize_train_config(cfg, tmp_path / "mirror", tmp_path / "local" / "run.yaml")
     spec, local_spec = load_train_config(cfg), load_train_config(local)
     assert (

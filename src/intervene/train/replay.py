@@ -85,11 +85,6 @@ def compare_checkpoints(
     return result
 
 
-def trained_deterministic(run_dir: str | os.PathLike) -> bool:
-    """Whether the run in ``run_dir`` was trained in the deterministic mode (its fingerprint says)."""
-    return bool(run_execution(run_dir).get("deterministic", False))
-
-
 def run_execution(run_dir: str | os.PathLike) -> dict:
     """How the run in ``run_dir`` was executed (world size, strategy, device, micro-batch, ...), from
     its fingerprint; empty when it has none."""
